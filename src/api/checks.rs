@@ -1,0 +1,400 @@
+//! The native check API: `GET /v1/imeis/{imei}/status[?imsi=...]` and the batch
+//! `POST /v1/checks`.
+//!
+//! Both take registry input: a 15-digit IMEI must carry its check digit (14 digits, IMEISV
+//! and `imei-`/`imeisv-` forms are accepted too). Both answer, per IMEI, the canonical IMEI,
+//! its TAC, list membership, the decision and its reason:
+//!
+//! ```json
+//! {"imei":"260531793113837","tac":"26053179","status":"WHITELISTED","reason":"REGISTERED",
+//!  "positiveList":true,"negativeList":false}
+//! ```
+//!
+//! A batch body is `{"imeis":["...", ...]}` or `{"checks":[{"imei":"...","imsi":"..."}, ...]}`
+//! with up to `check.max_batch` entries. The answer is `{"results":[...]}`, one entry per
+//! input in order; a malformed entry gets `{"error":{"param":"/imeis/3","reason":"..."}}` and
+//! does not fail the others.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Instant;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::problem::ParamLocation;
+use super::{ApiError, AppState, HttpResponse, json_response, read_body};
+use crate::imei::Imei;
+use crate::imsi::Imsi;
+use crate::metrics::CheckResult;
+use crate::registry::{Decision, Interface};
+
+/// Path of the batch check.
+pub const BATCH_PATH: &str = "/v1/checks";
+
+/// The `{imei}` of `/v1/imeis/{imei}/status`, if `path` is that route.
+pub fn status_path_imei(path: &str) -> Option<&str> {
+    let imei = path.strip_prefix("/v1/imeis/")?.strip_suffix("/status")?;
+    (!imei.contains('/')).then_some(imei)
+}
+
+/// `GET /v1/imeis/{imei}/status`.
+///
+/// # Errors
+/// 400 naming `{imei}` or `query imsi` when malformed; 500 if the store fails.
+pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let outcome = parse_single(imei, query).and_then(|(imei, imsi)| {
+        state
+            .registry
+            .check(Interface::Native, imei, imsi.as_ref())
+            .map(|decision| (imei, decision))
+            .map_err(|e| {
+                tracing::error!(error = %e, "native check failed");
+                ApiError::Internal
+            })
+    });
+    let result = match &outcome {
+        Ok((_, decision)) => CheckResult::Answered(decision.answer),
+        Err(ApiError::Internal) => CheckResult::Failed,
+        Err(_) => CheckResult::Malformed,
+    };
+    let response = outcome.map(|(imei, decision)| {
+        let mut out = Vec::with_capacity(160);
+        write_decision(&mut out, imei, &decision);
+        json_response(out)
+    });
+    state
+        .metrics
+        .observe_check(Interface::Native, result, Some(started.elapsed()));
+    response
+}
+
+fn parse_single(imei: &str, query: Option<&str>) -> Result<(Imei, Option<Imsi>), ApiError> {
+    let mut invalid = Vec::new();
+    let imei = Imei::parse(imei)
+        .map_err(|e| invalid.push(("{imei}".to_owned(), e.to_string())))
+        .ok();
+    let mut imsi = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "imsi" {
+            match Imsi::parse(&value) {
+                Ok(parsed) => imsi = Some(parsed),
+                Err(e) => invalid.push(("query imsi".to_owned(), e.to_string())),
+            }
+        }
+    }
+    match imei {
+        Some(imei) if invalid.is_empty() => Ok((imei, imsi)),
+        _ => Err(ApiError::InvalidParams {
+            location: if invalid.iter().any(|(p, _)| p == "{imei}") {
+                ParamLocation::Path
+            } else {
+                ParamLocation::Query
+            },
+            params: invalid,
+        }),
+    }
+}
+
+/// Appends the JSON object of one decision.
+fn write_decision(out: &mut Vec<u8>, imei: Imei, decision: &Decision) {
+    out.extend_from_slice(b"{\"imei\":\"");
+    out.extend_from_slice(&imei.to_digits());
+    out.extend_from_slice(b"\",\"tac\":\"");
+    out.extend_from_slice(&imei.to_digits()[..8]);
+    out.extend_from_slice(b"\",\"status\":\"");
+    out.extend_from_slice(decision.answer.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"reason\":\"");
+    out.extend_from_slice(decision.reason.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"positiveList\":");
+    out.extend_from_slice(bool_text(decision.listing.positive));
+    out.extend_from_slice(b",\"negativeList\":");
+    out.extend_from_slice(bool_text(decision.listing.negative));
+    out.push(b'}');
+}
+
+fn bool_text(b: bool) -> &'static [u8] {
+    if b { b"true" } else { b"false" }
+}
+
+/// A JSON value that should be a string: kept as text, or as the name of what it was
+/// instead, so one wrong entry does not fail the whole batch.
+enum Loose<'a> {
+    Text(Cow<'a, str>),
+    NotText(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LooseVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
+            type Value = Loose<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Owned(v)))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Loose::NotText("a number"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Loose::NotText("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Loose::NotText("a number"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose::NotText("a boolean"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Loose::NotText("null"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::NotText("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::NotText("an object"))
+            }
+        }
+        deserializer.deserialize_any(LooseVisitor(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest<'a> {
+    #[serde(borrow, default)]
+    imeis: Option<Vec<Loose<'a>>>,
+    #[serde(borrow, default)]
+    checks: Option<Vec<CheckItem<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckItem<'a> {
+    #[serde(borrow)]
+    imei: Loose<'a>,
+    #[serde(borrow, default)]
+    imsi: Option<Loose<'a>>,
+}
+
+/// One batch entry after validation: the check to run, or why it cannot run.
+enum Entry {
+    Valid(usize),
+    Invalid { param: String, reason: String },
+}
+
+/// `POST /v1/checks`.
+///
+/// # Errors
+/// 413 past the body or batch limit, 415 for a non-JSON body, 400 for a body that is not the
+/// shape above (malformed entries are per-entry errors instead), 500 if the store fails.
+pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType {
+            detail: "send the batch as application/json",
+        });
+    }
+    let body = read_body(request, state.max_body_bytes).await?;
+    let parsed: BatchRequest<'_> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody {
+            detail: format!("{e}"),
+        })?;
+    let (list, items) = match (parsed.imeis, parsed.checks) {
+        (Some(imeis), None) => (
+            "imeis",
+            imeis
+                .into_iter()
+                .map(|imei| (imei, None))
+                .collect::<Vec<_>>(),
+        ),
+        (None, Some(checks)) => (
+            "checks",
+            checks.into_iter().map(|c| (c.imei, c.imsi)).collect(),
+        ),
+        _ => {
+            return Err(ApiError::MalformedBody {
+                detail: "give exactly one of \"imeis\" (strings) or \"checks\" (objects)".into(),
+            });
+        }
+    };
+    if items.len() > state.max_batch {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "at most {} IMEIs per batch, got {}",
+                state.max_batch,
+                items.len()
+            ),
+        });
+    }
+
+    let mut checks = Vec::with_capacity(items.len());
+    let entries: Vec<Entry> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (imei, imsi))| {
+            let field = |name: &str| {
+                if list == "imeis" {
+                    format!("/imeis/{i}")
+                } else {
+                    format!("/checks/{i}/{name}")
+                }
+            };
+            let imei = match imei {
+                Loose::Text(text) => Imei::parse(text).map_err(|e| e.to_string()),
+                Loose::NotText(what) => Err(format!("must be a string, got {what}")),
+            };
+            let imei = match imei {
+                Ok(imei) => imei,
+                Err(reason) => {
+                    return Entry::Invalid {
+                        param: field("imei"),
+                        reason,
+                    };
+                }
+            };
+            let imsi = match imsi {
+                None => None,
+                Some(Loose::Text(text)) => match Imsi::parse(text) {
+                    Ok(imsi) => Some(imsi),
+                    Err(e) => {
+                        return Entry::Invalid {
+                            param: field("imsi"),
+                            reason: e.to_string(),
+                        };
+                    }
+                },
+                Some(Loose::NotText(what)) => {
+                    return Entry::Invalid {
+                        param: field("imsi"),
+                        reason: format!("must be a string, got {what}"),
+                    };
+                }
+            };
+            checks.push((imei, imsi));
+            Entry::Valid(checks.len() - 1)
+        })
+        .collect();
+
+    // Tens of thousands of store reads: off the async workers.
+    let registry = state.registry.clone();
+    let (checks, decisions) = tokio::task::spawn_blocking(move || {
+        let decisions = registry.check_many(Interface::Native, &checks);
+        (checks, decisions)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "batch check task failed");
+        ApiError::Internal
+    })?;
+    let decisions = decisions.map_err(|e| {
+        tracing::error!(error = %e, "batch check failed");
+        state.metrics.observe_batch(
+            &[(CheckResult::Failed, items.len() as u64)],
+            started.elapsed(),
+        );
+        ApiError::Internal
+    })?;
+
+    let mut out = Vec::with_capacity(16 + entries.len() * 150);
+    out.extend_from_slice(b"{\"results\":[");
+    let mut counts: Vec<(CheckResult, u64)> = Vec::with_capacity(5);
+    let mut count = |result: CheckResult| match counts.iter_mut().find(|(r, _)| *r == result) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((result, 1)),
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match entry {
+            Entry::Valid(k) => {
+                write_decision(&mut out, checks[*k].0, &decisions[*k]);
+                count(CheckResult::Answered(decisions[*k].answer));
+            }
+            Entry::Invalid { param, reason } => {
+                out.extend_from_slice(b"{\"error\":{\"param\":");
+                // serde_json escapes whatever the reason quotes back from the input
+                let _ = serde_json::to_writer(&mut out, param);
+                out.extend_from_slice(b",\"reason\":");
+                let _ = serde_json::to_writer(&mut out, reason);
+                out.extend_from_slice(b"}}");
+                count(CheckResult::Malformed);
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    state.metrics.observe_batch(&counts, started.elapsed());
+    Ok(json_response(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_paths_are_recognised() {
+        assert_eq!(status_path_imei("/v1/imeis/123/status"), Some("123"));
+        assert_eq!(status_path_imei("/v1/imeis/1/2/status"), None);
+        assert_eq!(status_path_imei("/v1/imeis/123"), None);
+        assert_eq!(status_path_imei("/v1/other/123/status"), None);
+    }
+
+    #[test]
+    fn single_check_errors_name_the_parameter() {
+        let Err(ApiError::InvalidParams { location, params }) =
+            parse_single("260531793113830", Some("imsi=12"))
+        else {
+            panic!("expected invalid params");
+        };
+        assert_eq!(location, ParamLocation::Path);
+        assert_eq!(params[0].0, "{imei}");
+        assert!(params[0].1.contains("check digit"));
+        assert_eq!(params[1].0, "query imsi");
+    }
+
+    #[test]
+    fn loose_values_keep_text_and_name_the_rest() {
+        let parsed: BatchRequest<'_> =
+            serde_json::from_str(r#"{"imeis":["1",2,null,{"a":[1]},["x"],true]}"#).unwrap();
+        let kinds: Vec<&str> = parsed
+            .imeis
+            .unwrap()
+            .iter()
+            .map(|l| match l {
+                Loose::Text(_) => "text",
+                Loose::NotText(what) => what,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "text",
+                "a number",
+                "null",
+                "an object",
+                "an array",
+                "a boolean"
+            ]
+        );
+    }
+}

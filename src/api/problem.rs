@@ -1,0 +1,241 @@
+//! API errors and their RFC 7807 / TS 29.571 `ProblemDetails` bodies.
+//!
+//! One exhaustive `match` maps each error to its HTTP status and machine-readable `cause`
+//! (TS 29.500 table 5.2.7.2-1 names where one exists), and the body's `status` comes from that
+//! same match, so the two can never disagree. 5xx bodies say little; details go to the log.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a request can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A query parameter is missing (TS 29.500 `MANDATORY_QUERY_PARAM_MISSING`).
+    MissingQueryParam {
+        /// Parameter name.
+        param: &'static str,
+    },
+    /// Query, path or body parameters are malformed; each names its parameter.
+    InvalidParams {
+        /// Where the parameters are: `query`, `path` or `body`, which picks the cause.
+        location: ParamLocation,
+        /// `(param, reason)` pairs, `param` formatted as TS 29.571 `InvalidParam` says.
+        params: Vec<(String, String)>,
+    },
+    /// The body is not the JSON this endpoint takes (`INVALID_MSG_FORMAT`).
+    MalformedBody {
+        /// What the parser said.
+        detail: String,
+    },
+    /// The body or batch is larger than allowed.
+    PayloadTooLarge {
+        /// What the limit is.
+        detail: String,
+    },
+    /// The body's media type is not accepted.
+    UnsupportedMediaType {
+        /// What is accepted.
+        detail: &'static str,
+    },
+    /// The PEI is on neither list and the interface answers "unknown".
+    EquipmentUnknown,
+    /// No such resource.
+    NotFound,
+    /// The resource exists but not with this method.
+    MethodNotAllowed {
+        /// Methods that are allowed.
+        allow: &'static str,
+    },
+    /// The server is starting or stopping.
+    NotReady,
+    /// Something failed inside; details are in the log.
+    Internal,
+}
+
+/// Where a malformed parameter was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamLocation {
+    /// The query string.
+    Query,
+    /// A path segment.
+    Path,
+    /// The JSON body.
+    Body,
+}
+
+#[derive(Serialize)]
+struct InvalidParam<'a> {
+    param: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct ProblemDetails<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    cause: &'static str,
+    #[serde(rename = "invalidParams", skip_serializing_if = "Vec::is_empty")]
+    invalid_params: Vec<InvalidParam<'a>>,
+}
+
+impl ApiError {
+    /// HTTP status, `cause` and `title`: the one place they are decided.
+    pub fn status_and_cause(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::MissingQueryParam { .. } => (
+                StatusCode::BAD_REQUEST,
+                "MANDATORY_QUERY_PARAM_MISSING",
+                "A mandatory query parameter is missing",
+            ),
+            ApiError::InvalidParams { location, .. } => (
+                StatusCode::BAD_REQUEST,
+                match location {
+                    ParamLocation::Query => "INVALID_QUERY_PARAM",
+                    ParamLocation::Path | ParamLocation::Body => "MANDATORY_IE_INCORRECT",
+                },
+                "Invalid parameters",
+            ),
+            ApiError::MalformedBody { .. } => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_MSG_FORMAT",
+                "The request body is malformed",
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "The request is too large",
+            ),
+            ApiError::UnsupportedMediaType { .. } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported media type",
+            ),
+            ApiError::EquipmentUnknown => (
+                StatusCode::NOT_FOUND,
+                "ERROR_EQUIPMENT_UNKNOWN",
+                "Equipment unknown",
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "RESOURCE_URI_STRUCTURE_NOT_FOUND",
+                "No such resource",
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "Method not allowed",
+            ),
+            ApiError::NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NF_SERVICE_FAILOVER",
+                "Not ready",
+            ),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "SYSTEM_FAILURE",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The problem+json response.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, cause, title) = self.status_and_cause();
+        let detail = match &self {
+            ApiError::MissingQueryParam { param } => {
+                Some(format!("query parameter {param} is required"))
+            }
+            ApiError::MalformedBody { detail } | ApiError::PayloadTooLarge { detail } => {
+                Some(detail.clone())
+            }
+            ApiError::UnsupportedMediaType { detail } => Some((*detail).to_owned()),
+            ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
+            ApiError::InvalidParams { .. }
+            | ApiError::EquipmentUnknown
+            | ApiError::NotFound
+            | ApiError::NotReady
+            | ApiError::Internal => None,
+        };
+        let invalid_params = match &self {
+            ApiError::InvalidParams { params, .. } => params
+                .iter()
+                .map(|(param, reason)| InvalidParam { param, reason })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let body = ProblemDetails {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail: detail.as_deref(),
+            cause,
+            invalid_params,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(bytes)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_status_matches_http_status() {
+        let errors = [
+            ApiError::MissingQueryParam { param: "pei" },
+            ApiError::InvalidParams {
+                location: ParamLocation::Query,
+                params: vec![("query pei".into(), "bad".into())],
+            },
+            ApiError::MalformedBody { detail: "x".into() },
+            ApiError::PayloadTooLarge { detail: "x".into() },
+            ApiError::UnsupportedMediaType { detail: "x" },
+            ApiError::EquipmentUnknown,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::NotReady,
+            ApiError::Internal,
+        ];
+        for e in errors {
+            let response = e.into_response();
+            let status = response.status().as_u16();
+            assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+            let body = response.into_body();
+            let bytes = futures_body(body);
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(json["status"], status);
+            assert!(json["cause"].is_string());
+        }
+    }
+
+    fn futures_body(body: Full<Bytes>) -> Bytes {
+        use http_body_util::BodyExt;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(body.collect())
+            .unwrap()
+            .to_bytes()
+    }
+}

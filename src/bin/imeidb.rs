@@ -1,0 +1,305 @@
+//! The `imeidb` command: `serve` and `import`. A thin layer over the library: it reads the
+//! configuration, opens the store and hands over; errors are printed with their causes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use imeidb::api::AppState;
+use imeidb::config::{CONFIG_ENV, Config, Overrides};
+use imeidb::metrics::Metrics;
+use imeidb::registry::Registry;
+use imeidb::registry::import::{ImportReport, Progress, import_csv};
+use imeidb::store::{List, Store};
+
+/// imeidb: national IMEI registry server.
+///
+/// Keeps the positive list (devices that entered the country legally) and the negative list
+/// (devices reported stolen or lost) and answers the network's equipment checks over the 5G
+/// EIR API (TS 29.511) and a native JSON API, on HTTP/1.1 and HTTP/2 cleartext.
+#[derive(Parser)]
+#[command(name = "imeidb", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the check APIs until SIGTERM or ctrl-c.
+    ///
+    /// Without --config the built-in default (config/imeidb.toml) is used: listen on
+    /// 127.0.0.1:8080, data under ./data. IMEIDB_<SECTION>_<KEY> variables override the file;
+    /// flags override both.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, e.g. 0.0.0.0:8080 (overrides server.listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Bulk-load a CSV file into a list (the server must be stopped).
+    ///
+    /// The file needs a header naming its columns; `imei` is required. Positive list:
+    /// manufacturer, model, registrant, reference. Negative list: kind (stolen|lost), reporter,
+    /// reference. Every line is validated; good lines are loaded in one atomic step, bad ones
+    /// are reported with their line numbers. IMEIs already on the list are left unchanged.
+    ///
+    /// Exit status: 0 all lines loaded or already listed; 2 some lines rejected (the others
+    /// were loaded); 1 nothing loaded (bad header, unreadable file, data dir in use).
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The list to load into.
+        #[arg(long, value_enum)]
+        list: ListArg,
+        /// The CSV file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Configuration file (TOML). Default: the built-in config/imeidb.toml.
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides store.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListArg {
+    /// Devices that entered the country legally or were made here.
+    Positive,
+    /// Devices reported stolen or lost.
+    Negative,
+}
+
+impl From<ListArg> for List {
+    fn from(list: ListArg) -> List {
+        match list {
+            ListArg::Positive => List::Positive,
+            ListArg::Negative => List::Negative,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { common, listen } => serve(&common, listen),
+        Command::Import { common, list, file } => import(&common, list.into(), &file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("imeidb: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen,
+        data_dir: common.data_dir.clone(),
+    };
+    Ok(Config::load(
+        common.config.as_deref(),
+        std::env::vars(),
+        &overrides,
+    )?)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let config = load_config(common, listen)?;
+    init_logging(&config.log_level);
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::open(&config.data_dir, &config.store, metrics.store())
+        .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        positive = store.len(List::Positive),
+        negative = store.len(List::Negative),
+        filter_mib = (store.filter_memory_bytes(List::Positive) + store.filter_memory_bytes(List::Negative)) >> 20,
+        open_ms = store.open_time().as_millis() as u64,
+        "store open"
+    );
+    let registry = Registry::new(Arc::new(store), config.check.clone());
+    let state = AppState {
+        registry: registry.clone(),
+        metrics,
+        max_body_bytes: config.server.max_body_bytes,
+        max_batch: config.max_batch,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(%addr, "listening (HTTP/1.1 and h2c)");
+        imeidb::server::run(listener, state, &config.server, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    drop(runtime);
+    registry
+        .store()
+        .sync()
+        .context("syncing the store on shutdown")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM or SIGINT (ctrl-c).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; ctrl-c only");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+fn import(common: &Common, list: List, file: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(common, None)?;
+    init_logging("warn");
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let started = Instant::now();
+    let metrics = Metrics::new();
+    let store = Store::open(&config.data_dir, &config.store, metrics.store())
+        .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
+    let registry = Registry::new(Arc::new(store), config.check.clone());
+    eprintln!(
+        "importing {} into the {list} list at {}",
+        file.display(),
+        config.data_dir.display()
+    );
+    let mut bar = ProgressBar::new(size);
+    let report = import_csv(
+        &registry,
+        list,
+        std::io::BufReader::with_capacity(1 << 20, input),
+        &mut |p| bar.show(p),
+    )
+    .with_context(|| format!("importing {}", file.display()))?;
+    bar.finish();
+    print_report(&report, list, started.elapsed());
+    Ok(if report.rejected_total() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_report(report: &ImportReport, list: List, took: std::time::Duration) {
+    let rate = report.lines as f64 / took.as_secs_f64().max(1e-9);
+    println!("lines read:      {}", report.lines);
+    println!(
+        "accepted:        {} (now on the {list} list)",
+        report.accepted
+    );
+    println!(
+        "already listed:  {} (left unchanged)",
+        report.already_listed
+    );
+    println!("rejected:        {}", report.rejected_total());
+    for (reason, n) in &report.rejected {
+        println!("  {reason}: {n}");
+    }
+    if !report.first_rejections.is_empty() {
+        println!("first rejected lines:");
+        for r in &report.first_rejections {
+            println!("  line {}: {}", r.line, r.reason);
+        }
+    }
+    println!("took {:.2} s ({:.0} lines/s)", took.as_secs_f64(), rate);
+}
+
+/// A progress bar on stderr when it is a terminal; silent otherwise (logs, CI).
+struct ProgressBar {
+    total: u64,
+    enabled: bool,
+    last_percent: Option<u64>,
+}
+
+impl ProgressBar {
+    fn new(total: u64) -> ProgressBar {
+        ProgressBar {
+            total,
+            enabled: std::io::stderr().is_terminal(),
+            last_percent: None,
+        }
+    }
+
+    fn show(&mut self, progress: Progress) {
+        if !self.enabled {
+            return;
+        }
+        match progress {
+            Progress::Reading { bytes } => {
+                let percent = (bytes * 100)
+                    .checked_div(self.total)
+                    .unwrap_or(100)
+                    .min(100);
+                if self.last_percent != Some(percent) {
+                    self.last_percent = Some(percent);
+                    let filled = (percent / 2) as usize;
+                    eprint!(
+                        "\rreading   [{}{}] {percent:>3}%",
+                        "#".repeat(filled),
+                        " ".repeat(50 - filled)
+                    );
+                }
+            }
+            Progress::Checking => eprint!("\nchecking against both lists..."),
+            Progress::Writing => eprint!("\nwriting and ingesting table files..."),
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.enabled {
+            eprintln!(" done");
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Configuration: the TOML file (or the built-in default, which is `config/imeidb.toml`
+//! itself), then `IMEIDB_*` environment overrides, then command-line flags, turned once into a
+//! validated [`Config`]. Everything after start-up reads `Config`, never raw values.
+//!
+//! Environment names are derived from the keys of the default file (`[store] block_cache_mb`
+//! is `IMEIDB_STORE_BLOCK_CACHE_MB`), so the two cannot drift apart, and a misspelt variable
+//! is an error rather than silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+use crate::imsi::Mcc;
+use crate::registry::{Answer, CheckPolicy, EquipmentStatus, Interface};
+use crate::store::StoreOptions;
+
+/// The default configuration file, embedded: `imeidb serve` without `--config` uses it.
+pub const DEFAULT_TOML: &str = include_str!("../config/imeidb.toml");
+
+/// Environment variable naming the config file (read by the CLI, not a config key).
+pub const CONFIG_ENV: &str = "IMEIDB_CONFIG";
+
+/// The file as written, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    server: RawServer,
+    store: RawStore,
+    check: RawCheck,
+    log: RawLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    max_connections: u64,
+    max_body_bytes: u64,
+    max_header_bytes: u64,
+    idle_timeout_secs: u64,
+    shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    data_dir: PathBuf,
+    block_cache_mb: u64,
+    bloom_bits_per_key: f64,
+    sync_writes: bool,
+    filter_fp_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCheck {
+    home_mccs: Vec<String>,
+    max_batch: u64,
+    native: RawInterface,
+    n5g_eir: RawInterface,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    not_listed: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            max_connections: 10_000,
+            max_body_bytes: 1 << 20,
+            max_header_bytes: 16 << 10,
+            idle_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        let defaults = StoreOptions::default();
+        RawStore {
+            data_dir: PathBuf::from("./data"),
+            block_cache_mb: (defaults.block_cache_bytes >> 20) as u64,
+            bloom_bits_per_key: defaults.bloom_bits_per_key,
+            sync_writes: defaults.sync_writes,
+            filter_fp_rate: defaults.filter_fp_rate,
+        }
+    }
+}
+
+impl Default for RawCheck {
+    fn default() -> Self {
+        let policy = CheckPolicy::default();
+        let name = |i: Interface| RawInterface {
+            not_listed: policy.not_listed[i.index()].as_str().to_ascii_lowercase(),
+        };
+        RawCheck {
+            home_mccs: policy.home_mccs.iter().map(ToString::to_string).collect(),
+            max_batch: 10_000,
+            native: name(Interface::Native),
+            n5g_eir: name(Interface::N5gEir),
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Limits of the HTTP server.
+    pub server: ServerLimits,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Store settings.
+    pub store: StoreOptions,
+    /// The check rule's settings.
+    pub check: CheckPolicy,
+    /// Most IMEIs per batch check.
+    pub max_batch: usize,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+    /// A silent connection is closed after this long.
+    pub idle_timeout: Duration,
+    /// How long in-flight requests get on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A configuration problem, naming the key (or variable, or file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file (or the merged result) is not valid TOML for this program.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or "environment and flags".
+        origin: String,
+        /// What the parser said (names the key).
+        message: String,
+    },
+    /// An `IMEIDB_*` variable names no key, or its value does not fit the key.
+    #[error("environment variable {name}: {problem}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key, as `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads `file` (or the built-in default), applies the `IMEIDB_*` variables of `env` and
+    /// then `flags`, and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, variable or key at fault.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let (origin, text) = match file {
+            Some(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            ),
+            None => (
+                "built-in default config".to_owned(),
+                DEFAULT_TOML.to_owned(),
+            ),
+        };
+        let mut table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+        apply_env(&mut table, env)?;
+        if let Some(listen) = &flags.listen {
+            set(
+                &mut table,
+                &["server", "listen"],
+                Value::String(listen.clone()),
+            );
+        }
+        if let Some(dir) = &flags.data_dir {
+            let dir = dir.display().to_string();
+            set(&mut table, &["store", "data_dir"], Value::String(dir));
+        }
+        let raw: RawConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin,
+                message: e.to_string(),
+            })?;
+        raw.validate()
+    }
+
+    /// The built-in default configuration.
+    pub fn default_config() -> Config {
+        RawConfig::default()
+            .validate()
+            .expect("the default configuration is valid")
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let listen = self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            )
+        })?;
+        let in_range = |key: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(key, format!("{value} is outside {min}..={max}")))
+            }
+        };
+        let server = ServerLimits {
+            max_connections: in_range(
+                "server.max_connections",
+                self.server.max_connections,
+                1,
+                1_000_000,
+            )? as usize,
+            max_body_bytes: in_range(
+                "server.max_body_bytes",
+                self.server.max_body_bytes,
+                1024,
+                1 << 30,
+            )? as usize,
+            max_header_bytes: in_range(
+                "server.max_header_bytes",
+                self.server.max_header_bytes,
+                8192,
+                1 << 20,
+            )? as usize,
+            idle_timeout: Duration::from_secs(in_range(
+                "server.idle_timeout_secs",
+                self.server.idle_timeout_secs,
+                1,
+                86_400,
+            )?),
+            shutdown_grace: Duration::from_secs(in_range(
+                "server.shutdown_grace_secs",
+                self.server.shutdown_grace_secs,
+                0,
+                3_600,
+            )?),
+        };
+        let cache_mb = in_range(
+            "store.block_cache_mb",
+            self.store.block_cache_mb,
+            8,
+            1 << 20,
+        )?;
+        if !(1.0..=64.0).contains(&self.store.bloom_bits_per_key) {
+            return Err(invalid(
+                "store.bloom_bits_per_key",
+                format!("{} is outside 1..=64", self.store.bloom_bits_per_key),
+            ));
+        }
+        if !(self.store.filter_fp_rate > 0.0 && self.store.filter_fp_rate < 1.0) {
+            return Err(invalid(
+                "store.filter_fp_rate",
+                format!("{} must be above 0 and below 1", self.store.filter_fp_rate),
+            ));
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            return Err(invalid("store.data_dir", "must not be empty".into()));
+        }
+        let store = StoreOptions {
+            block_cache_bytes: (cache_mb << 20) as usize,
+            bloom_bits_per_key: self.store.bloom_bits_per_key,
+            sync_writes: self.store.sync_writes,
+            filter_fp_rate: self.store.filter_fp_rate,
+        };
+        if self.check.home_mccs.is_empty() {
+            return Err(invalid("check.home_mccs", "name at least one MCC".into()));
+        }
+        let home_mccs = self
+            .check
+            .home_mccs
+            .iter()
+            .map(|m| Mcc::parse(m.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|p| invalid("check.home_mccs", p))?;
+        let check = CheckPolicy {
+            home_mccs,
+            not_listed: [
+                parse_answer("check.native.not_listed", &self.check.native.not_listed)?,
+                parse_answer("check.n5g_eir.not_listed", &self.check.n5g_eir.not_listed)?,
+            ],
+        };
+        let max_batch = in_range("check.max_batch", self.check.max_batch, 1, 1_000_000)? as usize;
+        Ok(Config {
+            listen,
+            server,
+            data_dir: self.store.data_dir,
+            store,
+            check,
+            max_batch,
+            log_level: self.log.level,
+        })
+    }
+}
+
+fn parse_answer(key: &'static str, value: &str) -> Result<Answer, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "whitelisted" => Ok(Answer::Status(EquipmentStatus::Whitelisted)),
+        "blacklisted" => Ok(Answer::Status(EquipmentStatus::Blacklisted)),
+        "greylisted" => Ok(Answer::Status(EquipmentStatus::Greylisted)),
+        "unknown" => Ok(Answer::Unknown),
+        _ => Err(ConfigError::Invalid {
+            key,
+            problem: format!(
+                "{value:?} is not one of \"greylisted\", \"whitelisted\", \"blacklisted\", \"unknown\""
+            ),
+        }),
+    }
+}
+
+/// Every leaf key of the default config with its default value, as (`["store","data_dir"]`,
+/// value): the source of truth for environment variable names and types.
+fn leaf_keys() -> Vec<(Vec<String>, Value)> {
+    fn walk(prefix: &mut Vec<String>, table: &Table, out: &mut Vec<(Vec<String>, Value)>) {
+        for (key, value) in table {
+            prefix.push(key.clone());
+            match value {
+                Value::Table(t) => walk(prefix, t, out),
+                leaf => out.push((prefix.clone(), leaf.clone())),
+            }
+            prefix.pop();
+        }
+    }
+    let defaults = Table::try_from(RawConfig::default()).expect("the default config serialises");
+    let mut out = Vec::new();
+    walk(&mut Vec::new(), &defaults, &mut out);
+    out
+}
+
+fn env_name(path: &[String]) -> String {
+    format!("IMEIDB_{}", path.join("_").to_ascii_uppercase())
+}
+
+fn apply_env(
+    table: &mut Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let keys = leaf_keys();
+    for (name, raw) in env {
+        if !name.starts_with("IMEIDB_") || name == CONFIG_ENV {
+            continue;
+        }
+        let Some((path, default)) = keys.iter().find(|(path, _)| env_name(path) == name) else {
+            let known: Vec<String> = keys.iter().map(|(p, _)| env_name(p)).collect();
+            return Err(ConfigError::Env {
+                name,
+                problem: format!("no such setting; known: {}, {CONFIG_ENV}", known.join(", ")),
+            });
+        };
+        let env_err = |problem: String| ConfigError::Env {
+            name: name.clone(),
+            problem,
+        };
+        let value = match default {
+            Value::String(_) => Value::String(raw),
+            Value::Integer(_) => Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| env_err(format!("{raw:?} is not a whole number")))?,
+            ),
+            Value::Float(_) => Value::Float(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| env_err(format!("{raw:?} is not a number")))?,
+            ),
+            Value::Boolean(_) => Value::Boolean(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| env_err(format!("{raw:?} is not true or false")))?,
+            ),
+            Value::Array(_) => Value::Array(
+                raw.split(',')
+                    .map(|s| Value::String(s.trim().to_owned()))
+                    .collect(),
+            ),
+            Value::Datetime(_) | Value::Table(_) => {
+                return Err(env_err("cannot be set from the environment".into()));
+            }
+        };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        set(table, &path, value);
+    }
+    Ok(())
+}
+
+/// Sets `path` in `table`, creating intermediate tables.
+fn set(table: &mut Table, path: &[&str], value: Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        current = entry.as_table_mut().expect("just made a table");
+    }
+    current.insert((*last).to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn the_example_file_parses_and_equals_the_defaults() {
+        let from_file: RawConfig = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(from_file, RawConfig::default());
+        let loaded = Config::load(None, no_env(), &Overrides::default()).unwrap();
+        assert_eq!(loaded, Config::default_config());
+        assert_eq!(loaded.data_dir, PathBuf::from("./data"));
+        assert_eq!(loaded.check, CheckPolicy::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let env = vec![
+            ("IMEIDB_STORE_BLOCK_CACHE_MB".to_owned(), "512".to_owned()),
+            ("IMEIDB_SERVER_LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("IMEIDB_CHECK_HOME_MCCS".to_owned(), "732, 734".to_owned()),
+            (
+                "IMEIDB_CHECK_N5G_EIR_NOT_LISTED".to_owned(),
+                "greylisted".to_owned(),
+            ),
+            ("IMEIDB_STORE_SYNC_WRITES".to_owned(), "false".to_owned()),
+            ("IMEIDB_CONFIG".to_owned(), "ignored.toml".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            data_dir: Some("/tmp/x".into()),
+        };
+        let c = Config::load(None, env, &flags).unwrap();
+        assert_eq!(c.store.block_cache_bytes, 512 << 20);
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.check.home_mccs.len(), 2);
+        assert_eq!(
+            c.check.not_listed[Interface::N5gEir.index()],
+            Answer::Status(EquipmentStatus::Greylisted)
+        );
+        assert!(!c.store.sync_writes);
+    }
+
+    #[test]
+    fn unknown_and_bad_environment_variables_are_named() {
+        let err = Config::load(
+            None,
+            vec![("IMEIDB_STORE_BLOK_CACHE_MB".into(), "1".into())],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("IMEIDB_STORE_BLOK_CACHE_MB: no such setting")
+        );
+        let err = Config::load(
+            None,
+            vec![("IMEIDB_STORE_BLOCK_CACHE_MB".into(), "lots".into())],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not a whole number"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[store]\nfilter_fp_rate = 1.5\n", "store.filter_fp_rate"),
+            ("[store]\nblock_cache_mb = 1\n", "store.block_cache_mb"),
+            ("[check]\nhome_mccs = [\"73\"]\n", "check.home_mccs"),
+            (
+                "[check.native]\nnot_listed = \"maybe\"\n",
+                "check.native.not_listed",
+            ),
+            ("[store]\nbogus = 1\n", "bogus"),
+        ] {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[store]\nblock_cache_mb = 64\n").unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        assert_eq!(c.store.block_cache_bytes, 64 << 20);
+        assert_eq!(c.listen, Config::default_config().listen);
+    }
+}

@@ -1,0 +1,32 @@
+//! imeidb: a national IMEI registry server.
+//!
+//! It keeps the **positive list** (devices that entered the country legally) and the
+//! **negative list** (devices reported stolen or lost) of Decree 1078 of 2015, Title 11, and
+//! answers the network's question on every attach, "may this IMEI use the network?", over the
+//! TS 29.511 5G EIR API and a native JSON API, in microseconds.
+//!
+//! # Layout
+//!
+//! Dependencies point one way: `api` → `registry` → `store` → `imei`. Nothing below `api`
+//! knows HTTP; nothing above `store` knows RocksDB.
+//!
+//! | module | responsibility |
+//! |---|---|
+//! | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
+//! | [`store`] | RocksDB behind per-list Bloom filters; the only code that touches RocksDB |
+//! | [`registry`] | the decree's rules: the network check, roaming exemption, bulk import |
+//! | [`api`] | HTTP: routing, one file per area, RFC 7807 problems |
+//! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |
+//! | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
+//! | [`metrics`] | every Prometheus metric; lower layers get handles from it |
+//!
+//! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve` and `import`.
+
+pub mod api;
+pub mod config;
+pub mod imei;
+pub mod imsi;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod store;

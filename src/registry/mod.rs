@@ -1,0 +1,321 @@
+//! The decree's rules over the two lists. Handlers call these functions; they never decide
+//! anything themselves.
+//!
+//! So far: the **network check** (art. 2.2.11.5, 2.2.11.9) with the **roaming exemption**
+//! (art. 2.2.11.1), and listing/unlisting primitives used by bulk import and tests. Activation,
+//! reports, recovery, owners and history come with the write paths.
+
+pub mod import;
+
+use std::sync::Arc;
+
+use crate::imei::Imei;
+use crate::imsi::{Imsi, Mcc};
+use crate::store::{Inserted, List, ListRecord, NegativeRecord, PositiveRecord, Store, StoreError};
+
+/// The three answers of an Equipment Identity Register (TS 29.511 `EquipmentStatus`, S13
+/// Equipment-Status, MAP CHECK_IMEI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EquipmentStatus {
+    /// May use the network.
+    Whitelisted,
+    /// Must not use the network.
+    Blacklisted,
+    /// May use the network; the operator watches it.
+    Greylisted,
+}
+
+impl EquipmentStatus {
+    /// The TS 29.511 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EquipmentStatus::Whitelisted => "WHITELISTED",
+            EquipmentStatus::Blacklisted => "BLACKLISTED",
+            EquipmentStatus::Greylisted => "GREYLISTED",
+        }
+    }
+}
+
+/// What a check answers: a status, or "unknown equipment" (TS 29.511 404
+/// `ERROR_EQUIPMENT_UNKNOWN`, S13 Experimental-Result 5422).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Answer {
+    /// One of the three statuses.
+    Status(EquipmentStatus),
+    /// The IMEI is on neither list and the interface is configured to say so.
+    Unknown,
+}
+
+impl Answer {
+    /// Upper-case name: the status, or `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Status(status) => status.as_str(),
+            Answer::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Why a check answered as it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// On the positive list and not on the negative list.
+    Registered,
+    /// On the negative list (reported stolen or lost, art. 2.2.11.6).
+    ReportedStolenOrLost,
+    /// On neither list: the interface's configured answer.
+    NotListed,
+    /// The subscriber is an inbound roamer, never restricted (art. 2.2.11.1).
+    RoamingExempt,
+}
+
+impl Reason {
+    /// Upper-case name for APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Registered => "REGISTERED",
+            Reason::ReportedStolenOrLost => "REPORTED_STOLEN_OR_LOST",
+            Reason::NotListed => "NOT_LISTED",
+            Reason::RoamingExempt => "ROAMING_EXEMPT",
+        }
+    }
+}
+
+/// The interface a check came in on; each may answer "on neither list" differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interface {
+    /// `GET /v1/imeis/{imei}/status` and `POST /v1/checks`.
+    Native,
+    /// TS 29.511 N5g-eir (the AMF).
+    N5gEir,
+}
+
+impl Interface {
+    /// Every interface, in a fixed order usable as an array index.
+    pub const ALL: [Interface; 2] = [Interface::Native, Interface::N5gEir];
+
+    /// Index into per-interface arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Interface::Native => 0,
+            Interface::N5gEir => 1,
+        }
+    }
+
+    /// Lower-case name for config and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Native => "native",
+            Interface::N5gEir => "n5g_eir",
+        }
+    }
+}
+
+/// On which lists an IMEI is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// On the positive list.
+    pub positive: bool,
+    /// On the negative list.
+    pub negative: bool,
+}
+
+/// The outcome of a network check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Which lists hold the IMEI.
+    pub listing: Listing,
+    /// What to answer.
+    pub answer: Answer,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The configurable parts of the check rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckPolicy {
+    /// MCCs of the home country (732 for Colombia). An IMSI from any other MCC is roaming.
+    pub home_mccs: Vec<Mcc>,
+    /// Answer per interface for an IMEI on neither list, indexed by [`Interface::index`].
+    pub not_listed: [Answer; 2],
+}
+
+impl Default for CheckPolicy {
+    fn default() -> Self {
+        CheckPolicy {
+            home_mccs: vec![Mcc::parse("732").expect("valid MCC")],
+            not_listed: [Answer::Status(EquipmentStatus::Greylisted), Answer::Unknown],
+        }
+    }
+}
+
+impl CheckPolicy {
+    /// The check rule, given where the IMEI is listed and who is attaching.
+    ///
+    /// - An inbound roamer (IMSI with a foreign MCC) is never restricted (art. 2.2.11.1).
+    /// - On the negative list: blacklisted, whether or not also on the positive list
+    ///   (art. 2.2.11.6, 2.2.11.9).
+    /// - On the positive list only: whitelisted (art. 2.2.11.8).
+    /// - On neither: the interface's configured answer.
+    ///
+    /// Without an IMSI, or with one that is not an IMSI, nothing is exempt.
+    pub fn decide(&self, interface: Interface, listing: Listing, imsi: Option<&Imsi>) -> Decision {
+        let (answer, reason) = if imsi.is_some_and(|imsi| !self.home_mccs.contains(&imsi.mcc())) {
+            (
+                Answer::Status(EquipmentStatus::Whitelisted),
+                Reason::RoamingExempt,
+            )
+        } else if listing.negative {
+            (
+                Answer::Status(EquipmentStatus::Blacklisted),
+                Reason::ReportedStolenOrLost,
+            )
+        } else if listing.positive {
+            (
+                Answer::Status(EquipmentStatus::Whitelisted),
+                Reason::Registered,
+            )
+        } else {
+            (self.not_listed[interface.index()], Reason::NotListed)
+        };
+        Decision {
+            listing,
+            answer,
+            reason,
+        }
+    }
+}
+
+/// Errors of the registry's operations.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The store failed; nothing was decided or changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The registry: the lists and the rules over them. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<Store>,
+    policy: Arc<CheckPolicy>,
+}
+
+impl Registry {
+    /// A registry over `store` applying `policy`.
+    pub fn new(store: Arc<Store>, policy: CheckPolicy) -> Registry {
+        Registry {
+            store,
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The network check of one IMEI.
+    ///
+    /// Performance-critical: every attach runs it. No allocation, no lock but the filter
+    /// shard's read lock, no log line.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if RocksDB fails.
+    #[inline]
+    pub fn check(
+        &self,
+        interface: Interface,
+        imei: Imei,
+        imsi: Option<&Imsi>,
+    ) -> Result<Decision, RegistryError> {
+        let negative = self.store.contains(List::Negative, imei)?;
+        // A blacklisted IMEI's positive listing does not change the answer, but the native
+        // API reports both lists, so look it up anyway: one filter probe when unknown.
+        let positive = self.store.contains(List::Positive, imei)?;
+        Ok(self
+            .policy
+            .decide(interface, Listing { positive, negative }, imsi))
+    }
+
+    /// The network check of many IMEIs at once, in order, with the store reads batched.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if RocksDB fails; no decision is returned then.
+    pub fn check_many(
+        &self,
+        interface: Interface,
+        items: &[(Imei, Option<Imsi>)],
+    ) -> Result<Vec<Decision>, RegistryError> {
+        let imeis: Vec<Imei> = items.iter().map(|(imei, _)| *imei).collect();
+        let mut negative = Vec::new();
+        let mut positive = Vec::new();
+        self.store
+            .contains_many(List::Negative, &imeis, &mut negative)?;
+        self.store
+            .contains_many(List::Positive, &imeis, &mut positive)?;
+        Ok(items
+            .iter()
+            .zip(negative.iter().zip(&positive))
+            .map(|((_, imsi), (&negative, &positive))| {
+                self.policy
+                    .decide(interface, Listing { positive, negative }, imsi.as_ref())
+            })
+            .collect())
+    }
+
+    /// Puts an IMEI on the positive list (or replaces its record).
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if the write fails; nothing changed then.
+    pub fn list_positive(
+        &self,
+        imei: Imei,
+        record: &PositiveRecord,
+    ) -> Result<Inserted, RegistryError> {
+        Ok(self.store.insert(imei, record)?)
+    }
+
+    /// Puts an IMEI on the negative list (or replaces its record). Visible to every check
+    /// when this returns.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if the write fails; nothing changed then.
+    pub fn list_negative(
+        &self,
+        imei: Imei,
+        record: &NegativeRecord,
+    ) -> Result<Inserted, RegistryError> {
+        Ok(self.store.insert(imei, record)?)
+    }
+
+    /// Takes an IMEI off the negative list; returns whether it was there. The filter is
+    /// rebuilt in the background once enough removals have accumulated.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if the write fails; the IMEI is still listed then.
+    pub fn unlist_negative(&self, imei: Imei) -> Result<bool, RegistryError> {
+        let removed = self.store.remove(List::Negative, imei)?;
+        self.store.maybe_rebuild_filter(List::Negative);
+        Ok(removed)
+    }
+
+    /// The record of an IMEI on the list of `R`.
+    ///
+    /// # Errors
+    /// [`RegistryError::Store`] if the read fails or the record is corrupt.
+    pub fn record<R: ListRecord>(&self, imei: Imei) -> Result<Option<R>, RegistryError> {
+        Ok(self.store.get(imei)?)
+    }
+
+    /// The store underneath, for bulk import and sizes.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+/// Seconds since the Unix epoch, for record timestamps.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

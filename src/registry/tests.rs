@@ -1,0 +1,193 @@
+use super::*;
+use crate::metrics::Metrics;
+use crate::store::{ReportKind, StoreOptions};
+
+const HOME: &str = "732101234567890";
+const ROAMER: &str = "310150123456789";
+
+fn listing(positive: bool, negative: bool) -> Listing {
+    Listing { positive, negative }
+}
+
+fn imsi(s: &str) -> Imsi {
+    Imsi::parse(s).unwrap()
+}
+
+#[test]
+fn positive_only_is_whitelisted_as_registered() {
+    let d = CheckPolicy::default().decide(Interface::N5gEir, listing(true, false), None);
+    assert_eq!(d.answer, Answer::Status(EquipmentStatus::Whitelisted));
+    assert_eq!(d.reason, Reason::Registered);
+}
+
+#[test]
+fn negative_wins_over_positive() {
+    let policy = CheckPolicy::default();
+    for positive in [true, false] {
+        let d = policy.decide(
+            Interface::Native,
+            listing(positive, true),
+            Some(&imsi(HOME)),
+        );
+        assert_eq!(d.answer, Answer::Status(EquipmentStatus::Blacklisted));
+        assert_eq!(d.reason, Reason::ReportedStolenOrLost);
+    }
+}
+
+#[test]
+fn not_listed_uses_each_interfaces_configured_answer() {
+    let policy = CheckPolicy::default();
+    let native = policy.decide(Interface::Native, listing(false, false), None);
+    assert_eq!(native.answer, Answer::Status(EquipmentStatus::Greylisted));
+    assert_eq!(native.reason, Reason::NotListed);
+    let eir = policy.decide(Interface::N5gEir, listing(false, false), None);
+    assert_eq!(eir.answer, Answer::Unknown);
+
+    let strict = CheckPolicy {
+        not_listed: [
+            Answer::Status(EquipmentStatus::Blacklisted),
+            Answer::Status(EquipmentStatus::Greylisted),
+        ],
+        ..CheckPolicy::default()
+    };
+    assert_eq!(
+        strict
+            .decide(Interface::Native, listing(false, false), None)
+            .answer,
+        Answer::Status(EquipmentStatus::Blacklisted)
+    );
+    assert_eq!(
+        strict
+            .decide(Interface::N5gEir, listing(false, false), None)
+            .answer,
+        Answer::Status(EquipmentStatus::Greylisted)
+    );
+}
+
+#[test]
+fn inbound_roamers_are_never_restricted() {
+    let policy = CheckPolicy::default();
+    for (positive, negative) in [(false, false), (true, false), (false, true), (true, true)] {
+        for interface in Interface::ALL {
+            let d = policy.decide(interface, listing(positive, negative), Some(&imsi(ROAMER)));
+            assert_eq!(d.answer, Answer::Status(EquipmentStatus::Whitelisted));
+            assert_eq!(d.reason, Reason::RoamingExempt);
+            assert_eq!(
+                d.listing,
+                listing(positive, negative),
+                "listing still reported"
+            );
+        }
+    }
+}
+
+#[test]
+fn home_subscribers_are_not_exempt() {
+    let d =
+        CheckPolicy::default().decide(Interface::N5gEir, listing(false, true), Some(&imsi(HOME)));
+    assert_eq!(d.reason, Reason::ReportedStolenOrLost);
+}
+
+#[test]
+fn several_home_mccs_can_be_configured() {
+    let policy = CheckPolicy {
+        home_mccs: vec![Mcc::parse("732").unwrap(), Mcc::parse("310").unwrap()],
+        ..CheckPolicy::default()
+    };
+    let d = policy.decide(Interface::N5gEir, listing(false, true), Some(&imsi(ROAMER)));
+    assert_eq!(d.answer, Answer::Status(EquipmentStatus::Blacklisted));
+}
+
+struct Fixture {
+    registry: Registry,
+    // The store must drop before its directory.
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        sync_writes: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
+    Fixture {
+        registry: Registry::new(Arc::new(store), CheckPolicy::default()),
+        _dir: dir,
+    }
+}
+
+fn imei(n: u64) -> Imei {
+    Imei::from_body(35_000_000_000_000 + n).unwrap()
+}
+
+#[test]
+fn checks_read_both_lists_from_the_store() {
+    let f = fixture();
+    let r = &f.registry;
+    r.list_positive(imei(1), &PositiveRecord::default())
+        .unwrap();
+    r.list_positive(imei(2), &PositiveRecord::default())
+        .unwrap();
+    r.list_negative(
+        imei(2),
+        &NegativeRecord {
+            kind: ReportKind::Stolen,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.list_negative(imei(3), &NegativeRecord::default())
+        .unwrap();
+
+    let check = |n| r.check(Interface::Native, imei(n), None).unwrap();
+    assert_eq!(check(1).reason, Reason::Registered);
+    assert_eq!(check(2).reason, Reason::ReportedStolenOrLost);
+    assert_eq!(check(2).listing, listing(true, true));
+    assert_eq!(check(3).listing, listing(false, true));
+    assert_eq!(check(4).reason, Reason::NotListed);
+
+    let items: Vec<_> = (1..=4).map(|n| (imei(n), None)).collect();
+    let batch = r.check_many(Interface::Native, &items).unwrap();
+    let single: Vec<_> = (1..=4).map(check).collect();
+    assert_eq!(batch, single);
+}
+
+#[test]
+fn unlisting_takes_effect_at_once() {
+    let f = fixture();
+    let r = &f.registry;
+    r.list_negative(imei(9), &NegativeRecord::default())
+        .unwrap();
+    assert!(r.unlist_negative(imei(9)).unwrap());
+    assert!(!r.unlist_negative(imei(9)).unwrap());
+    assert_eq!(
+        r.check(Interface::Native, imei(9), None).unwrap().reason,
+        Reason::NotListed
+    );
+    assert_eq!(r.store().len(List::Negative), 0);
+}
+
+#[test]
+fn records_round_trip_through_the_store() {
+    let f = fixture();
+    let record = PositiveRecord {
+        registered_at: 5,
+        manufacturer: "Acme".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        f.registry.list_positive(imei(1), &record).unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        f.registry.list_positive(imei(1), &record).unwrap(),
+        Inserted::Replaced
+    );
+    assert_eq!(f.registry.store().len(List::Positive), 1);
+    assert_eq!(
+        f.registry.record::<PositiveRecord>(imei(1)).unwrap(),
+        Some(record)
+    );
+    assert_eq!(f.registry.record::<NegativeRecord>(imei(1)).unwrap(), None);
+}

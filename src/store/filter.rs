@@ -1,0 +1,285 @@
+//! The Bloom front of one list: answers "definitely not listed" from memory so that most
+//! network checks of an unlisted IMEI never reach RocksDB.
+//!
+//! Invariants, and how they are kept:
+//! - **No false negatives.** Writers call [`ListFilter::insert`] *before* the RocksDB write is
+//!   acknowledged, so a check can never miss an acknowledged entry. A "maybe" is always
+//!   confirmed in RocksDB by the caller.
+//! - **Removals never make it lie.** A Bloom filter cannot forget, so a removal leaves a stale
+//!   "maybe" (a false positive, harmless). When removals or growth push the false-positive rate
+//!   up, a fresh filter is built from a RocksDB snapshot in the background and swapped in shard
+//!   by shard. While it is being built, inserts go to both the live and the new filter, so the
+//!   new one cannot miss an insert that raced with the snapshot.
+//! - **No global lock on the check path.** The filter is split into shards chosen by the
+//!   IMEI's xxh3 hash, each behind its own `RwLock`; a check takes one uncontended read lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use bloomfilter::Bloom;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::imei::Imei;
+
+/// Number of shards (a power of two). 64 keeps read-lock contention negligible on any core
+/// count this server runs on, and each shard's bitmap still large enough to be accurate.
+const SHARDS: usize = 64;
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+
+/// Smallest number of entries a filter is sized for, so a new or small list does not
+/// trigger a rebuild on every few inserts.
+const MIN_CAPACITY: u64 = 1 << 16;
+
+/// Headroom over the current size when a filter is (re)built, so growth does not trigger an
+/// immediate rebuild.
+const GROWTH_HEADROOM: f64 = 1.5;
+
+type Shards = Box<[Bloom<u64>]>;
+
+/// A sharded Bloom filter over the IMEIs of one list.
+pub struct ListFilter {
+    /// The live shards. Read on every check; written by inserts and swaps.
+    shards: Box<[RwLock<Bloom<u64>>]>,
+    /// The filter being rebuilt, if a rebuild is running. Inserts take this lock (never checks)
+    /// so that an insert lands in both filters or, after the swap, only in the new one.
+    next: Mutex<Option<Shards>>,
+    /// Wanted false-positive rate, from config.
+    fp_rate: f64,
+    /// Entries the live filter was sized for.
+    capacity: AtomicU64,
+    /// Entries added to the live filter since it was built (inserts after the build count too).
+    added: AtomicU64,
+    /// Entries removed from the list since the live filter was built: each left a stale bit.
+    removed: AtomicU64,
+}
+
+impl ListFilter {
+    /// An empty filter sized for `expected` entries at false-positive rate `fp_rate`.
+    pub fn new(expected: u64, fp_rate: f64) -> ListFilter {
+        let capacity = expected.max(MIN_CAPACITY);
+        ListFilter {
+            shards: new_shards(capacity, fp_rate)
+                .into_vec()
+                .into_iter()
+                .map(RwLock::new)
+                .collect(),
+            next: Mutex::new(None),
+            fp_rate,
+            capacity: AtomicU64::new(capacity),
+            added: AtomicU64::new(0),
+            removed: AtomicU64::new(0),
+        }
+    }
+
+    /// `false` means the IMEI is certainly not on the list; `true` means it may be.
+    ///
+    /// Performance-critical: one xxh3, one uncontended read lock, no allocation.
+    #[inline]
+    pub fn may_contain(&self, imei: Imei) -> bool {
+        let body = imei.body();
+        self.shards[shard_of(body)]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(&body)
+    }
+
+    /// Records an entry. Must be called before the entry's write is acknowledged.
+    pub fn insert(&self, imei: Imei) {
+        let body = imei.body();
+        let shard = shard_of(body);
+        let mut next = self.lock_next();
+        if let Some(next) = next.as_mut() {
+            next[shard].set(&body);
+        }
+        self.shards[shard]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(&body);
+        self.added.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes that an entry left the list; its bits stay set until the next rebuild.
+    pub fn note_removed(&self) {
+        self.removed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the filter has drifted enough to be worth rebuilding: more entries than it was
+    /// sized for, or stale bits from removals above a tenth of its capacity.
+    pub fn needs_rebuild(&self) -> bool {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        self.added.load(Ordering::Relaxed) > capacity
+            || self.removed.load(Ordering::Relaxed) > capacity / 10
+    }
+
+    /// Starts a rebuild sized for `entries`: from now on inserts also go to the new filter.
+    /// Returns `None` if a rebuild is already running.
+    pub fn begin_rebuild(&self, entries: u64) -> Option<Rebuild<'_>> {
+        let mut next = self.lock_next();
+        if next.is_some() {
+            return None;
+        }
+        let capacity = ((entries as f64 * GROWTH_HEADROOM) as u64).max(MIN_CAPACITY);
+        *next = Some(new_shards(capacity, self.fp_rate));
+        Some(Rebuild {
+            filter: self,
+            capacity,
+            loaded: 0,
+            finished: false,
+        })
+    }
+
+    fn lock_next(&self) -> MutexGuard<'_, Option<Shards>> {
+        self.next.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes of bitmap held by the live filter.
+    pub fn memory_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len() / 8)
+            .sum()
+    }
+}
+
+/// A rebuild in progress. Feed it every key of a snapshot taken *after* it began, then
+/// [`Rebuild::finish`] swaps it in. Dropping it unfinished abandons the rebuild.
+pub struct Rebuild<'a> {
+    filter: &'a ListFilter,
+    capacity: u64,
+    loaded: u64,
+    finished: bool,
+}
+
+impl Rebuild<'_> {
+    /// Adds a chunk of entries read from the snapshot.
+    pub fn load(&mut self, chunk: &[Imei]) {
+        let mut next = self.filter.lock_next();
+        if let Some(next) = next.as_mut() {
+            for imei in chunk {
+                let body = imei.body();
+                next[shard_of(body)].set(&body);
+            }
+        }
+        self.loaded += chunk.len() as u64;
+    }
+
+    /// Swaps the new filter in, shard by shard, and returns how many entries were loaded.
+    pub fn finish(mut self) -> u64 {
+        let filter = self.filter;
+        let mut next = filter.lock_next();
+        if let Some(fresh) = next.take() {
+            for (live, fresh) in filter.shards.iter().zip(fresh.into_vec()) {
+                *live.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+            }
+        }
+        filter.capacity.store(self.capacity, Ordering::Relaxed);
+        filter.added.store(self.loaded, Ordering::Relaxed);
+        filter.removed.store(0, Ordering::Relaxed);
+        self.finished = true;
+        self.loaded
+    }
+}
+
+impl Drop for Rebuild<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            *self.filter.lock_next() = None;
+        }
+    }
+}
+
+fn shard_of(body: u64) -> usize {
+    (xxh3_64(&body.to_le_bytes()) >> (64 - SHARD_BITS)) as usize
+}
+
+fn new_shards(capacity: u64, fp_rate: f64) -> Shards {
+    let per_shard = (capacity as usize).div_ceil(SHARDS).max(1);
+    let bytes = Bloom::<u64>::compute_bitmap_size(per_shard, fp_rate);
+    (0..SHARDS)
+        // A random seed per shard: an attacker cannot craft IMEIs that all collide.
+        .map(|_| Bloom::new(bytes, per_shard).expect("bitmap size and item count are non-zero"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn imei(n: u64) -> Imei {
+        Imei::from_body(n).unwrap()
+    }
+
+    #[test]
+    fn false_positive_rate_is_near_the_configured_one() {
+        let filter = ListFilter::new(100_000, 0.01);
+        for n in 0..100_000 {
+            filter.insert(imei(n * 7));
+        }
+        let fps = (0..100_000u64)
+            .filter(|n| filter.may_contain(imei(10_000_000 + n * 7 + 1)))
+            .count();
+        assert!(fps < 2_000, "{fps} false positives in 100000");
+    }
+
+    #[test]
+    fn inserts_during_a_rebuild_survive_the_swap() {
+        let filter = ListFilter::new(1000, 0.01);
+        filter.insert(imei(1));
+        let mut rebuild = filter.begin_rebuild(10).unwrap();
+        assert!(filter.begin_rebuild(10).is_none(), "one rebuild at a time");
+        // the snapshot did not see 2, which was inserted concurrently
+        filter.insert(imei(2));
+        rebuild.load(&[imei(1)]);
+        assert_eq!(rebuild.finish(), 1);
+        assert!(filter.may_contain(imei(1)));
+        assert!(filter.may_contain(imei(2)));
+    }
+
+    #[test]
+    fn a_rebuild_forgets_removed_entries() {
+        let filter = ListFilter::new(1000, 0.001);
+        for n in 0..1000 {
+            filter.insert(imei(n));
+        }
+        let rebuild = filter.begin_rebuild(0).unwrap();
+        rebuild.finish();
+        let still = (0..1000).filter(|&n| filter.may_contain(imei(n))).count();
+        assert!(
+            still < 20,
+            "{still} stale entries after rebuilding from nothing"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_rebuild_leaves_the_live_filter() {
+        let filter = ListFilter::new(1000, 0.01);
+        filter.insert(imei(5));
+        drop(filter.begin_rebuild(0).unwrap());
+        assert!(filter.may_contain(imei(5)));
+        assert!(filter.begin_rebuild(0).is_some());
+    }
+
+    #[test]
+    fn drift_triggers_a_rebuild() {
+        let filter = ListFilter::new(0, 0.01);
+        assert!(!filter.needs_rebuild());
+        for _ in 0..=MIN_CAPACITY / 10 {
+            filter.note_removed();
+        }
+        assert!(filter.needs_rebuild());
+    }
+
+    proptest! {
+        #[test]
+        fn never_a_false_negative(bodies in proptest::collection::vec(0u64..99_999_999_999_999, 1..500)) {
+            let filter = ListFilter::new(10, 0.05);
+            for &b in &bodies {
+                filter.insert(imei(b));
+            }
+            for &b in &bodies {
+                prop_assert!(filter.may_contain(imei(b)));
+            }
+        }
+    }
+}

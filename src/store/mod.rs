@@ -1,0 +1,408 @@
+//! The store: the positive and negative lists on disk (RocksDB), each fronted by an in-memory
+//! Bloom filter. This module is the only code that knows RocksDB exists; everything above it
+//! speaks in [`Imei`]s and records.
+//!
+//! Guarantees the rest of the crate relies on:
+//! - An insert is in the filter before it is written, and written to the WAL (fsynced when
+//!   `sync_writes` is set) before the call returns, so an acknowledged entry is never missed
+//!   by a check and survives a crash.
+//! - Writes are serialised by one mutex (they are rare next to checks), which keeps the list
+//!   sizes exact and gives later rules (one owner per IMEI) a place to be atomic.
+//! - Checks take no global lock and allocate nothing.
+
+mod filter;
+pub mod records;
+mod rocks;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
+
+use crate::imei::Imei;
+use crate::metrics::StoreMetrics;
+use filter::ListFilter;
+use rocks::RocksStore;
+
+/// Store settings, validated by `config`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreOptions {
+    /// Bytes of RocksDB block cache shared by both lists.
+    pub block_cache_bytes: usize,
+    /// Bits per key of the Bloom filters inside RocksDB's table files.
+    pub bloom_bits_per_key: f64,
+    /// fsync the WAL before acknowledging each write (otherwise it is written to the OS, which
+    /// survives a process crash but not a power loss).
+    pub sync_writes: bool,
+    /// False-positive rate of the in-memory filters.
+    pub filter_fp_rate: f64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            block_cache_bytes: 256 << 20,
+            bloom_bits_per_key: 10.0,
+            sync_writes: true,
+            filter_fp_rate: 0.01,
+        }
+    }
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process (usually a running server) has the data directory open.
+    #[error(
+        "data directory {} is in use by another imeidb process (RocksDB LOCK is held); stop the server first",
+        path.display()
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// RocksDB could not open the directory.
+    #[error("cannot open the store at {}", path.display())]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// What RocksDB said.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// The directory holds data in a layout this binary does not know.
+    #[error("store schema version is {found}, this imeidb reads version {expected}")]
+    SchemaVersion {
+        /// Version found on disk.
+        found: u8,
+        /// Version this binary writes.
+        expected: u8,
+    },
+    /// A read failed.
+    #[error("store read failed")]
+    Read(#[source] rocksdb::Error),
+    /// A write failed; it was not acknowledged.
+    #[error("store write failed")]
+    Write(#[source] rocksdb::Error),
+    /// Writing or ingesting SST files failed; nothing was ingested.
+    #[error("bulk ingestion failed")]
+    Ingest(#[source] rocksdb::Error),
+    /// A file operation around ingestion failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key in a list is not an IMEI key.
+    #[error("a key in the {list} list is corrupt")]
+    CorruptKey {
+        /// The list.
+        list: List,
+    },
+    /// A stored value could not be decoded.
+    #[error("the {list} list entry of {} is corrupt", imei.redacted())]
+    CorruptValue {
+        /// The list.
+        list: List,
+        /// The entry's IMEI.
+        imei: Imei,
+        /// What is wrong with it.
+        #[source]
+        source: records::DecodeError,
+    },
+}
+
+/// Whether an insert added an entry or replaced one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The IMEI was not on the list before.
+    New,
+    /// The IMEI was on the list; its record was replaced.
+    Replaced,
+}
+
+/// The two lists on disk behind their filters. Share it as `Arc<Store>`.
+pub struct Store {
+    rocks: RocksStore,
+    filters: [ListFilter; 2],
+    /// Entries per list: counted at open, kept exact by the write lock.
+    sizes: [AtomicU64; 2],
+    /// Serialises writes (see the module doc).
+    write_lock: Mutex<()>,
+    metrics: StoreMetrics,
+    /// How long opening took, filter build included.
+    open_time: Duration,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and builds both filters from it.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process holds the directory, [`StoreError::Open`] or
+    /// [`StoreError::SchemaVersion`] if it cannot be used, read errors while building filters.
+    pub fn open(
+        dir: &Path,
+        options: &StoreOptions,
+        metrics: StoreMetrics,
+    ) -> Result<Store, StoreError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            what: "creating the data directory",
+            source,
+        })?;
+        let rocks = RocksStore::open(dir, options)?;
+        let mut store = Store {
+            rocks,
+            filters: [
+                ListFilter::new(0, options.filter_fp_rate),
+                ListFilter::new(0, options.filter_fp_rate),
+            ],
+            sizes: [AtomicU64::new(0), AtomicU64::new(0)],
+            write_lock: Mutex::new(()),
+            metrics,
+            open_time: Duration::ZERO,
+        };
+        // Build both filters at once: each is one sequential scan of its column family.
+        let counts: Result<Vec<u64>, StoreError> = std::thread::scope(|scope| {
+            let store = &store;
+            let handles: Vec<_> = List::ALL
+                .map(|list| {
+                    let expected = store.rocks.estimate_len(list);
+                    scope.spawn(move || store.build_filter(list, expected))
+                })
+                .into_iter()
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("filter build thread panicked"))
+                .collect()
+        });
+        for (list, count) in List::ALL.into_iter().zip(counts?) {
+            store.sizes[list.index()].store(count, Ordering::Relaxed);
+        }
+        store.open_time = started.elapsed();
+        store.publish_sizes();
+        Ok(store)
+    }
+
+    /// Rebuilds the filter of `list` from a snapshot and returns how many entries it holds.
+    /// Safe while checks and inserts run; see `filter.rs`.
+    fn build_filter(&self, list: List, expected: u64) -> Result<u64, StoreError> {
+        let filter = &self.filters[list.index()];
+        let Some(mut rebuild) = filter.begin_rebuild(expected) else {
+            return Ok(self.len(list)); // another rebuild is running
+        };
+        self.rocks
+            .for_each_key_chunk(list, |chunk| rebuild.load(chunk))?;
+        Ok(rebuild.finish())
+    }
+
+    /// Rebuilds the filter of `list` in a background thread if removals or growth have made it
+    /// inaccurate. Cheap to call after every write.
+    pub fn maybe_rebuild_filter(self: &Arc<Self>, list: List) {
+        if !self.filters[list.index()].needs_rebuild() {
+            return;
+        }
+        let store = Arc::clone(self);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            match store.build_filter(list, store.len(list)) {
+                Ok(n) => tracing::info!(
+                    list = list.as_str(),
+                    entries = n,
+                    ms = started.elapsed().as_millis() as u64,
+                    "filter rebuilt"
+                ),
+                Err(e) => {
+                    tracing::error!(list = list.as_str(), error = %e, "filter rebuild failed")
+                }
+            }
+        });
+    }
+
+    /// Whether `imei` is on `list`. The filter answers most unlisted IMEIs; a "maybe" is
+    /// confirmed in RocksDB.
+    ///
+    /// Performance-critical: the network check path. No allocation, no global lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when RocksDB fails.
+    #[inline]
+    pub fn contains(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
+        if !self.filters[list.index()].may_contain(imei) {
+            self.metrics.filtered(list);
+            return Ok(false);
+        }
+        let found = self.rocks.contains(list, imei)?;
+        self.metrics.confirmed(list, found);
+        Ok(found)
+    }
+
+    /// For each of `imeis`, whether it is on `list`, written to `out` (cleared first) in the
+    /// same order. Batches the RocksDB reads the filter could not avoid.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`] when RocksDB fails.
+    pub fn contains_many(
+        &self,
+        list: List,
+        imeis: &[Imei],
+        out: &mut Vec<bool>,
+    ) -> Result<(), StoreError> {
+        out.clear();
+        out.resize(imeis.len(), false);
+        let filter = &self.filters[list.index()];
+        let mut maybe: Vec<(Imei, usize)> = imeis
+            .iter()
+            .enumerate()
+            .filter(|(_, imei)| filter.may_contain(**imei))
+            .map(|(i, imei)| (*imei, i))
+            .collect();
+        self.metrics
+            .filtered_n(list, (imeis.len() - maybe.len()) as u64);
+        if maybe.is_empty() {
+            return Ok(());
+        }
+        // RocksDB's batched MultiGet is fastest on sorted keys; positions ride along.
+        maybe.sort_unstable();
+        let keys: Vec<Imei> = maybe.iter().map(|(imei, _)| *imei).collect();
+        let mut found = Vec::with_capacity(keys.len());
+        self.rocks.contains_sorted(list, &keys, &mut found)?;
+        let mut hits = 0u64;
+        for ((_, position), is_found) in maybe.iter().zip(&found) {
+            out[*position] = *is_found;
+            hits += u64::from(*is_found);
+        }
+        self.metrics
+            .confirmed_n(list, hits, keys.len() as u64 - hits);
+        Ok(())
+    }
+
+    /// The record of `imei` on the list of `R`, if it is there.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`], or [`StoreError::CorruptValue`] if the stored bytes do not decode.
+    pub fn get<R: ListRecord>(&self, imei: Imei) -> Result<Option<R>, StoreError> {
+        self.rocks
+            .with_value(R::LIST, imei, R::decode)?
+            .transpose()
+            .map_err(|source| StoreError::CorruptValue {
+                list: R::LIST,
+                imei,
+                source,
+            })
+    }
+
+    /// Puts `imei` on the list of `R` with `record`, replacing any record it had. When this
+    /// returns, every later check sees it and the write is in the WAL.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`]; nothing was acknowledged then (the filter may keep a harmless
+    /// false positive).
+    pub fn insert<R: ListRecord>(&self, imei: Imei, record: &R) -> Result<Inserted, StoreError> {
+        let list = R::LIST;
+        let value = record.encode();
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let existed = self.rocks.contains(list, imei)?;
+        self.filters[list.index()].insert(imei);
+        self.rocks.put(list, imei, &value)?;
+        if existed {
+            Ok(Inserted::Replaced)
+        } else {
+            self.sizes[list.index()].fetch_add(1, Ordering::Relaxed);
+            self.publish_sizes();
+            Ok(Inserted::New)
+        }
+    }
+
+    /// Takes `imei` off `list`. Returns whether it was there.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`]; the entry is still there then.
+    pub fn remove(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !self.rocks.contains(list, imei)? {
+            return Ok(false);
+        }
+        self.rocks.delete(list, imei)?;
+        self.filters[list.index()].note_removed();
+        self.sizes[list.index()].fetch_sub(1, Ordering::Relaxed);
+        self.publish_sizes();
+        Ok(true)
+    }
+
+    /// Bulk-loads `count` new entries into `list`: `entry(i)` is the i-th IMEI with its
+    /// encoded value (from [`ListRecord::encode_into`]), in strictly increasing IMEI order,
+    /// none of them already on the list (callers check: an ingested entry would replace the
+    /// stored record). The entries are written as one SST file per core, in parallel, and
+    /// ingested in one atomic step.
+    ///
+    /// # Errors
+    /// [`StoreError::Ingest`] or [`StoreError::Io`]; nothing was ingested then.
+    pub fn ingest<'a, F>(&self, list: List, count: usize, entry: F) -> Result<(), StoreError>
+    where
+        F: Fn(usize) -> (Imei, &'a [u8]) + Sync,
+    {
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let filter = &self.filters[list.index()];
+        for i in 0..count {
+            filter.insert(entry(i).0);
+        }
+        let runs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.rocks.ingest(list, count, runs, &entry)?;
+        self.sizes[list.index()].fetch_add(count as u64, Ordering::Relaxed);
+        self.publish_sizes();
+        Ok(())
+    }
+
+    /// Number of entries on `list`.
+    pub fn len(&self, list: List) -> u64 {
+        self.sizes[list.index()].load(Ordering::Relaxed)
+    }
+
+    /// Whether both lists are empty.
+    pub fn is_empty(&self) -> bool {
+        List::ALL.iter().all(|&list| self.len(list) == 0)
+    }
+
+    /// How long [`Store::open`] took, filter build included.
+    pub fn open_time(&self) -> Duration {
+        self.open_time
+    }
+
+    /// Bytes held by the in-memory filter of `list`.
+    pub fn filter_memory_bytes(&self, list: List) -> u64 {
+        self.filters[list.index()].memory_bytes()
+    }
+
+    /// Makes everything written so far durable (syncs the WAL). Called on shutdown.
+    ///
+    /// # Errors
+    /// [`StoreError::Write`] if the sync fails.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.rocks.sync_wal()
+    }
+
+    fn publish_sizes(&self) {
+        for list in List::ALL {
+            self.metrics.set_size(list, self.len(list));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

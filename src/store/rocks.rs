@@ -1,0 +1,287 @@
+//! RocksDB: column families, options, and the raw reads and writes the [`Store`](super::Store)
+//! builds on. Nothing outside `store/` sees a RocksDB type.
+//!
+//! Layout: one column family per list (`positive`, `negative`) keyed by [`Imei::key`] (8-byte
+//! big-endian TAC+SNR), and `meta` for the schema version. Point lookups dominate, so the
+//! tables carry a whole-key Bloom filter and a hash index inside each data block, and index and
+//! filter blocks live in the shared block cache (bounded memory at 100 M entries) with level-0
+//! ones pinned.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
+    DBCompressionType, DataBlockIndexType, ErrorKind, IngestExternalFileOptions, Options,
+    SstFileWriter, WriteOptions,
+};
+
+use super::{List, StoreError, StoreOptions};
+use crate::imei::Imei;
+
+const CF_META: &str = "meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Bumped when the key or value layout changes incompatibly.
+const SCHEMA_VERSION: u8 = 1;
+
+fn cf_name(list: List) -> &'static str {
+    list.as_str()
+}
+
+/// The RocksDB database under a data directory.
+pub(super) struct RocksStore {
+    db: DB,
+    /// Column-family options, kept so SST files for bulk ingestion are written with the same
+    /// table format the column family reads.
+    list_opts: Options,
+    write_opts: WriteOptions,
+    path: PathBuf,
+}
+
+impl RocksStore {
+    pub(super) fn open(dir: &Path, options: &StoreOptions) -> Result<RocksStore, StoreError> {
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(options.bloom_bits_per_key, false);
+        table.set_whole_key_filtering(true);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+        table.set_index_type(BlockBasedIndexType::BinarySearch);
+        table.set_format_version(5);
+
+        let mut list_opts = Options::default();
+        list_opts.set_block_based_table_factory(&table);
+        list_opts.set_compression_type(DBCompressionType::Lz4);
+        list_opts.set_memtable_whole_key_filtering(true);
+        list_opts.set_memtable_prefix_bloom_ratio(0.02);
+
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_keep_log_file_num(4);
+
+        let cfs = [
+            ColumnFamilyDescriptor::new(cf_name(List::Positive), list_opts.clone()),
+            ColumnFamilyDescriptor::new(cf_name(List::Negative), list_opts.clone()),
+            ColumnFamilyDescriptor::new(CF_META, Options::default()),
+        ];
+        let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
+            if is_lock_error(&source) {
+                StoreError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(options.sync_writes);
+        let store = RocksStore {
+            db,
+            list_opts,
+            write_opts,
+            path: dir.to_path_buf(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let meta = self.meta_cf();
+        match self.db.get_cf(meta, SCHEMA_KEY).map_err(StoreError::Read)? {
+            Some(v) if v.as_slice() == [SCHEMA_VERSION] => Ok(()),
+            Some(v) => Err(StoreError::SchemaVersion {
+                found: v.first().copied().unwrap_or(0),
+                expected: SCHEMA_VERSION,
+            }),
+            None => self
+                .db
+                .put_cf_opt(meta, SCHEMA_KEY, [SCHEMA_VERSION], &self.write_opts)
+                .map_err(StoreError::Write),
+        }
+    }
+
+    fn meta_cf(&self) -> &ColumnFamily {
+        self.db
+            .cf_handle(CF_META)
+            .expect("column family created at open")
+    }
+
+    fn cf(&self, list: List) -> &ColumnFamily {
+        self.db
+            .cf_handle(cf_name(list))
+            .expect("column family created at open")
+    }
+
+    /// RocksDB's estimate of the number of entries in `list` (exact enough to size a filter).
+    pub(super) fn estimate_len(&self, list: List) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(list), "rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Whether `imei` is stored in `list`. Performance-critical: no copy of the value.
+    #[inline]
+    pub(super) fn contains(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(list), imei.key())
+            .map(|v| v.is_some())
+            .map_err(StoreError::Read)
+    }
+
+    /// For each of `imeis` (sorted by key), whether it is stored in `list`.
+    pub(super) fn contains_sorted(
+        &self,
+        list: List,
+        imeis: &[Imei],
+        out: &mut Vec<bool>,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<[u8; 8]> = imeis.iter().map(|i| i.key()).collect();
+        for found in self.db.batched_multi_get_cf(self.cf(list), &keys, true) {
+            out.push(found.map_err(StoreError::Read)?.is_some());
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the stored value of `imei`, if any, without copying it.
+    pub(super) fn with_value<T>(
+        &self,
+        list: List,
+        imei: Imei,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let value = self
+            .db
+            .get_pinned_cf(self.cf(list), imei.key())
+            .map_err(StoreError::Read)?;
+        Ok(value.map(|v| f(&v)))
+    }
+
+    /// Writes one entry; durable in the WAL (fsynced if configured) when this returns.
+    pub(super) fn put(&self, list: List, imei: Imei, value: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .put_cf_opt(self.cf(list), imei.key(), value, &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// Deletes one entry; durable in the WAL (fsynced if configured) when this returns.
+    pub(super) fn delete(&self, list: List, imei: Imei) -> Result<(), StoreError> {
+        self.db
+            .delete_cf_opt(self.cf(list), imei.key(), &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// Calls `f` with consecutive chunks of the IMEIs in `list`, as of a snapshot taken now.
+    pub(super) fn for_each_key_chunk(
+        &self,
+        list: List,
+        mut f: impl FnMut(&[Imei]),
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 4096;
+        let snapshot = self.db.snapshot();
+        let mut iter = snapshot.raw_iterator_cf(self.cf(list));
+        iter.seek_to_first();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while let Some(key) = iter.key() {
+            let imei = Imei::from_key(key).ok_or(StoreError::CorruptKey { list })?;
+            chunk.push(imei);
+            if chunk.len() == CHUNK {
+                f(&chunk);
+                chunk.clear();
+            }
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)?;
+        if !chunk.is_empty() {
+            f(&chunk);
+        }
+        Ok(())
+    }
+
+    /// Writes `count` sorted entries (`entry(i)` is the i-th) as `runs` SST files, in
+    /// parallel, then ingests all of them at once: RocksDB makes a multi-file ingestion
+    /// atomic, so either every entry is in or none is.
+    pub(super) fn ingest<'a, F>(
+        &self,
+        list: List,
+        count: usize,
+        runs: usize,
+        entry: &F,
+    ) -> Result<(), StoreError>
+    where
+        F: Fn(usize) -> (Imei, &'a [u8]) + Sync,
+    {
+        let dir = self.path.join("ingest");
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            what: "creating the ingestion directory",
+            source,
+        })?;
+        let runs = runs.clamp(1, count.max(1));
+        let bounds: Vec<(usize, usize)> = (0..runs)
+            .map(|r| (count * r / runs, count * (r + 1) / runs))
+            .filter(|(start, end)| start < end)
+            .collect();
+        let paths: Vec<PathBuf> = (0..bounds.len())
+            .map(|i| dir.join(format!("{}-{}-{i}.sst", list.as_str(), std::process::id())))
+            .collect();
+        let written: Result<Vec<()>, StoreError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds
+                .iter()
+                .zip(&paths)
+                .map(|(&(start, end), path)| {
+                    scope.spawn(move || self.write_sst(path, (start..end).map(entry)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("SST writer thread panicked"))
+                .collect()
+        });
+        let result = written.and_then(|_| {
+            if paths.is_empty() {
+                return Ok(());
+            }
+            let mut opts = IngestExternalFileOptions::default();
+            opts.set_move_files(true);
+            self.db
+                .ingest_external_file_cf_opts(self.cf(list), &opts, paths.clone())
+                .map_err(StoreError::Ingest)
+        });
+        for path in &paths {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
+    /// Writes one sorted, non-empty run to `path`.
+    fn write_sst<'a>(
+        &self,
+        path: &Path,
+        run: impl Iterator<Item = (Imei, &'a [u8])>,
+    ) -> Result<(), StoreError> {
+        let mut writer = SstFileWriter::create(&self.list_opts);
+        writer.open(path).map_err(StoreError::Ingest)?;
+        for (imei, value) in run {
+            writer.put(imei.key(), value).map_err(StoreError::Ingest)?;
+        }
+        writer.finish().map_err(StoreError::Ingest)
+    }
+
+    /// Flushes and syncs the WAL: called on shutdown so nothing acknowledged is only in memory.
+    pub(super) fn sync_wal(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true).map_err(StoreError::Write)
+    }
+}
+
+/// RocksDB reports a held `LOCK` file as an IO error whose text names the lock.
+fn is_lock_error(e: &rocksdb::Error) -> bool {
+    matches!(e.kind(), ErrorKind::IOError | ErrorKind::Busy) && e.as_ref().contains("LOCK")
+}

@@ -1,0 +1,198 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::metrics::Metrics;
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        sync_writes: false,
+        block_cache_bytes: 8 << 20,
+        ..StoreOptions::default()
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, &options(), Metrics::new().store()).unwrap()
+}
+
+fn imei(n: u64) -> Imei {
+    Imei::from_body(35_000_000_000_000 + n).unwrap()
+}
+
+fn positive(model: &str) -> PositiveRecord {
+    PositiveRecord {
+        model: model.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn entries_and_sizes_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.insert(imei(1), &positive("a")).unwrap();
+        store.insert(imei(2), &positive("b")).unwrap();
+        store.insert(imei(2), &NegativeRecord::default()).unwrap();
+        store.remove(List::Positive, imei(1)).unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.len(List::Positive), 1);
+    assert_eq!(store.len(List::Negative), 1);
+    assert!(!store.contains(List::Positive, imei(1)).unwrap());
+    assert!(store.contains(List::Positive, imei(2)).unwrap());
+    assert_eq!(store.get(imei(2)).unwrap(), Some(positive("b")));
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path());
+    let second = Store::open(dir.path(), &options(), Metrics::new().store());
+    let err = second.err().expect("second open must fail");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("in use by another imeidb process"));
+}
+
+#[test]
+fn ingest_is_visible_to_checks_and_counts_new_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let value = positive("bulk").encode();
+    let imeis: Vec<Imei> = (0..10_000).map(|n| imei(n * 3)).collect();
+    store
+        .ingest(List::Positive, imeis.len(), |i| {
+            (imeis[i], value.as_slice())
+        })
+        .unwrap();
+    assert_eq!(store.len(List::Positive), 10_000);
+    for &i in &imeis {
+        assert!(store.contains(List::Positive, i).unwrap());
+    }
+    assert!(!store.contains(List::Positive, imei(1)).unwrap());
+    drop(store);
+    assert_eq!(open(dir.path()).len(List::Positive), 10_000);
+    // no SST file is left behind
+    let leftovers = std::fs::read_dir(dir.path().join("ingest"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn contains_many_matches_contains_and_keeps_order_and_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for n in [5, 1, 9] {
+        store.insert(imei(n), &NegativeRecord::default()).unwrap();
+    }
+    let asked: Vec<Imei> = [9, 2, 5, 5, 7, 1, 9].map(imei).to_vec();
+    let mut out = Vec::new();
+    store
+        .contains_many(List::Negative, &asked, &mut out)
+        .unwrap();
+    let single: Vec<bool> = asked
+        .iter()
+        .map(|&i| store.contains(List::Negative, i).unwrap())
+        .collect();
+    assert_eq!(out, single);
+    assert_eq!(out, [true, false, true, true, false, true, true]);
+}
+
+#[test]
+fn removals_trigger_a_background_rebuild_that_keeps_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let n = filter_min_capacity() / 10 + 10;
+    for i in 0..2 * n {
+        store.insert(imei(i), &NegativeRecord::default()).unwrap();
+    }
+    for i in 0..n {
+        store.remove(List::Negative, imei(i)).unwrap();
+    }
+    store.maybe_rebuild_filter(List::Negative);
+    // inserts keep landing while the rebuild runs
+    for i in 2 * n..2 * n + 500 {
+        store.insert(imei(i), &NegativeRecord::default()).unwrap();
+        assert!(store.contains(List::Negative, imei(i)).unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.filters[List::Negative.index()].needs_rebuild() {
+        assert!(Instant::now() < deadline, "rebuild did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in n..2 * n + 500 {
+        assert!(store.contains(List::Negative, imei(i)).unwrap(), "{i} lost");
+    }
+    let stale = (0..n)
+        .filter(|&i| store.filters[List::Negative.index()].may_contain(imei(i)))
+        .count() as u64;
+    assert!(
+        stale < n / 20,
+        "{stale} of {n} removed entries still in the filter"
+    );
+}
+
+fn filter_min_capacity() -> u64 {
+    1 << 16
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u64, bool),
+    Remove(u64, bool),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u64..64, any::<bool>()).prop_map(|(n, neg)| Op::Insert(n, neg)),
+        2 => (0u64..64, any::<bool>()).prop_map(|(n, neg)| Op::Remove(n, neg)),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random operations on the store match a `BTreeMap` model, across reopens.
+    #[test]
+    fn store_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        let mut model: [BTreeMap<u64, ()>; 2] = Default::default();
+        for op in ops {
+            match op {
+                Op::Insert(n, neg) => {
+                    let list = if neg { List::Negative } else { List::Positive };
+                    if neg {
+                        store.insert(imei(n), &NegativeRecord::default()).unwrap();
+                    } else {
+                        store.insert(imei(n), &PositiveRecord::default()).unwrap();
+                    }
+                    model[list.index()].insert(n, ());
+                }
+                Op::Remove(n, neg) => {
+                    let list = if neg { List::Negative } else { List::Positive };
+                    let was = store.remove(list, imei(n)).unwrap();
+                    prop_assert_eq!(was, model[list.index()].remove(&n).is_some());
+                }
+                Op::Reopen => {
+                    drop(store);
+                    store = open(dir.path());
+                }
+            }
+            for list in List::ALL {
+                prop_assert_eq!(store.len(list), model[list.index()].len() as u64);
+                for n in 0..64 {
+                    prop_assert_eq!(
+                        store.contains(list, imei(n)).unwrap(),
+                        model[list.index()].contains_key(&n)
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The real `imeidb` binary, run with a clean environment.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Client, imei};
+
+fn imeidb() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imeidb"));
+    cmd.env_clear();
+    cmd
+}
+
+fn import(data: &Path, list: &str, file: &Path) -> Output {
+    imeidb()
+        .args(["import", "--list", list, "--data-dir"])
+        .arg(data)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A running `imeidb serve`, with its stderr lines.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+fn serve(data: &Path) -> Served {
+    let mut child = imeidb()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("IMEIDB_STORE_BLOCK_CACHE_MB", "16")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    break rest.split_whitespace().next().unwrap().parse().unwrap();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not report its address");
+            }
+        }
+    };
+    Served { child, addr, lines }
+}
+
+impl Drop for Served {
+    /// A failed assertion must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM, waits, and returns the exit status and the rest of stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (status, rest.join("\n"))
+    }
+}
+
+#[test]
+fn import_reports_every_line_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("devices.csv");
+    let wrong_cd = format!(
+        "{}{}",
+        &imei(2).to_string()[..14],
+        (imei(2).check_digit() + 1) % 10
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "imei,manufacturer\n{},Acme\n{wrong_cd},Acme\n{},Acme\n{},Acme\n",
+            imei(1),
+            imei(3),
+            imei(1)
+        ),
+    )
+    .unwrap();
+    let first = import(&data, "positive", &file);
+    let out = text(&first.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "{out}\n{}",
+        text(&first.stderr)
+    );
+    assert!(out.contains("lines read:      4"), "{out}");
+    assert!(out.contains("accepted:        2"), "{out}");
+    assert!(out.contains("bad check digit: 1"), "{out}");
+    assert!(out.contains("line 3: imei: IMEI check digit is"), "{out}");
+    assert!(out.contains("line 5: imei: duplicate of line 2"), "{out}");
+
+    let again = import(&data, "positive", &file);
+    let out = text(&again.stdout);
+    assert!(out.contains("accepted:        0"), "{out}");
+    assert!(out.contains("already listed:  2"), "{out}");
+}
+
+#[test]
+fn a_bad_header_loads_nothing_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(&file, "serial\n123\n").unwrap();
+    let out = import(&dir.path().join("data"), "negative", &file);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 1 (header)"), "{err}");
+    assert!(err.contains("unknown column \"serial\""), "{err}");
+}
+
+#[test]
+fn the_server_serves_imported_lists_refuses_a_concurrent_import_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("stolen.csv");
+    std::fs::write(
+        &file,
+        format!("imei,kind,reference\n{},stolen,CASE-9\n", imei(7)),
+    )
+    .unwrap();
+    assert_eq!(import(&data, "negative", &file).status.code(), Some(0));
+
+    let served = serve(&data);
+    let addr = served.addr;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(async move {
+        Client::h2(addr)
+            .await
+            .get(&format!(
+                "/n5g-eir-eic/v1/equipment-status?pei=imei-{}",
+                imei(7)
+            ))
+            .await
+    });
+    assert_eq!(reply.json()["status"], "BLACKLISTED");
+
+    let refused = import(&data, "negative", &file);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = text(&refused.stderr);
+    assert!(err.contains("in use by another imeidb process"), "{err}");
+
+    let (status, log) = served.terminate();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(
+        !log.contains(&imei(7).to_string()),
+        "an IMEI reached the log"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_setting() {
+    let out = imeidb()
+        .args(["serve"])
+        .env("IMEIDB_STORE_BLOCK_CACHE_MB", "plenty")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("IMEIDB_STORE_BLOCK_CACHE_MB"), "{err}");
+}
+
+#[test]
+fn help_describes_both_commands() {
+    let out = imeidb().arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    assert!(help.contains("serve") && help.contains("import"), "{help}");
+    let out = imeidb().args(["import", "--help"]).output().unwrap();
+    let help = text(&out.stdout);
+    assert!(help.contains("Exit status"), "{help}");
+    assert!(help.contains("--list <LIST>"), "{help}");
+}

@@ -1,0 +1,193 @@
+//! A real server on a real socket, and real HTTP/1.1 and HTTP/2 clients to talk to it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use imeidb::api::AppState;
+use imeidb::config::Config;
+use imeidb::imei::Imei;
+use imeidb::metrics::Metrics;
+use imeidb::registry::Registry;
+use imeidb::store::Store;
+
+/// The server, started on 127.0.0.1:0 over a data directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub registry: Registry,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The test configuration: the defaults with small limits so tests can exceed them.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default_config();
+    config.data_dir = dir.to_path_buf();
+    config.store.sync_writes = false;
+    config.store.block_cache_bytes = 16 << 20;
+    config.server.max_body_bytes = 64 * 1024;
+    config.max_batch = 1000;
+    config
+}
+
+impl TestServer {
+    pub async fn start(dir: &Path) -> TestServer {
+        Self::start_with(test_config(dir)).await
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::open(&config.data_dir, &config.store, metrics.store()).unwrap();
+        let registry = Registry::new(Arc::new(store), config.check.clone());
+        let state = AppState {
+            registry: registry.clone(),
+            metrics,
+            max_body_bytes: config.server.max_body_bytes,
+            max_batch: config.max_batch,
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let limits = config.server.clone();
+        let task = tokio::spawn(async move {
+            imeidb::server::run(listener, state, &limits, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            addr,
+            registry,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and closes the store, so the directory can be reopened.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        self.registry.store().sync().unwrap();
+    }
+}
+
+/// A response, body collected.
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One HTTP connection, HTTP/1.1 or HTTP/2 (prior knowledge).
+pub enum Client {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Client {
+    pub async fn h1(addr: SocketAddr) -> Client {
+        let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        Client::H1(sender)
+    }
+
+    pub async fn h2(addr: SocketAddr) -> Client {
+        let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Client::H2(sender)
+    }
+
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Client::H1(_) = self {
+            builder = builder.header("host", "localhost");
+        }
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let request = builder.body(Full::new(body)).unwrap();
+        let response = match self {
+            Client::H1(sender) => {
+                sender.ready().await.unwrap();
+                sender.send_request(request).await.unwrap()
+            }
+            Client::H2(sender) => {
+                sender.ready().await.unwrap();
+                sender.send_request(request).await.unwrap()
+            }
+        };
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.request(Method::GET, path, Bytes::new(), None).await
+    }
+
+    pub async fn post_json(&mut self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.request(Method::POST, path, body.into(), Some("application/json"))
+            .await
+    }
+}
+
+/// The `n`th IMEI of a test TAC, as 15 digits with its check digit.
+pub fn imei(n: u64) -> Imei {
+    Imei::from_body(35_290_611_000_000 + n).unwrap()
+}
+
+/// Asserts an RFC 7807 body with this status and cause, and returns it.
+pub fn assert_problem(reply: &Reply, status: u16, cause: &str) -> serde_json::Value {
+    assert_eq!(
+        reply.status.as_u16(),
+        status,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.content_type, "application/problem+json");
+    let json = reply.json();
+    assert_eq!(json["status"], status);
+    assert_eq!(json["cause"], cause, "{json}");
+    json
+}

@@ -5,6 +5,7 @@
 //! `cargo bench --bench decision` (release profile). Environment:
 //! - `BENCH_POSITIVE` (default 10000000), `BENCH_NEGATIVE` (default 1000000): list sizes;
 //! - `BENCH_QUERIES` (default 2000000): checks timed;
+//! - `BENCH_CACHE_MB` (default 256, the config default): RocksDB block cache;
 //! - `BENCH_DATA_DIR`: keep the store there and reuse it on the next run (otherwise a temp
 //!   dir is filled and deleted).
 //!
@@ -59,6 +60,7 @@ fn main() {
         .unwrap_or_else(|_| temp.path().join("data"));
     let options = StoreOptions {
         sync_writes: false,
+        block_cache_bytes: env_usize("BENCH_CACHE_MB", 256) << 20,
         ..StoreOptions::default()
     };
 
@@ -133,7 +135,8 @@ fn main() {
         registry.check(Interface::N5gEir, imei, None).unwrap();
     }
 
-    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+    let mut histogram =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     for &imei in &queries {
         let t = Instant::now();
         let d = registry.check(Interface::N5gEir, imei, None).unwrap();

@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use problem::ApiError;
@@ -40,6 +41,19 @@ pub struct AppState {
     pub max_batch: usize,
     /// Set once the store is open and the listener bound; cleared when shutdown starts.
     pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// The state for `registry` under `config`'s limits, not yet ready.
+    pub fn new(registry: Registry, metrics: Arc<Metrics>, config: &Config) -> AppState {
+        AppState {
+            registry,
+            metrics,
+            max_body_bytes: config.server.max_body_bytes,
+            max_batch: config.max_batch,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 /// The response type of every handler.

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -144,13 +143,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         "store open"
     );
     let registry = Registry::new(Arc::new(store), config.check.clone());
-    let state = AppState {
-        registry: registry.clone(),
-        metrics,
-        max_body_bytes: config.server.max_body_bytes,
-        max_batch: config.max_batch,
-        ready: Arc::new(AtomicBool::new(false)),
-    };
+    let state = AppState::new(registry.clone(), metrics, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -318,4 +318,4 @@ pub fn now_unix() -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

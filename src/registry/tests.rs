@@ -98,13 +98,14 @@ fn several_home_mccs_can_be_configured() {
     assert_eq!(d.answer, Answer::Status(EquipmentStatus::Blacklisted));
 }
 
-struct Fixture {
-    registry: Registry,
+/// A registry over its own temporary store, for the registry's tests and its submodules'.
+pub(crate) struct Fixture {
+    pub(crate) registry: Registry,
     // The store must drop before its directory.
     _dir: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions {
         sync_writes: false,

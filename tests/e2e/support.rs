@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -48,13 +48,8 @@ impl TestServer {
         let metrics = Arc::new(Metrics::new());
         let store = Store::open(&config.data_dir, &config.store, metrics.store()).unwrap();
         let registry = Registry::new(Arc::new(store), config.check.clone());
-        let state = AppState {
-            registry: registry.clone(),
-            metrics,
-            max_body_bytes: config.server.max_body_bytes,
-            max_batch: config.max_batch,
-            ready: Arc::new(AtomicBool::new(true)),
-        };
+        let state = AppState::new(registry.clone(), metrics, &config);
+        state.ready.store(true, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

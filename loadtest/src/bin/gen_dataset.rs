@@ -1,6 +1,6 @@
 //! Writes a synthetic dataset for the load tests.
 //!
-//! Usage: gen-dataset OUT_DIR [POSITIVE [NEGATIVE [QUERIES]]]
+//! Usage: `gen-dataset OUT_DIR [POSITIVE [NEGATIVE [QUERIES]]]`
 //! (defaults 10000000, 1000000, 1000000). Writes into OUT_DIR:
 //! - `positive.csv` (`imei`), `negative.csv` (`imei,kind`): import files;
 //! - `native-paths.txt`, `eir-paths.txt`: one request path per line in the query mix

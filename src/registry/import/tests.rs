@@ -1,29 +1,8 @@
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
-use crate::metrics::Metrics;
-use crate::registry::{CheckPolicy, Interface, Reason};
-use crate::store::{Store, StoreOptions};
-
-struct Fixture {
-    registry: Registry,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        sync_writes: false,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
-    Fixture {
-        registry: Registry::new(Arc::new(store), CheckPolicy::default()),
-        _dir: dir,
-    }
-}
+use crate::registry::tests::fixture;
+use crate::registry::{Interface, Reason};
 
 fn load(r: &Registry, list: List, csv: &str) -> Result<ImportReport, ImportError> {
     import_csv(r, list, csv.as_bytes(), &mut |_| {})

@@ -22,7 +22,7 @@ pub enum CheckResult {
     Answered(Answer),
     /// The IMEI or another parameter was malformed (400 or a per-item error).
     Malformed,
-    /// The store failed (500).
+    /// The server failed to answer (500).
     Failed,
 }
 
@@ -72,7 +72,7 @@ pub struct Metrics {
 pub struct StoreMetrics {
     /// `imeidb_filter_answered_total{list}`: lookups the Bloom filter answered alone.
     filtered: [IntCounter; 2],
-    /// `imeidb_store_lookups_total{list, found}`: lookups that went to RocksDB.
+    /// `imeidb_index_lookups_total{list, found}`: filter "maybe"s confirmed in the exact index.
     found: [IntCounter; 2],
     not_found: [IntCounter; 2],
     /// `imeidb_list_entries{list}`.
@@ -115,8 +115,9 @@ impl Metrics {
         .expect("valid metric");
         let lookups_vec = IntCounterVec::new(
             Opts::new(
-                "imeidb_store_lookups_total",
-                "List lookups confirmed in RocksDB (found=false are filter false positives).",
+                "imeidb_index_lookups_total",
+                "List lookups the filter passed on, confirmed in the exact in-memory index \
+                 (found=false: filter false positives).",
             ),
             &["list", "found"],
         )
@@ -220,7 +221,7 @@ impl StoreMetrics {
         self.filtered[list.index()].inc_by(n);
     }
 
-    /// One lookup confirmed in RocksDB.
+    /// One lookup confirmed in the exact index.
     #[inline]
     pub fn confirmed(&self, list: List, found: bool) {
         if found {
@@ -230,7 +231,7 @@ impl StoreMetrics {
         }
     }
 
-    /// Lookups confirmed in RocksDB: `found` hits, `missed` filter false positives.
+    /// Lookups confirmed in the exact index: `found` hits, `missed` filter false positives.
     pub fn confirmed_n(&self, list: List, found: u64, missed: u64) {
         self.found[list.index()].inc_by(found);
         self.not_found[list.index()].inc_by(missed);

@@ -35,24 +35,20 @@ enum Equipment {
 ///
 /// # Errors
 /// 400 for a missing or malformed parameter (named in `invalidParams`), 404
-/// `ERROR_EQUIPMENT_UNKNOWN` for equipment on neither list when so configured, 500 if the
-/// store fails.
+/// `ERROR_EQUIPMENT_UNKNOWN` for equipment on neither list when so configured.
 pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let answer = parse_query(query).and_then(|equipment| match equipment {
-        Equipment::Imei(imei, imsi) => state
-            .registry
-            .check(Interface::N5gEir, imei, imsi.as_ref())
-            .map(|d| d.answer)
-            .map_err(|e| {
-                tracing::error!(error = %e, "equipment check failed");
-                ApiError::Internal
-            }),
-        Equipment::NotAnImei => Ok(Answer::Unknown),
+    let answer = parse_query(query).map(|equipment| match equipment {
+        Equipment::Imei(imei, imsi) => {
+            state
+                .registry
+                .check(Interface::N5gEir, imei, imsi.as_ref())
+                .answer
+        }
+        Equipment::NotAnImei => Answer::Unknown,
     });
     let result = match &answer {
         Ok(answer) => CheckResult::Answered(*answer),
-        Err(ApiError::Internal) => CheckResult::Failed,
         Err(_) => CheckResult::Malformed,
     };
     state

@@ -138,7 +138,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         data_dir = %config.data_dir.display(),
         positive = store.len(List::Positive),
         negative = store.len(List::Negative),
-        filter_mib = (store.filter_memory_bytes(List::Positive) + store.filter_memory_bytes(List::Negative)) >> 20,
+        memory_mib = (store.memory_bytes(List::Positive) + store.memory_bytes(List::Negative)) >> 20,
         open_ms = store.open_time().as_millis() as u64,
         "store open"
     );

@@ -304,16 +304,12 @@ pub fn import_csv(
             continue;
         }
         previous = Some(p);
-        if check_negative
-            && store
-                .contains(List::Negative, p.imei)
-                .map_err(RegistryError::from)?
-        {
+        if check_negative && store.contains(List::Negative, p.imei) {
             rejections.push(Rejection {
                 line: p.line,
                 reason: RejectReason::OnNegativeList,
             });
-        } else if check_target && store.contains(list, p.imei).map_err(RegistryError::from)? {
+        } else if check_target && store.contains(list, p.imei) {
             report.already_listed += 1;
         } else {
             accepted.push(p);

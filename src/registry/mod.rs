@@ -210,53 +210,41 @@ impl Registry {
         }
     }
 
-    /// The network check of one IMEI.
+    /// The network check of one IMEI. Answered from memory: it cannot fail.
     ///
-    /// Performance-critical: every attach runs it. No allocation, no lock but the filter
-    /// shard's read lock, no log line.
-    ///
-    /// # Errors
-    /// [`RegistryError::Store`] if RocksDB fails.
+    /// Performance-critical: every attach runs it. No allocation, no lock but one filter
+    /// shard's and one index shard's read lock, no I/O, no log line.
     #[inline]
-    pub fn check(
-        &self,
-        interface: Interface,
-        imei: Imei,
-        imsi: Option<&Imsi>,
-    ) -> Result<Decision, RegistryError> {
-        let negative = self.store.contains(List::Negative, imei)?;
+    pub fn check(&self, interface: Interface, imei: Imei, imsi: Option<&Imsi>) -> Decision {
+        let negative = self.store.contains(List::Negative, imei);
         // A blacklisted IMEI's positive listing does not change the answer, but the native
         // API reports both lists, so look it up anyway: one filter probe when unknown.
-        let positive = self.store.contains(List::Positive, imei)?;
-        Ok(self
-            .policy
-            .decide(interface, Listing { positive, negative }, imsi))
+        let positive = self.store.contains(List::Positive, imei);
+        self.policy
+            .decide(interface, Listing { positive, negative }, imsi)
     }
 
-    /// The network check of many IMEIs at once, in order, with the store reads batched.
-    ///
-    /// # Errors
-    /// [`RegistryError::Store`] if RocksDB fails; no decision is returned then.
+    /// The network check of many IMEIs at once, in order.
     pub fn check_many(
         &self,
         interface: Interface,
         items: &[(Imei, Option<Imsi>)],
-    ) -> Result<Vec<Decision>, RegistryError> {
+    ) -> Vec<Decision> {
         let imeis: Vec<Imei> = items.iter().map(|(imei, _)| *imei).collect();
         let mut negative = Vec::new();
         let mut positive = Vec::new();
         self.store
-            .contains_many(List::Negative, &imeis, &mut negative)?;
+            .contains_many(List::Negative, &imeis, &mut negative);
         self.store
-            .contains_many(List::Positive, &imeis, &mut positive)?;
-        Ok(items
+            .contains_many(List::Positive, &imeis, &mut positive);
+        items
             .iter()
             .zip(negative.iter().zip(&positive))
             .map(|((_, imsi), (&negative, &positive))| {
                 self.policy
                     .decide(interface, Listing { positive, negative }, imsi.as_ref())
             })
-            .collect())
+            .collect()
     }
 
     /// Puts an IMEI on the positive list (or replaces its record).

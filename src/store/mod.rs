@@ -1,16 +1,22 @@
 //! The store: the positive and negative lists on disk (RocksDB), each fronted by an in-memory
-//! Bloom filter. This module is the only code that knows RocksDB exists; everything above it
-//! speaks in [`Imei`]s and records.
+//! Bloom filter and an exact in-memory membership index. This module is the only code that
+//! knows RocksDB exists; everything above it speaks in [`Imei`]s and records.
+//!
+//! A check asks the list's Bloom filter; a "definitely not" ends there, a "maybe" is confirmed
+//! in the list's exact index ([`index`]), which mirrors the keys RocksDB holds. RocksDB keeps
+//! the records and the durability; the check path never reads it (a RocksDB point lookup cost
+//! ~4 µs, see docs/PERFORMANCE.md).
 //!
 //! Guarantees the rest of the crate relies on:
-//! - An insert is in the filter before it is written, and written to the WAL (fsynced when
-//!   `sync_writes` is set) before the call returns, so an acknowledged entry is never missed
-//!   by a check and survives a crash.
+//! - An insert is written to the WAL (fsynced when `sync_writes` is set), then added to the
+//!   filter and the index, all before the call returns: an acknowledged entry is never missed
+//!   by a check and survives a crash, and a failed write leaves no trace in memory.
 //! - Writes are serialised by one mutex (they are rare next to checks), which keeps the list
 //!   sizes exact and gives later rules (one owner per IMEI) a place to be atomic.
 //! - Checks take no global lock and allocate nothing.
 
 mod filter;
+mod index;
 pub mod records;
 mod rocks;
 
@@ -24,6 +30,7 @@ pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
 use crate::imei::Imei;
 use crate::metrics::StoreMetrics;
 use filter::ListFilter;
+use index::ListIndex;
 use rocks::RocksStore;
 
 /// Store settings, validated by `config`.
@@ -130,6 +137,8 @@ pub enum Inserted {
 pub struct Store {
     rocks: RocksStore,
     filters: [ListFilter; 2],
+    /// Exact membership per list, mirroring RocksDB's keys.
+    indexes: [ListIndex; 2],
     /// Entries per list: counted at open, kept exact by the write lock.
     sizes: [AtomicU64; 2],
     /// Serialises writes (see the module doc).
@@ -162,6 +171,7 @@ impl Store {
                 ListFilter::new(0, options.filter_fp_rate),
                 ListFilter::new(0, options.filter_fp_rate),
             ],
+            indexes: [ListIndex::new(), ListIndex::new()],
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
             write_lock: Mutex::new(()),
             metrics,
@@ -171,10 +181,7 @@ impl Store {
         let counts: Result<Vec<u64>, StoreError> = std::thread::scope(|scope| {
             let store = &store;
             let handles: Vec<_> = List::ALL
-                .map(|list| {
-                    let expected = store.rocks.estimate_len(list);
-                    scope.spawn(move || store.build_filter(list, expected))
-                })
+                .map(|list| scope.spawn(move || store.load(list)))
                 .into_iter()
                 .collect();
             handles
@@ -190,11 +197,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Builds the filter and the index of `list` in one scan at open; returns the entries.
+    fn load(&self, list: List) -> Result<u64, StoreError> {
+        let index = &self.indexes[list.index()];
+        let mut rebuild = self.filters[list.index()]
+            .begin_rebuild(self.rocks.estimate_len(list))
+            .expect("no rebuild runs before open returns");
+        self.rocks.for_each_key_chunk(list, |chunk| {
+            rebuild.load(chunk);
+            index.extend_sorted(chunk.iter().copied());
+        })?;
+        index.shrink_to_fit();
+        rebuild.finish();
+        Ok(index.len())
+    }
+
     /// Rebuilds the filter of `list` from a snapshot and returns how many entries it holds.
     /// Safe while checks and inserts run; see `filter.rs`.
-    fn build_filter(&self, list: List, expected: u64) -> Result<u64, StoreError> {
+    fn rebuild_filter(&self, list: List) -> Result<u64, StoreError> {
         let filter = &self.filters[list.index()];
-        let Some(mut rebuild) = filter.begin_rebuild(expected) else {
+        let Some(mut rebuild) = filter.begin_rebuild(self.len(list)) else {
             return Ok(self.len(list)); // another rebuild is running
         };
         self.rocks
@@ -211,7 +233,7 @@ impl Store {
         let store = Arc::clone(self);
         std::thread::spawn(move || {
             let started = Instant::now();
-            match store.build_filter(list, store.len(list)) {
+            match store.rebuild_filter(list) {
                 Ok(n) => tracing::info!(
                     list = list.as_str(),
                     entries = n,
@@ -226,61 +248,39 @@ impl Store {
     }
 
     /// Whether `imei` is on `list`. The filter answers most unlisted IMEIs; a "maybe" is
-    /// confirmed in RocksDB.
+    /// confirmed in the exact index.
     ///
-    /// Performance-critical: the network check path. No allocation, no global lock.
-    ///
-    /// # Errors
-    /// [`StoreError::Read`] when RocksDB fails.
+    /// Performance-critical: the network check path. No allocation, no global lock, no I/O.
     #[inline]
-    pub fn contains(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
+    pub fn contains(&self, list: List, imei: Imei) -> bool {
         if !self.filters[list.index()].may_contain(imei) {
             self.metrics.filtered(list);
-            return Ok(false);
+            return false;
         }
-        let found = self.rocks.contains(list, imei)?;
+        let found = self.indexes[list.index()].contains(imei);
         self.metrics.confirmed(list, found);
-        Ok(found)
+        found
     }
 
     /// For each of `imeis`, whether it is on `list`, written to `out` (cleared first) in the
-    /// same order. Batches the RocksDB reads the filter could not avoid.
-    ///
-    /// # Errors
-    /// [`StoreError::Read`] when RocksDB fails.
-    pub fn contains_many(
-        &self,
-        list: List,
-        imeis: &[Imei],
-        out: &mut Vec<bool>,
-    ) -> Result<(), StoreError> {
-        out.clear();
-        out.resize(imeis.len(), false);
+    /// same order, counting the metrics once per batch.
+    pub fn contains_many(&self, list: List, imeis: &[Imei], out: &mut Vec<bool>) {
         let filter = &self.filters[list.index()];
-        let mut maybe: Vec<(Imei, usize)> = imeis
-            .iter()
-            .enumerate()
-            .filter(|(_, imei)| filter.may_contain(**imei))
-            .map(|(i, imei)| (*imei, i))
-            .collect();
-        self.metrics
-            .filtered_n(list, (imeis.len() - maybe.len()) as u64);
-        if maybe.is_empty() {
-            return Ok(());
-        }
-        // RocksDB's batched MultiGet is fastest on sorted keys; positions ride along.
-        maybe.sort_unstable();
-        let keys: Vec<Imei> = maybe.iter().map(|(imei, _)| *imei).collect();
-        let mut found = Vec::with_capacity(keys.len());
-        self.rocks.contains_sorted(list, &keys, &mut found)?;
-        let mut hits = 0u64;
-        for ((_, position), is_found) in maybe.iter().zip(&found) {
-            out[*position] = *is_found;
-            hits += u64::from(*is_found);
-        }
-        self.metrics
-            .confirmed_n(list, hits, keys.len() as u64 - hits);
-        Ok(())
+        let index = &self.indexes[list.index()];
+        let (mut filtered, mut found) = (0u64, 0u64);
+        out.clear();
+        out.extend(imeis.iter().map(|&imei| {
+            if !filter.may_contain(imei) {
+                filtered += 1;
+                return false;
+            }
+            let hit = index.contains(imei);
+            found += u64::from(hit);
+            hit
+        }));
+        let confirmed = imeis.len() as u64 - filtered;
+        self.metrics.filtered_n(list, filtered);
+        self.metrics.confirmed_n(list, found, confirmed - found);
     }
 
     /// The record of `imei` on the list of `R`, if it is there.
@@ -302,8 +302,7 @@ impl Store {
     /// returns, every later check sees it and the write is in the WAL.
     ///
     /// # Errors
-    /// [`StoreError::Write`]; nothing was acknowledged then (the filter may keep a harmless
-    /// false positive).
+    /// [`StoreError::Write`]; nothing changed then.
     pub fn insert<R: ListRecord>(&self, imei: Imei, record: &R) -> Result<Inserted, StoreError> {
         let list = R::LIST;
         let value = record.encode();
@@ -311,15 +310,14 @@ impl Store {
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let existed = self.rocks.contains(list, imei)?;
-        self.filters[list.index()].insert(imei);
         self.rocks.put(list, imei, &value)?;
-        if existed {
-            Ok(Inserted::Replaced)
-        } else {
+        self.filters[list.index()].insert(imei);
+        if self.indexes[list.index()].insert(imei) {
             self.sizes[list.index()].fetch_add(1, Ordering::Relaxed);
             self.publish_sizes();
             Ok(Inserted::New)
+        } else {
+            Ok(Inserted::Replaced)
         }
     }
 
@@ -332,10 +330,11 @@ impl Store {
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !self.rocks.contains(list, imei)? {
+        if !self.indexes[list.index()].contains(imei) {
             return Ok(false);
         }
         self.rocks.delete(list, imei)?;
+        self.indexes[list.index()].remove(imei);
         self.filters[list.index()].note_removed();
         self.sizes[list.index()].fetch_sub(1, Ordering::Relaxed);
         self.publish_sizes();
@@ -358,12 +357,13 @@ impl Store {
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let runs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.rocks.ingest(list, count, runs, &entry)?;
         let filter = &self.filters[list.index()];
         for i in 0..count {
             filter.insert(entry(i).0);
         }
-        let runs = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.rocks.ingest(list, count, runs, &entry)?;
+        self.indexes[list.index()].extend_sorted((0..count).map(|i| entry(i).0));
         self.sizes[list.index()].fetch_add(count as u64, Ordering::Relaxed);
         self.publish_sizes();
         Ok(())
@@ -384,9 +384,9 @@ impl Store {
         self.open_time
     }
 
-    /// Bytes held by the in-memory filter of `list`.
-    pub fn filter_memory_bytes(&self, list: List) -> u64 {
-        self.filters[list.index()].memory_bytes()
+    /// Bytes held in memory for `list`'s checks: its filter and its index.
+    pub fn memory_bytes(&self, list: List) -> u64 {
+        self.filters[list.index()].memory_bytes() + self.indexes[list.index()].memory_bytes()
     }
 
     /// Makes everything written so far durable (syncs the WAL). Called on shutdown.

@@ -146,32 +146,6 @@ impl RocksStore {
             .unwrap_or(0)
     }
 
-    /// Whether `imei` is stored in `list`. Performance-critical: no copy of the value.
-    #[inline]
-    pub(super) fn contains(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
-        self.db
-            .get_pinned_cf_opt(self.cf(list), imei.key(), &self.read_opts)
-            .map(|v| v.is_some())
-            .map_err(StoreError::Read)
-    }
-
-    /// For each of `imeis` (sorted by key), whether it is stored in `list`.
-    pub(super) fn contains_sorted(
-        &self,
-        list: List,
-        imeis: &[Imei],
-        out: &mut Vec<bool>,
-    ) -> Result<(), StoreError> {
-        let keys: Vec<[u8; 8]> = imeis.iter().map(|i| i.key()).collect();
-        for found in self
-            .db
-            .batched_multi_get_cf_opt(self.cf(list), &keys, true, &self.read_opts)
-        {
-            out.push(found.map_err(StoreError::Read)?.is_some());
-        }
-        Ok(())
-    }
-
     /// Calls `f` with the stored value of `imei`, if any, without copying it.
     pub(super) fn with_value<T>(
         &self,

@@ -13,7 +13,7 @@
 //! | module | responsibility |
 //! |---|---|
 //! | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
-//! | [`store`] | RocksDB behind per-list Bloom filters; the only code that touches RocksDB |
+//! | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |
 //! | [`registry`] | the decree's rules: the network check, roaming exemption, bulk import |
 //! | [`api`] | HTTP: routing, one file per area, RFC 7807 problems |
 //! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |

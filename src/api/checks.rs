@@ -208,8 +208,89 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
         });
     }
     let body = read_body(request, state.max_body_bytes).await?;
+    let ParsedBatch { entries, checks } = parse_batch(&body, state.max_batch)?;
+    let total = entries.len() as u64;
+
+    // Milliseconds of work for a large batch: off the async workers, so single checks on
+    // the same workers are not held behind it.
+    let registry = state.registry.clone();
+    let (checks, decisions) = tokio::task::spawn_blocking(move || {
+        let decisions = registry.check_many(Interface::Native, &checks);
+        (checks, decisions)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "batch check task failed");
+        state
+            .metrics
+            .observe_batch(&[(CheckResult::Failed, total)], started.elapsed());
+        ApiError::Internal
+    })?;
+
+    let mut out = Vec::with_capacity(16 + entries.len() * 150);
+    out.extend_from_slice(b"{\"results\":[");
+    let mut counts: Vec<(CheckResult, u64)> = Vec::with_capacity(5);
+    let mut count = |result: CheckResult| match counts.iter_mut().find(|(r, _)| *r == result) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((result, 1)),
+    };
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match entry {
+            Entry::Valid(k) => {
+                write_decision(&mut out, checks[*k].0, &decisions[*k]);
+                count(CheckResult::Answered(decisions[*k].answer));
+            }
+            Entry::Invalid { param, reason } => {
+                out.extend_from_slice(b"{\"error\":{\"param\":");
+                // serde_json escapes whatever the reason quotes back from the input
+                let _ = serde_json::to_writer(&mut out, param);
+                out.extend_from_slice(b",\"reason\":");
+                let _ = serde_json::to_writer(&mut out, reason);
+                out.extend_from_slice(b"}}");
+                count(CheckResult::Malformed);
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    state.metrics.observe_batch(&counts, started.elapsed());
+    Ok(json_response(out))
+}
+
+/// A batch body after validation: one entry per input, and the checks to run.
+pub struct ParsedBatch {
+    entries: Vec<Entry>,
+    checks: Vec<(Imei, Option<Imsi>)>,
+}
+
+impl ParsedBatch {
+    /// How many entries the body had.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the body had no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many entries were malformed.
+    pub fn invalid(&self) -> usize {
+        self.entries.len() - self.checks.len()
+    }
+}
+
+/// Parses and validates a batch body (untrusted bytes: fuzzed in `fuzz/`). Malformed entries
+/// become per-entry errors; only a body that is not the expected JSON shape, or too many
+/// entries, fails as a whole.
+///
+/// # Errors
+/// [`ApiError::MalformedBody`] or [`ApiError::PayloadTooLarge`].
+pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<ParsedBatch, ApiError> {
     let parsed: BatchRequest<'_> =
-        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody {
+        serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody {
             detail: format!("{e}"),
         })?;
     let (list, items) = match (parsed.imeis, parsed.checks) {
@@ -230,13 +311,9 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
             });
         }
     };
-    if items.len() > state.max_batch {
+    if items.len() > max_batch {
         return Err(ApiError::PayloadTooLarge {
-            detail: format!(
-                "at most {} IMEIs per batch, got {}",
-                state.max_batch,
-                items.len()
-            ),
+            detail: format!("at most {} IMEIs per batch, got {}", max_batch, items.len()),
         });
     }
 
@@ -287,54 +364,7 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
             Entry::Valid(checks.len() - 1)
         })
         .collect();
-
-    // Milliseconds of work for a large batch: off the async workers, so single checks on
-    // the same workers are not held behind it.
-    let registry = state.registry.clone();
-    let (checks, decisions) = tokio::task::spawn_blocking(move || {
-        let decisions = registry.check_many(Interface::Native, &checks);
-        (checks, decisions)
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "batch check task failed");
-        state.metrics.observe_batch(
-            &[(CheckResult::Failed, items.len() as u64)],
-            started.elapsed(),
-        );
-        ApiError::Internal
-    })?;
-
-    let mut out = Vec::with_capacity(16 + entries.len() * 150);
-    out.extend_from_slice(b"{\"results\":[");
-    let mut counts: Vec<(CheckResult, u64)> = Vec::with_capacity(5);
-    let mut count = |result: CheckResult| match counts.iter_mut().find(|(r, _)| *r == result) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((result, 1)),
-    };
-    for (i, entry) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match entry {
-            Entry::Valid(k) => {
-                write_decision(&mut out, checks[*k].0, &decisions[*k]);
-                count(CheckResult::Answered(decisions[*k].answer));
-            }
-            Entry::Invalid { param, reason } => {
-                out.extend_from_slice(b"{\"error\":{\"param\":");
-                // serde_json escapes whatever the reason quotes back from the input
-                let _ = serde_json::to_writer(&mut out, param);
-                out.extend_from_slice(b",\"reason\":");
-                let _ = serde_json::to_writer(&mut out, reason);
-                out.extend_from_slice(b"}}");
-                count(CheckResult::Malformed);
-            }
-        }
-    }
-    out.extend_from_slice(b"]}");
-    state.metrics.observe_batch(&counts, started.elapsed());
-    Ok(json_response(out))
+    Ok(ParsedBatch { entries, checks })
 }
 
 #[cfg(test)]

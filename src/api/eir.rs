@@ -24,7 +24,8 @@ use crate::registry::{Answer, EquipmentStatus, Interface};
 pub const PATH: &str = "/n5g-eir-eic/v1/equipment-status";
 
 /// What the query names, once parsed.
-enum Equipment {
+#[derive(Debug)]
+pub enum Equipment {
     /// An IMEI or IMEISV PEI.
     Imei(Imei, Option<Imsi>),
     /// A MAC or EUI-64 PEI: valid, but no such equipment is registered here.
@@ -68,7 +69,12 @@ fn status_body(status: EquipmentStatus) -> Bytes {
     })
 }
 
-fn parse_query(query: Option<&str>) -> Result<Equipment, ApiError> {
+/// Parses the query string (untrusted bytes: fuzzed in `fuzz/`).
+///
+/// # Errors
+/// [`ApiError::MissingQueryParam`] without `pei`; [`ApiError::InvalidParams`] naming each
+/// malformed or repeated parameter.
+pub fn parse_query(query: Option<&str>) -> Result<Equipment, ApiError> {
     let mut pei = None;
     let mut supi = None;
     let mut invalid: Vec<(String, String)> = Vec::new();

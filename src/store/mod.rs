@@ -3,7 +3,7 @@
 //! knows RocksDB exists; everything above it speaks in [`Imei`]s and records.
 //!
 //! A check asks the list's Bloom filter; a "definitely not" ends there, a "maybe" is confirmed
-//! in the list's exact index ([`index`]), which mirrors the keys RocksDB holds. RocksDB keeps
+//! in the list's exact index (`index.rs`), which mirrors the keys RocksDB holds. RocksDB keeps
 //! the records and the durability; the check path never reads it (a RocksDB point lookup cost
 //! ~4 µs, see docs/PERFORMANCE.md).
 //!

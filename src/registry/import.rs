@@ -317,13 +317,12 @@ pub fn import_csv(
     }
 
     progress(Progress::Writing);
-    store
+    report.accepted = store
         .ingest(list, accepted.len(), |i| {
             let p = accepted[i];
             (p.imei, &arena[p.value_start..p.value_start + p.value_len])
         })
         .map_err(RegistryError::from)?;
-    report.accepted = accepted.len() as u64;
 
     for r in &rejections {
         *report.rejected.entry(r.reason.kind()).or_default() += 1;

@@ -125,15 +125,17 @@ impl ListIndex {
     }
 
     /// Adds IMEIs given in increasing order (a RocksDB scan, a bulk load): each bucket's run is
-    /// merged in one step under one lock instead of one insertion per IMEI.
-    pub fn extend_sorted(&self, imeis: impl IntoIterator<Item = Imei>) {
+    /// merged in one step under one lock instead of one insertion per IMEI. Returns how many
+    /// were new.
+    pub fn extend_sorted(&self, imeis: impl IntoIterator<Item = Imei>) -> u64 {
         let mut run: Vec<u16> = Vec::new();
         let mut current: Option<u32> = None;
+        let mut added = 0;
         for imei in imeis {
             let (bucket, member) = split(imei);
             if current != Some(bucket) {
                 if let Some(bucket) = current {
-                    self.merge(bucket, &run);
+                    added += self.merge(bucket, &run);
                 }
                 run.clear();
                 current = Some(bucket);
@@ -141,25 +143,29 @@ impl ListIndex {
             run.push(member);
         }
         if let Some(bucket) = current {
-            self.merge(bucket, &run);
+            added += self.merge(bucket, &run);
         }
+        added
     }
 
-    fn merge(&self, bucket: u32, run: &[u16]) {
+    /// Merges one bucket's increasing run; returns how many members were new.
+    fn merge(&self, bucket: u32, run: &[u16]) -> u64 {
         let mut shard = self.shards[shard_of(bucket)]
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let members = shard.entry(bucket).or_default();
-        if members
+        let before = members.len();
+        // the common case (a scan, a load into an empty bucket) appends in key order
+        let appends = members
             .last()
-            .is_none_or(|last| run.first().is_some_and(|first| last < first))
-        {
-            members.extend_from_slice(run); // the common case: appending in key order
-        } else {
-            members.extend_from_slice(run);
+            .is_none_or(|last| run.first().is_some_and(|first| last < first));
+        members.extend_from_slice(run);
+        if !appends {
             members.sort_unstable();
-            members.dedup();
         }
+        // a caller may repeat an IMEI within a run
+        members.dedup();
+        (members.len() - before) as u64
     }
 
     /// Releases the spare capacity left by building: call once after a bulk build.
@@ -276,9 +282,10 @@ mod tests {
                     Op::Remove(b) => prop_assert_eq!(index.remove(imei(b)), model.remove(&b)),
                     Op::Extend(mut bodies) => {
                         bodies.sort_unstable();
-                        bodies.dedup();
-                        index.extend_sorted(bodies.iter().map(|&b| imei(b)));
+                        let added = index.extend_sorted(bodies.iter().map(|&b| imei(b)));
+                        let before = model.len();
                         model.extend(bodies);
+                        prop_assert_eq!(added, (model.len() - before) as u64);
                     }
                 }
             }

@@ -341,15 +341,16 @@ impl Store {
         Ok(true)
     }
 
-    /// Bulk-loads `count` new entries into `list`: `entry(i)` is the i-th IMEI with its
-    /// encoded value (from [`ListRecord::encode_into`]), in strictly increasing IMEI order,
-    /// none of them already on the list (callers check: an ingested entry would replace the
-    /// stored record). The entries are written as one SST file per core, in parallel, and
-    /// ingested in one atomic step.
+    /// Bulk-loads `count` entries into `list`: `entry(i)` is the i-th IMEI with its encoded
+    /// value (from [`ListRecord::encode_into`]), in strictly increasing IMEI order. The entries
+    /// are written as one SST file per core, in parallel, and ingested in one atomic step. An
+    /// ingested entry replaces any stored record of the same IMEI, so callers leave out the
+    /// IMEIs they must not overwrite; the list's size counts only the new ones. Returns how many
+    /// were new.
     ///
     /// # Errors
     /// [`StoreError::Ingest`] or [`StoreError::Io`]; nothing was ingested then.
-    pub fn ingest<'a, F>(&self, list: List, count: usize, entry: F) -> Result<(), StoreError>
+    pub fn ingest<'a, F>(&self, list: List, count: usize, entry: F) -> Result<u64, StoreError>
     where
         F: Fn(usize) -> (Imei, &'a [u8]) + Sync,
     {
@@ -363,10 +364,10 @@ impl Store {
         for i in 0..count {
             filter.insert(entry(i).0);
         }
-        self.indexes[list.index()].extend_sorted((0..count).map(|i| entry(i).0));
-        self.sizes[list.index()].fetch_add(count as u64, Ordering::Relaxed);
+        let added = self.indexes[list.index()].extend_sorted((0..count).map(|i| entry(i).0));
+        self.sizes[list.index()].fetch_add(added, Ordering::Relaxed);
         self.publish_sizes();
-        Ok(())
+        Ok(added)
     }
 
     /// Number of entries on `list`.

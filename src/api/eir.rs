@@ -91,7 +91,7 @@ pub fn parse_query(query: Option<&str>) -> Result<Equipment, ApiError> {
     let Some(pei) = pei else {
         return Err(ApiError::MissingQueryParam { param: "pei" });
     };
-    let imei = if pei.starts_with("mac") || pei.starts_with("eui") {
+    let imei = if pei.starts_with("mac-") || pei.starts_with("eui-") {
         None
     } else {
         match Imei::parse_network(&pei) {

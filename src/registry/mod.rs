@@ -247,7 +247,8 @@ impl Registry {
             .collect()
     }
 
-    /// Puts an IMEI on the positive list (or replaces its record).
+    /// Puts an IMEI on the positive list (or replaces its record). The filter is rebuilt,
+    /// larger, in the background once the list outgrows it.
     ///
     /// # Errors
     /// [`RegistryError::Store`] if the write fails; nothing changed then.
@@ -256,7 +257,9 @@ impl Registry {
         imei: Imei,
         record: &PositiveRecord,
     ) -> Result<Inserted, RegistryError> {
-        Ok(self.store.insert(imei, record)?)
+        let inserted = self.store.insert(imei, record)?;
+        self.store.maybe_rebuild_filter(List::Positive);
+        Ok(inserted)
     }
 
     /// Puts an IMEI on the negative list (or replaces its record). Visible to every check
@@ -269,7 +272,9 @@ impl Registry {
         imei: Imei,
         record: &NegativeRecord,
     ) -> Result<Inserted, RegistryError> {
-        Ok(self.store.insert(imei, record)?)
+        let inserted = self.store.insert(imei, record)?;
+        self.store.maybe_rebuild_filter(List::Negative);
+        Ok(inserted)
     }
 
     /// Takes an IMEI off the negative list; returns whether it was there. The filter is

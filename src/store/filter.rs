@@ -13,7 +13,7 @@
 //! - **No global lock on the check path.** The filter is split into shards chosen by the
 //!   IMEI's xxh3 hash, each behind its own `RwLock`; a check takes one uncontended read lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use bloomfilter::Bloom;
@@ -51,6 +51,8 @@ pub struct ListFilter {
     added: AtomicU64,
     /// Entries removed from the list since the live filter was built: each left a stale bit.
     removed: AtomicU64,
+    /// A rebuild is running (mirrors `next.is_some()` without taking its lock).
+    rebuilding: AtomicBool,
 }
 
 impl ListFilter {
@@ -68,6 +70,7 @@ impl ListFilter {
             capacity: AtomicU64::new(capacity),
             added: AtomicU64::new(0),
             removed: AtomicU64::new(0),
+            rebuilding: AtomicBool::new(false),
         }
     }
 
@@ -103,12 +106,19 @@ impl ListFilter {
         self.removed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether the filter has drifted enough to be worth rebuilding: more entries than it was
-    /// sized for, or stale bits from removals above a tenth of its capacity.
+    /// Whether the filter has drifted enough to be worth rebuilding (more entries than it was
+    /// sized for, or stale bits from removals above a tenth of its capacity) and no rebuild is
+    /// running already.
     pub fn needs_rebuild(&self) -> bool {
         let capacity = self.capacity.load(Ordering::Relaxed);
-        self.added.load(Ordering::Relaxed) > capacity
-            || self.removed.load(Ordering::Relaxed) > capacity / 10
+        !self.is_rebuilding()
+            && (self.added.load(Ordering::Relaxed) > capacity
+                || self.removed.load(Ordering::Relaxed) > capacity / 10)
+    }
+
+    /// Whether a rebuild is running.
+    pub fn is_rebuilding(&self) -> bool {
+        self.rebuilding.load(Ordering::Relaxed)
     }
 
     /// Starts a rebuild sized for `entries`: from now on inserts also go to the new filter.
@@ -120,6 +130,7 @@ impl ListFilter {
         }
         let capacity = ((entries as f64 * GROWTH_HEADROOM) as u64).max(MIN_CAPACITY);
         *next = Some(new_shards(capacity, self.fp_rate));
+        self.rebuilding.store(true, Ordering::Relaxed);
         Some(Rebuild {
             filter: self,
             capacity,
@@ -175,6 +186,7 @@ impl Rebuild<'_> {
         filter.capacity.store(self.capacity, Ordering::Relaxed);
         filter.added.store(self.loaded, Ordering::Relaxed);
         filter.removed.store(0, Ordering::Relaxed);
+        filter.rebuilding.store(false, Ordering::Relaxed);
         self.finished = true;
         self.loaded
     }
@@ -184,6 +196,7 @@ impl Drop for Rebuild<'_> {
     fn drop(&mut self) {
         if !self.finished {
             *self.filter.lock_next() = None;
+            self.filter.rebuilding.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -261,13 +274,20 @@ mod tests {
     }
 
     #[test]
-    fn drift_triggers_a_rebuild() {
+    fn drift_triggers_a_rebuild_unless_one_is_running() {
         let filter = ListFilter::new(0, 0.01);
         assert!(!filter.needs_rebuild());
         for _ in 0..=MIN_CAPACITY / 10 {
             filter.note_removed();
         }
         assert!(filter.needs_rebuild());
+        let rebuild = filter.begin_rebuild(0).unwrap();
+        assert!(
+            !filter.needs_rebuild(),
+            "a running rebuild is not started again"
+        );
+        rebuild.finish();
+        assert!(!filter.needs_rebuild() && !filter.is_rebuilding());
     }
 
     proptest! {

@@ -149,11 +149,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` and builds both filters from it.
+    /// Opens (or creates) the store in `dir` and builds both lists' filters and indexes from it.
     ///
     /// # Errors
     /// [`StoreError::Locked`] if another process holds the directory, [`StoreError::Open`] or
-    /// [`StoreError::SchemaVersion`] if it cannot be used, read errors while building filters.
+    /// [`StoreError::SchemaVersion`] if it cannot be used, read errors while scanning the lists.
     pub fn open(
         dir: &Path,
         options: &StoreOptions,
@@ -177,7 +177,7 @@ impl Store {
             metrics,
             open_time: Duration::ZERO,
         };
-        // Build both filters at once: each is one sequential scan of its column family.
+        // Load both lists at once: each is one sequential scan of its column family.
         let counts: Result<Vec<u64>, StoreError> = std::thread::scope(|scope| {
             let store = &store;
             let handles: Vec<_> = List::ALL
@@ -186,7 +186,7 @@ impl Store {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().expect("filter build thread panicked"))
+                .map(|h| h.join().expect("list loading thread panicked"))
                 .collect()
         });
         for (list, count) in List::ALL.into_iter().zip(counts?) {

@@ -4,7 +4,8 @@
 //! optional (`imsi-<5..15>` drives the roaming exemption; other SUPI types are accepted and
 //! exempt nothing), `gpsi` and `supported-features` are accepted and unused. As TS 23.003
 //! allows on check occasions, the 15th digit of `imei-` may be a spare `0` instead of the check
-//! digit. A MAC or EUI PEI (wireline access) is well formed but never held here: 404.
+//! digit. A MAC or EUI PEI (wireline access) is well formed but never registered here: it
+//! gets the registry's answer for equipment on neither list (404 by default).
 //!
 //! Performance-critical: this is the AMF's path on every registration. The success bodies are
 //! static; nothing is allocated unless the request is malformed.
@@ -28,8 +29,8 @@ pub const PATH: &str = "/n5g-eir-eic/v1/equipment-status";
 pub enum Equipment {
     /// An IMEI or IMEISV PEI.
     Imei(Imei, Option<Imsi>),
-    /// A MAC or EUI-64 PEI: valid, but no such equipment is registered here.
-    NotAnImei,
+    /// A MAC or EUI-64 PEI: valid, but only IMEIs are registered here.
+    NotAnImei(Option<Imsi>),
 }
 
 /// Handles one equipment-status request.
@@ -46,7 +47,12 @@ pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<HttpRes
                 .check(Interface::N5gEir, imei, imsi.as_ref())
                 .answer
         }
-        Equipment::NotAnImei => Answer::Unknown,
+        Equipment::NotAnImei(imsi) => {
+            state
+                .registry
+                .check_without_imei(Interface::N5gEir, imsi.as_ref())
+                .answer
+        }
     });
     let result = match &answer {
         Ok(answer) => CheckResult::Answered(*answer),
@@ -124,6 +130,6 @@ pub fn parse_query(query: Option<&str>) -> Result<Equipment, ApiError> {
     }
     Ok(match imei {
         Some(imei) => Equipment::Imei(imei, imsi),
-        None => Equipment::NotAnImei,
+        None => Equipment::NotAnImei(imsi),
     })
 }

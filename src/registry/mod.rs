@@ -224,6 +224,13 @@ impl Registry {
             .decide(interface, Listing { positive, negative }, imsi)
     }
 
+    /// The network check of equipment identified by something other than an IMEI (a MAC or
+    /// EUI-64 PEI of wireline access, TS 29.571): such equipment is on neither list, so it gets
+    /// the interface's not-listed answer, and an inbound roamer is still exempt.
+    pub fn check_without_imei(&self, interface: Interface, imsi: Option<&Imsi>) -> Decision {
+        self.policy.decide(interface, Listing::default(), imsi)
+    }
+
     /// The network check of many IMEIs at once, in order.
     pub fn check_many(
         &self,

@@ -155,6 +155,17 @@ fn checks_read_both_lists_from_the_store() {
 }
 
 #[test]
+fn equipment_without_an_imei_gets_the_not_listed_answer_and_roaming_exemption() {
+    let f = fixture();
+    let d = f.registry.check_without_imei(Interface::N5gEir, None);
+    assert_eq!((d.answer, d.reason), (Answer::Unknown, Reason::NotListed));
+    let d = f
+        .registry
+        .check_without_imei(Interface::N5gEir, Some(&imsi(ROAMER)));
+    assert_eq!(d.reason, Reason::RoamingExempt);
+}
+
+#[test]
 fn unlisting_takes_effect_at_once() {
     let f = fixture();
     let r = &f.registry;

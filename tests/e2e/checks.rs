@@ -115,6 +115,13 @@ async fn n5g_eir_malformed_queries_name_the_parameter() {
     // a MAC PEI is well formed but never registered here; "mac" alone is no PEI form
     let mac = client.get(&eir("mac-00-11-22-33-44-55")).await;
     assert_problem(&mac, 404, "ERROR_EQUIPMENT_UNKNOWN");
+    let roaming_mac = client
+        .get(&format!(
+            "{}&supi={ROAMING_SUPI}",
+            eir("mac-00-11-22-33-44-55")
+        ))
+        .await;
+    assert_eq!(roaming_mac.json()["status"], "WHITELISTED");
     let not_a_pei = client.get(&eir("machine")).await;
     let json = assert_problem(&not_a_pei, 400, "INVALID_QUERY_PARAM");
     assert_eq!(json["invalidParams"][0]["param"], "query pei");

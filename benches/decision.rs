@@ -6,6 +6,8 @@
 //! - `BENCH_POSITIVE` (default 10000000), `BENCH_NEGATIVE` (default 1000000): list sizes;
 //! - `BENCH_QUERIES` (default 2000000): checks timed;
 //! - `BENCH_CACHE_MB` (default 256, the config default): RocksDB block cache;
+//! - `BENCH_POSITIVE_FP`: the positive list's filter false-positive rate (default: config's);
+//! - `BENCH_ONLY=batch`: skip the single checks (to profile the batch path alone);
 //! - `BENCH_DATA_DIR`: keep the store there and reuse it on the next run (otherwise a temp
 //!   dir is filled and deleted).
 //!
@@ -61,6 +63,17 @@ fn main() {
     let options = StoreOptions {
         sync_writes: false,
         block_cache_bytes: env_usize("BENCH_CACHE_MB", 256) << 20,
+        filter_fp_rate: match std::env::var("BENCH_POSITIVE_FP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(rate) => {
+                let mut rates = StoreOptions::default().filter_fp_rate;
+                rates[List::Positive.index()] = rate;
+                rates
+            }
+            None => StoreOptions::default().filter_fp_rate,
+        },
         ..StoreOptions::default()
     };
 
@@ -129,14 +142,38 @@ fn main() {
     .filter_map(|(_, imei)| imei)
     .collect();
 
-    // warm the block cache as a running server would be
+    let only_batch = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "batch");
+    // warm the caches as a running server would be
     for &imei in queries.iter().take(n_queries / 4) {
         registry.check(Interface::N5gEir, imei, None);
     }
 
+    if !only_batch {
+        single_checks(&registry, &queries);
+    }
+
+    let items: Vec<(Imei, Option<imeidb::imsi::Imsi>)> =
+        queries.iter().map(|&i| (i, None)).collect();
+    let started = Instant::now();
+    for _ in 0..if only_batch { 10 } else { 1 } {
+        for chunk in items.chunks(10_000) {
+            std::hint::black_box(registry.check_many(Interface::Native, chunk));
+        }
+    }
+    let elapsed: Duration = started.elapsed();
+    println!(
+        "batched check_many (one core, 10,000 per call): {:.0} decisions/s",
+        items.len() as f64 * if only_batch { 10.0 } else { 1.0 } / elapsed.as_secs_f64()
+    );
+    println!("RSS at end: {:.0} MiB", rss_mib());
+    drop(registry);
+}
+
+/// Each check timed alone (latency), then an untimed loop (throughput).
+fn single_checks(registry: &Registry, queries: &[Imei]) {
     let mut histogram =
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-    for &imei in &queries {
+    for &imei in queries {
         let t = Instant::now();
         let d = registry.check(Interface::N5gEir, imei, None);
         let ns = t.elapsed().as_nanos() as u64;
@@ -154,7 +191,7 @@ fn main() {
     );
 
     let started = Instant::now();
-    for &imei in &queries {
+    for &imei in queries {
         std::hint::black_box(registry.check(Interface::N5gEir, imei, None));
     }
     let elapsed = started.elapsed();
@@ -162,18 +199,4 @@ fn main() {
         "check throughput (one core): {:.0} decisions/s",
         queries.len() as f64 / elapsed.as_secs_f64()
     );
-
-    let items: Vec<(Imei, Option<imeidb::imsi::Imsi>)> =
-        queries.iter().map(|&i| (i, None)).collect();
-    let started = Instant::now();
-    for chunk in items.chunks(10_000) {
-        std::hint::black_box(registry.check_many(Interface::Native, chunk));
-    }
-    let elapsed: Duration = started.elapsed();
-    println!(
-        "batched check_many (one core, 10,000 per call): {:.0} decisions/s",
-        items.len() as f64 / elapsed.as_secs_f64()
-    );
-    println!("RSS at end: {:.0} MiB", rss_mib());
-    drop(registry);
 }

@@ -15,7 +15,7 @@ use toml::{Table, Value};
 
 use crate::imsi::Mcc;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus, Interface};
-use crate::store::StoreOptions;
+use crate::store::{List, StoreOptions};
 
 /// The default configuration file, embedded: `imeidb serve` without `--config` uses it.
 pub const DEFAULT_TOML: &str = include_str!("../config/imeidb.toml");
@@ -51,7 +51,8 @@ struct RawStore {
     block_cache_mb: u64,
     bloom_bits_per_key: f64,
     sync_writes: bool,
-    filter_fp_rate: f64,
+    positive_filter_fp_rate: f64,
+    negative_filter_fp_rate: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,7 +97,8 @@ impl Default for RawStore {
             block_cache_mb: (defaults.block_cache_bytes >> 20) as u64,
             bloom_bits_per_key: defaults.bloom_bits_per_key,
             sync_writes: defaults.sync_writes,
-            filter_fp_rate: defaults.filter_fp_rate,
+            positive_filter_fp_rate: defaults.filter_fp_rate[List::Positive.index()],
+            negative_filter_fp_rate: defaults.filter_fp_rate[List::Negative.index()],
         }
     }
 }
@@ -327,11 +329,19 @@ impl RawConfig {
                 format!("{} is outside 1..=64", self.store.bloom_bits_per_key),
             ));
         }
-        if !(self.store.filter_fp_rate > 0.0 && self.store.filter_fp_rate < 1.0) {
-            return Err(invalid(
-                "store.filter_fp_rate",
-                format!("{} must be above 0 and below 1", self.store.filter_fp_rate),
-            ));
+        for (key, rate) in [
+            (
+                "store.positive_filter_fp_rate",
+                self.store.positive_filter_fp_rate,
+            ),
+            (
+                "store.negative_filter_fp_rate",
+                self.store.negative_filter_fp_rate,
+            ),
+        ] {
+            if !(rate > 0.0 && rate < 1.0) {
+                return Err(invalid(key, format!("{rate} must be above 0 and below 1")));
+            }
         }
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(invalid("store.data_dir", "must not be empty".into()));
@@ -340,7 +350,10 @@ impl RawConfig {
             block_cache_bytes: (cache_mb << 20) as usize,
             bloom_bits_per_key: self.store.bloom_bits_per_key,
             sync_writes: self.store.sync_writes,
-            filter_fp_rate: self.store.filter_fp_rate,
+            filter_fp_rate: List::ALL.map(|list| match list {
+                List::Positive => self.store.positive_filter_fp_rate,
+                List::Negative => self.store.negative_filter_fp_rate,
+            }),
         };
         if self.check.home_mccs.is_empty() {
             return Err(invalid("check.home_mccs", "name at least one MCC".into()));
@@ -552,7 +565,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (text, key) in [
             ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
-            ("[store]\nfilter_fp_rate = 1.5\n", "store.filter_fp_rate"),
+            (
+                "[store]\nnegative_filter_fp_rate = 1.5\n",
+                "store.negative_filter_fp_rate",
+            ),
             ("[store]\nblock_cache_mb = 1\n", "store.block_cache_mb"),
             ("[check]\nhome_mccs = [\"73\"]\n", "check.home_mccs"),
             (

@@ -1,10 +1,10 @@
 //! The Bloom front of one list: answers "definitely not listed" from memory so that most
-//! network checks of an unlisted IMEI never reach RocksDB.
+//! network checks of an unlisted IMEI end at a few bit probes.
 //!
 //! Invariants, and how they are kept:
 //! - **No false negatives.** Writers call [`ListFilter::insert`] *before* the RocksDB write is
 //!   acknowledged, so a check can never miss an acknowledged entry. A "maybe" is always
-//!   confirmed in RocksDB by the caller.
+//!   confirmed by the caller in the list's exact index (`index.rs`).
 //! - **Removals never make it lie.** A Bloom filter cannot forget, so a removal leaves a stale
 //!   "maybe" (a false positive, harmless). When removals or growth push the false-positive rate
 //!   up, a fresh filter is built from a RocksDB snapshot in the background and swapped in shard
@@ -17,14 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use bloomfilter::Bloom;
-use xxhash_rust::xxh3::xxh3_64;
 
+use super::shards::{ByShard, SHARDS};
 use crate::imei::Imei;
-
-/// Number of shards (a power of two). 64 keeps read-lock contention negligible on any core
-/// count this server runs on, and each shard's bitmap still large enough to be accurate.
-const SHARDS: usize = 64;
-const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 /// Smallest number of entries a filter is sized for, so a new or small list does not
 /// trigger a rebuild on every few inserts.
@@ -84,6 +79,20 @@ impl ListFilter {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .check(&body)
+    }
+
+    /// [`ListFilter::may_contain`] for a batch: `maybe[i]` is set for `imeis[i]`. Probes shard
+    /// by shard, one read lock each (see `shards.rs`).
+    pub fn may_contain_many(&self, imeis: &[Imei], maybe: &mut [bool]) {
+        let by_shard = ByShard::new(0..imeis.len(), |i| shard_of(imeis[i].body()));
+        for (shard, positions) in by_shard.groups() {
+            let bloom = self.shards[shard]
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &i in positions {
+                maybe[i as usize] = bloom.check(&imeis[i as usize].body());
+            }
+        }
     }
 
     /// Records an entry. Must be called before the entry's write is acknowledged.
@@ -201,8 +210,11 @@ impl Drop for Rebuild<'_> {
     }
 }
 
+/// The shard of an IMEI body. 64 shards keep read-lock contention negligible on any core
+/// count this server runs on, and each shard's bitmap still large enough to be accurate.
+#[inline]
 fn shard_of(body: u64) -> usize {
-    (xxh3_64(&body.to_le_bytes()) >> (64 - SHARD_BITS)) as usize
+    super::shards::shard_of(&body.to_le_bytes())
 }
 
 fn new_shards(capacity: u64, fp_rate: f64) -> Shards {

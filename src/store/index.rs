@@ -25,10 +25,8 @@ use std::sync::{PoisonError, RwLock};
 
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::shards::{ByShard, SHARDS};
 use crate::imei::Imei;
-
-const SHARDS: usize = 64;
-const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 /// xxh3 for the `u32` bucket keys: fast, and bucket keys come from registered devices, not
 /// from the checks an outsider sends.
@@ -56,6 +54,19 @@ pub struct ListIndex {
     shards: Box<[RwLock<Shard>]>,
 }
 
+/// Reads the cache lines a binary search of `members` will visit first (all of them for a
+/// short list), so that lookups of a batch wait for memory together rather than one by one.
+#[inline]
+fn touch(members: &[u16]) -> u16 {
+    const PER_LINE: usize = 32; // u16s in a 64-byte cache line
+    if members.len() <= 8 * PER_LINE {
+        members.iter().step_by(PER_LINE).fold(0, |acc, &m| acc ^ m)
+    } else {
+        let n = members.len();
+        members[n / 4] ^ members[n / 2] ^ members[3 * n / 4]
+    }
+}
+
 /// An IMEI's bucket and member (see the module doc).
 #[inline]
 fn split(imei: Imei) -> (u32, u16) {
@@ -65,7 +76,7 @@ fn split(imei: Imei) -> (u32, u16) {
 
 #[inline]
 fn shard_of(bucket: u32) -> usize {
-    (xxh3_64(&bucket.to_le_bytes()) >> (64 - SHARD_BITS)) as usize
+    super::shards::shard_of(&bucket.to_le_bytes())
 }
 
 impl ListIndex {
@@ -87,6 +98,38 @@ impl ListIndex {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&bucket)
             .is_some_and(|members| members.binary_search(&member).is_ok())
+    }
+
+    /// Confirms a batch's filter answers: for each `i` where `found[i]` is set (the filter's
+    /// "maybe"), sets it to whether `imeis[i]` is on the list. Looks up shard by shard, one
+    /// read lock each (see `shards.rs`).
+    pub fn confirm_many(&self, imeis: &[Imei], found: &mut [bool]) {
+        let by_shard = ByShard::new((0..imeis.len()).filter(|&i| found[i]), |i| {
+            shard_of(split(imeis[i]).0)
+        });
+        for (shard, positions) in by_shard.groups() {
+            let shard = self.shards[shard]
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Two passes: the first finds every bucket and reads each member list's cache lines
+            // (independent loads the CPU overlaps), the second searches them in cache.
+            let mut found_members: Vec<(u32, u16, &[u16])> = Vec::with_capacity(positions.len());
+            let mut touched = 0u16;
+            for &i in positions {
+                let (bucket, member) = split(imeis[i as usize]);
+                match shard.get(&bucket) {
+                    Some(members) => {
+                        touched ^= touch(members);
+                        found_members.push((i, member, members.as_slice()));
+                    }
+                    None => found[i as usize] = false,
+                }
+            }
+            std::hint::black_box(touched);
+            for &(i, member, members) in &found_members {
+                found[i as usize] = members.binary_search(&member).is_ok();
+            }
+        }
     }
 
     /// Adds `imei`; returns whether it was new.

@@ -100,6 +100,46 @@ fn contains_many_matches_contains_and_keeps_order_and_repeats() {
 }
 
 #[test]
+fn contains_many_agrees_with_contains_across_shards_and_bucket_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // one crowded bucket (TAC 35000000, serials below 65,536: more members than `touch`
+    // reads line by line) and many sparse TACs spread over every shard
+    let body = |n: u64| Imei::from_body(n).unwrap();
+    let crowded: Vec<Imei> = (0..3_000)
+        .map(|s| body(35_000_000_000_000 + s * 7))
+        .collect();
+    let sparse: Vec<Imei> = (0..2_000u64)
+        .map(|t| body((10_000_000 + t * 4_999) * 1_000_000 + t % 1000))
+        .collect();
+    let mut listed: Vec<Imei> = crowded.iter().chain(&sparse).copied().collect();
+    listed.sort_unstable();
+    let value = PositiveRecord::default().encode();
+    store
+        .ingest(List::Positive, listed.len(), |i| (listed[i], &value))
+        .unwrap();
+    for &i in sparse.iter().step_by(3) {
+        store.insert(i, &NegativeRecord::default()).unwrap();
+    }
+    // listed IMEIs, their neighbours (not listed), and repeats, in a scrambled order
+    let mut asked: Vec<Imei> = listed
+        .iter()
+        .flat_map(|i| [*i, body(i.body() + 1), *i])
+        .collect();
+    asked.reverse();
+    asked.rotate_left(1234);
+    for list in List::ALL {
+        let mut out = Vec::new();
+        store.contains_many(list, &asked, &mut out);
+        let single: Vec<bool> = asked.iter().map(|&i| store.contains(list, i)).collect();
+        assert_eq!(out, single, "{list}");
+    }
+    let mut out = Vec::new();
+    store.contains_many(List::Positive, &asked, &mut out);
+    assert_eq!(out.iter().filter(|&&f| f).count(), 2 * listed.len());
+}
+
+#[test]
 fn removals_trigger_a_background_rebuild_that_keeps_every_entry() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open(dir.path()));

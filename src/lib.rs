@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `api` → `registry` → `store` → `imei`. Nothing below `api`
+//! Dependencies point one way: `api` → `registry`/`accounts` → `store` → `imei`. Nothing below `api`
 //! knows HTTP; nothing above `store` knows RocksDB.
 //!
 //! | module | responsibility |
@@ -15,6 +15,7 @@
 //! | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
 //! | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |
 //! | [`registry`] | the decree's rules: the network check, roaming exemption, bulk import |
+//! | [`accounts`] | organisations, users, roles, tokens, and the hash-chained audit trail |
 //! | [`api`] | HTTP: routing, one file per area, RFC 7807 problems |
 //! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |
 //! | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
@@ -22,6 +23,7 @@
 //!
 //! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve` and `import`.
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod imei;
@@ -30,3 +32,4 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod timefmt;

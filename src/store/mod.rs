@@ -15,6 +15,7 @@
 //!   sizes exact and gives later rules (one owner per IMEI) a place to be atomic.
 //! - Checks take no global lock and allocate nothing.
 
+mod audit;
 mod filter;
 mod index;
 pub mod records;
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+pub use audit::{AuditHead, SealAudit};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
 
 use crate::imei::Imei;
@@ -116,6 +118,12 @@ pub enum StoreError {
         /// The list.
         list: List,
     },
+    /// The audit trail's recorded head is not 40 bytes.
+    #[error("the audit trail's head record is corrupt")]
+    CorruptAuditHead,
+    /// An audit entry's key is not an 8-byte sequence number.
+    #[error("an audit trail key is corrupt")]
+    CorruptAuditKey,
     /// A stored value could not be decoded.
     #[error("the {list} list entry of {} is corrupt", imei.redacted())]
     CorruptValue {
@@ -146,8 +154,9 @@ pub struct Store {
     indexes: [ListIndex; 2],
     /// Entries per list: counted at open, kept exact by the write lock.
     sizes: [AtomicU64; 2],
-    /// Serialises writes (see the module doc).
-    write_lock: Mutex<()>,
+    /// Serialises writes (see the module doc) and guards the audit trail's head, which every
+    /// audit entry extends.
+    write_lock: Mutex<AuditHead>,
     metrics: StoreMetrics,
     /// How long opening took, filter build included.
     open_time: Duration,
@@ -170,6 +179,7 @@ impl Store {
             source,
         })?;
         let rocks = RocksStore::open(dir, options)?;
+        let head = rocks.audit_head()?;
         let mut store = Store {
             rocks,
             filters: [
@@ -178,7 +188,7 @@ impl Store {
             ],
             indexes: [ListIndex::new(), ListIndex::new()],
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(head),
             metrics,
             open_time: Duration::ZERO,
         };

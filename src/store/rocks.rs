@@ -2,7 +2,9 @@
 //! builds on. Nothing outside `store/` sees a RocksDB type.
 //!
 //! Layout: one column family per list (`positive`, `negative`) keyed by [`Imei::key`] (8-byte
-//! big-endian TAC+SNR), and `meta` for the schema version. Checks never read RocksDB (the
+//! big-endian TAC+SNR); `meta` for the schema version and the audit trail's head; `accounts`
+//! for organisations, users and tokens (keys chosen by `accounts`); `audit` for the audit
+//! trail, keyed by its 8-byte big-endian sequence number, so a scan reads it in order. Checks never read RocksDB (the
 //! store answers them from memory); it serves record reads, writes and the start-up scan.
 //! Tables carry a whole-key Bloom filter and a hash index inside each data block.
 //!
@@ -18,14 +20,17 @@ use std::path::{Path, PathBuf};
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
     DBCompressionType, DataBlockIndexType, ErrorKind, IngestExternalFileOptions, Options,
-    ReadOptions, SstFileWriter, WriteOptions,
+    ReadOptions, SstFileWriter, WriteBatch, WriteOptions,
 };
 
-use super::{List, StoreError, StoreOptions};
+use super::{AuditHead, List, StoreError, StoreOptions};
 use crate::imei::Imei;
 
 const CF_META: &str = "meta";
+const CF_ACCOUNTS: &str = "accounts";
+const CF_AUDIT: &str = "audit";
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 /// Bumped when the key or value layout changes incompatibly.
 const SCHEMA_VERSION: u8 = 1;
 
@@ -77,6 +82,8 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(cf_name(List::Positive), list_opts.clone()),
             ColumnFamilyDescriptor::new(cf_name(List::Negative), list_opts.clone()),
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
+            ColumnFamilyDescriptor::new(CF_ACCOUNTS, Options::default()),
+            ColumnFamilyDescriptor::new(CF_AUDIT, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
             if is_lock_error(&source) {
@@ -265,6 +272,91 @@ impl RocksStore {
             writer.put(imei.key(), value).map_err(StoreError::Ingest)?;
         }
         writer.finish().map_err(StoreError::Ingest)
+    }
+
+    /// Every entry of the `accounts` column family, in key order.
+    pub(super) fn account_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_ACCOUNTS));
+        iter.seek_to_first();
+        let mut entries = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            entries.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)?;
+        Ok(entries)
+    }
+
+    /// Writes `puts` to `accounts` and, if given, one audit entry and the new head, in one
+    /// atomic batch: durable in the WAL (fsynced if configured) when this returns.
+    pub(super) fn write_accounts(
+        &self,
+        puts: &[(Vec<u8>, Vec<u8>)],
+        audit: Option<(AuditHead, &[u8])>,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let accounts = self.named_cf(CF_ACCOUNTS);
+        for (key, value) in puts {
+            batch.put_cf(accounts, key, value);
+        }
+        if let Some((head, entry)) = audit {
+            batch.put_cf(self.named_cf(CF_AUDIT), head.seq.to_be_bytes(), entry);
+            batch.put_cf(self.meta_cf(), AUDIT_HEAD_KEY, head.to_bytes());
+        }
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// The audit head recorded with the last audit entry (zero before the first).
+    pub(super) fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        let stored = self
+            .db
+            .get_cf(self.meta_cf(), AUDIT_HEAD_KEY)
+            .map_err(StoreError::Read)?;
+        match stored {
+            None => Ok(AuditHead::default()),
+            Some(bytes) => AuditHead::from_bytes(&bytes).ok_or(StoreError::CorruptAuditHead),
+        }
+    }
+
+    /// Calls `f` with each audit entry after sequence number `after`, in order, until it
+    /// returns `false`.
+    pub(super) fn audit_entries(
+        &self,
+        after: u64,
+        mut f: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut read_opts = ReadOptions::default();
+        read_opts.fill_cache(false);
+        let mut iter = self
+            .db
+            .raw_iterator_cf_opt(self.named_cf(CF_AUDIT), read_opts);
+        iter.seek(after.saturating_add(1).to_be_bytes());
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let seq = <[u8; 8]>::try_from(key)
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::CorruptAuditKey)?;
+            if !f(seq, value) {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)
+    }
+
+    #[cfg(test)]
+    pub(super) fn tamper_audit_entry(&self, seq: u64, f: impl FnOnce(&mut Vec<u8>)) {
+        let cf = self.named_cf(CF_AUDIT);
+        let mut bytes = self.db.get_cf(cf, seq.to_be_bytes()).unwrap().unwrap();
+        f(&mut bytes);
+        self.db.put_cf(cf, seq.to_be_bytes(), bytes).unwrap();
+    }
+
+    fn named_cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     /// Flushes and syncs the WAL: called on shutdown so nothing acknowledged is only in memory.

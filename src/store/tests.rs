@@ -13,7 +13,7 @@ fn options() -> StoreOptions {
     }
 }
 
-fn open(dir: &Path) -> Store {
+pub(super) fn open(dir: &Path) -> Store {
     Store::open(dir, &options(), Metrics::new().store()).unwrap()
 }
 

@@ -1,0 +1,457 @@
+//! The audit trail: one entry per change of anything (organisations, users, tokens, lists,
+//! owners), per refused attempt to change something, and per authority lookup.
+//!
+//! Each entry says when, who (user, organisation, roles), what (action and target), how it
+//! ended, and why where the API takes a reason. Owner ID numbers and tokens never appear: a
+//! target names a record by its registry id (`user/12`, `token/9f…`), never by a person's
+//! number.
+//!
+//! Entries are hash-chained: each carries the SHA-256 of the entry before it, and the chain's
+//! head (last number and hash) is stored with every entry. Changing, removing or reordering
+//! any entry in the RocksDB files breaks the chain at that entry, which [`verify`] reports.
+//! (Rewriting the whole chain from some entry on, head included, needs the files and this
+//! code: anchor the head elsewhere, e.g. print it in a signed report, to detect that too.)
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::roles::Role;
+use super::token::{from_hex, hex};
+use crate::store::{AuditHead, Store, StoreError};
+use crate::timefmt;
+
+/// Encoding version of a stored entry (its first byte); JSON follows.
+const VERSION: u8 = 1;
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// An authenticated user, with the roles the user held then.
+    User {
+        /// The user's id.
+        user: u64,
+        /// The user's organisation.
+        org: u64,
+        /// The user's roles.
+        roles: Vec<Role>,
+    },
+    /// Someone at the server's console (`imeidb admin bootstrap`, `imeidb import`).
+    Console {
+        /// The command that was run.
+        command: String,
+    },
+}
+
+/// What was done. The names are stable: auditors filter by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// The regulator organisation and its first administrator were created.
+    #[serde(rename = "registry.bootstrap")]
+    Bootstrap,
+    /// An organisation was created.
+    #[serde(rename = "org.create")]
+    OrgCreate,
+    /// An organisation's data changed.
+    #[serde(rename = "org.update")]
+    OrgUpdate,
+    /// An organisation was suspended.
+    #[serde(rename = "org.suspend")]
+    OrgSuspend,
+    /// An organisation was reactivated.
+    #[serde(rename = "org.reactivate")]
+    OrgReactivate,
+    /// A user was created.
+    #[serde(rename = "user.create")]
+    UserCreate,
+    /// A user's data or roles changed.
+    #[serde(rename = "user.update")]
+    UserUpdate,
+    /// An organisation administrator deactivated a user.
+    #[serde(rename = "user.deactivate")]
+    UserDeactivate,
+    /// An organisation administrator reactivated a user.
+    #[serde(rename = "user.activate")]
+    UserActivate,
+    /// The regulator suspended a user.
+    #[serde(rename = "user.suspend")]
+    UserSuspend,
+    /// The regulator lifted a user's suspension.
+    #[serde(rename = "user.reactivate")]
+    UserReactivate,
+    /// A token was issued.
+    #[serde(rename = "token.create")]
+    TokenCreate,
+    /// A token was revoked.
+    #[serde(rename = "token.revoke")]
+    TokenRevoke,
+    /// A list was bulk-loaded.
+    #[serde(rename = "list.import")]
+    ListImport,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 14] = [
+        Action::Bootstrap,
+        Action::OrgCreate,
+        Action::OrgUpdate,
+        Action::OrgSuspend,
+        Action::OrgReactivate,
+        Action::UserCreate,
+        Action::UserUpdate,
+        Action::UserDeactivate,
+        Action::UserActivate,
+        Action::UserSuspend,
+        Action::UserReactivate,
+        Action::TokenCreate,
+        Action::TokenRevoke,
+        Action::ListImport,
+    ];
+
+    /// The stable name (`org.create`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Bootstrap => "registry.bootstrap",
+            Action::OrgCreate => "org.create",
+            Action::OrgUpdate => "org.update",
+            Action::OrgSuspend => "org.suspend",
+            Action::OrgReactivate => "org.reactivate",
+            Action::UserCreate => "user.create",
+            Action::UserUpdate => "user.update",
+            Action::UserDeactivate => "user.deactivate",
+            Action::UserActivate => "user.activate",
+            Action::UserSuspend => "user.suspend",
+            Action::UserReactivate => "user.reactivate",
+            Action::TokenCreate => "token.create",
+            Action::TokenRevoke => "token.revoke",
+            Action::ListImport => "list.import",
+        }
+    }
+
+    /// The action named `name`.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Refused: the actor's role or scope does not allow it.
+    Denied,
+}
+
+/// One event to record.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub action: Action,
+    /// On what: a registry id such as `org/3`, `user/12`, `token/9f2c…`, `list/positive`.
+    pub target: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, where the API takes a reason.
+    pub reason: Option<String>,
+    /// Counts or other facts that are not personal data (`12000 entries`).
+    pub detail: Option<String>,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When, Unix seconds.
+    pub at: u64,
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub action: Action,
+    /// On what.
+    pub target: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// SHA-256 of the previous entry's stored bytes, hex (64 zeros for the first).
+    pub prev: String,
+}
+
+impl Entry {
+    /// The entry as the API shows it: the stored fields plus `time` in RFC 3339.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["time"] = serde_json::Value::String(timefmt::rfc3339(self.at));
+        value
+    }
+}
+
+/// Builds the sealing function the store calls under its write lock: the entry for `event`
+/// after `head`, stamped `at`, and its hash.
+pub fn seal(event: &Event, at: u64) -> impl Fn(AuditHead) -> (Vec<u8>, [u8; 32]) + '_ {
+    move |head: AuditHead| {
+        let entry = Entry {
+            seq: head.seq + 1,
+            at,
+            actor: event.actor.clone(),
+            action: event.action,
+            target: event.target.clone(),
+            outcome: event.outcome,
+            reason: event.reason.clone(),
+            detail: event.detail.clone(),
+            prev: hex(&head.hash),
+        };
+        let mut bytes = vec![VERSION];
+        serde_json::to_writer(&mut bytes, &entry).expect("an entry always serialises");
+        let hash = Sha256::digest(&bytes).into();
+        (bytes, hash)
+    }
+}
+
+/// Why a stored entry could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The first byte is not a known version.
+    #[error("unknown encoding version {0}")]
+    Version(u8),
+    /// Empty value.
+    #[error("empty entry")]
+    Empty,
+    /// The JSON does not parse.
+    #[error("malformed entry: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Decodes stored bytes.
+///
+/// # Errors
+/// [`DecodeError`] if the bytes are not an entry this version wrote.
+pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    match bytes.split_first() {
+        None => Err(DecodeError::Empty),
+        Some((&VERSION, json)) => Ok(serde_json::from_slice(json)?),
+        Some((&other, _)) => Err(DecodeError::Version(other)),
+    }
+}
+
+/// The outcome of a successful [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Entries checked.
+    pub entries: u64,
+    /// Hash of the last entry, hex.
+    pub head: String,
+}
+
+/// Where and how the chain is broken.
+#[derive(Debug, thiserror::Error)]
+pub enum Broken {
+    /// An entry does not decode.
+    #[error("entry {seq} is unreadable: {source}")]
+    Unreadable {
+        /// Its key.
+        seq: u64,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// An entry is missing, or its key and its own number disagree.
+    #[error("entry {expected} is missing or out of place (found {found})")]
+    Sequence {
+        /// The number that should come next.
+        expected: u64,
+        /// The number found there.
+        found: u64,
+    },
+    /// An entry does not carry the hash of the one before it: it or its predecessor changed.
+    #[error("entry {seq} does not follow entry {}: one of them was changed", seq - 1)]
+    Chain {
+        /// The entry.
+        seq: u64,
+    },
+    /// The stored head does not match the last entry: entries were removed or appended
+    /// around the server.
+    #[error(
+        "the chain ends at entry {last} but the recorded head is entry {head_seq}; entries were removed or the last one changed"
+    )]
+    Head {
+        /// The last entry found.
+        last: u64,
+        /// The head's number.
+        head_seq: u64,
+    },
+    /// The store could not be read.
+    #[error("the audit trail could not be read")]
+    Store(#[from] StoreError),
+}
+
+/// Walks the whole chain and checks every link and the recorded head.
+///
+/// # Errors
+/// [`Broken`] naming the first entry where the chain fails.
+pub fn verify(store: &Store) -> Result<Verified, Broken> {
+    let mut prev = [0u8; 32];
+    let mut expected = 1u64;
+    let mut failure: Option<Broken> = None;
+    store.audit_entries(0, |seq, bytes| {
+        let check = || -> Result<[u8; 32], Broken> {
+            let entry = decode(bytes).map_err(|source| Broken::Unreadable { seq, source })?;
+            if seq != expected || entry.seq != seq {
+                return Err(Broken::Sequence {
+                    expected,
+                    found: if seq == expected { entry.seq } else { seq },
+                });
+            }
+            if from_hex::<32>(&entry.prev) != Some(prev) {
+                return Err(Broken::Chain { seq });
+            }
+            Ok(Sha256::digest(bytes).into())
+        };
+        match check() {
+            Ok(hash) => {
+                prev = hash;
+                expected += 1;
+                true
+            }
+            Err(broken) => {
+                failure = Some(broken);
+                false
+            }
+        }
+    })?;
+    if let Some(broken) = failure {
+        return Err(broken);
+    }
+    let head = store.audit_head();
+    let last = expected - 1;
+    if head.seq != last || head.hash != prev {
+        return Err(Broken::Head {
+            last,
+            head_seq: head.seq,
+        });
+    }
+    Ok(Verified {
+        entries: last,
+        head: hex(&prev),
+    })
+}
+
+/// What `GET /v1/audit` filters by; every given condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Acting user.
+    pub actor: Option<u64>,
+    /// Acting user's organisation.
+    pub org: Option<u64>,
+    /// Action.
+    pub action: Option<Action>,
+    /// At or after, Unix seconds.
+    pub from: Option<u64>,
+    /// Before, Unix seconds.
+    pub to: Option<u64>,
+}
+
+impl Filter {
+    fn matches(&self, entry: &Entry) -> bool {
+        let (user, org) = match &entry.actor {
+            Actor::User { user, org, .. } => (Some(*user), Some(*org)),
+            Actor::Console { .. } => (None, None),
+        };
+        self.actor.is_none_or(|a| user == Some(a))
+            && self.org.is_none_or(|o| org == Some(o))
+            && self.action.is_none_or(|a| entry.action == a)
+            && self.from.is_none_or(|f| entry.at >= f)
+            && self.to.is_none_or(|t| entry.at < t)
+    }
+}
+
+/// One page of entries matching `filter` after sequence number `after`, at most `limit`, and
+/// the `after` of the next page if there may be one.
+///
+/// # Errors
+/// [`Broken`] if an entry cannot be read.
+pub fn query(
+    store: &Store,
+    filter: &Filter,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Entry>, Option<u64>), Broken> {
+    let mut page = Vec::new();
+    let mut failure = None;
+    let mut more = false;
+    store.audit_entries(after, |seq, bytes| match decode(bytes) {
+        Ok(entry) if filter.matches(&entry) => {
+            if page.len() == limit {
+                more = true;
+                return false;
+            }
+            page.push(entry);
+            true
+        }
+        Ok(_) => true,
+        Err(source) => {
+            failure = Some(Broken::Unreadable { seq, source });
+            false
+        }
+    })?;
+    if let Some(broken) = failure {
+        return Err(broken);
+    }
+    let next = more.then(|| page.last().map_or(after, |e| e.seq));
+    Ok((page, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_round_trip_and_match_serde() {
+        for action in Action::ALL {
+            assert_eq!(Action::from_name(action.as_str()), Some(action));
+            assert_eq!(
+                serde_json::to_value(action).unwrap(),
+                serde_json::Value::String(action.as_str().into())
+            );
+        }
+        assert_eq!(Action::from_name("org.delete"), None);
+    }
+
+    #[test]
+    fn sealed_entries_decode_and_chain() {
+        let event = Event {
+            actor: Actor::Console {
+                command: "imeidb import".into(),
+            },
+            action: Action::ListImport,
+            target: "list/positive".into(),
+            outcome: Outcome::Done,
+            reason: None,
+            detail: Some("10 entries".into()),
+        };
+        let head = AuditHead {
+            seq: 4,
+            hash: [7; 32],
+        };
+        let (bytes, hash) = seal(&event, 1_795_388_523)(head);
+        let entry = decode(&bytes).unwrap();
+        assert_eq!(entry.seq, 5);
+        assert_eq!(entry.prev, hex(&[7; 32]));
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        assert_eq!(entry.to_json()["time"], "2026-11-22T23:02:03Z");
+        assert!(matches!(decode(&[2, b'{']), Err(DecodeError::Version(2))));
+        assert!(matches!(decode(&[]), Err(DecodeError::Empty)));
+        assert!(matches!(decode(&[1, b'{']), Err(DecodeError::Json(_))));
+    }
+}

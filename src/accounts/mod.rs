@@ -1,0 +1,1238 @@
+//! Organisations, users, roles, tokens and the audit trail: who may use the registry, and
+//! the record of what they did.
+//!
+//! The regulator creates organisations (with the data of its user form, `forms.rs`) and their
+//! first administrator; each organisation's administrator manages its own users; users hold
+//! roles (`roles.rs`, one table of what each permits) and bearer tokens (`token.rs`). Every
+//! change, and every refused attempt at one, is recorded in the hash-chained audit trail
+//! (`audit.rs`) *in the same atomic write* as the change.
+//!
+//! Accounts are few (thousands), so they live in memory, loaded at start-up, and every request
+//! is authenticated without I/O: one map lookup and a SHA-256. Changes are serialised by one
+//! mutex and written to the store (with their audit entry) *before* memory changes, so what
+//! a request sees was durable first. A suspension or deactivation takes effect on the next
+//! request, tokens already issued included.
+
+pub mod audit;
+pub mod forms;
+pub mod roles;
+pub mod token;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::registry::now_unix;
+use crate::store::{Store, StoreError};
+use crate::timefmt;
+use audit::{Action, Actor, Event, Outcome};
+use forms::{FieldErrors, OrgData, OrgForm, Person, UserForm, normalise_id_number};
+use roles::{OrgKind, Permission, Role};
+use token::TokenId;
+
+/// Encoding version of stored account records (their first byte); JSON follows.
+const RECORD_VERSION: u8 = 1;
+const NEXT_ID_KEY: &[u8] = b"next_id";
+
+/// Errors of the accounts layer. The API maps each to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// No credential, or one that is not (or no longer) valid: unknown, revoked, or of a
+    /// deactivated user.
+    #[error("a valid API token is required")]
+    Unauthenticated,
+    /// The credential is valid but its user or organisation is suspended by the regulator.
+    #[error("the {0} is suspended")]
+    Suspended(&'static str),
+    /// The role or scope does not allow it.
+    #[error("your roles do not allow this")]
+    Forbidden,
+    /// No such record (or not one the caller may know of).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// It would duplicate an existing record.
+    #[error("{0}")]
+    Conflict(String),
+    /// Field by field, what is wrong with the input.
+    #[error("the input is invalid")]
+    Invalid(FieldErrors),
+    /// `imeidb admin bootstrap` ran before.
+    #[error(
+        "the registry is already bootstrapped (organisations exist); ask the regulator's administrator for an account"
+    )]
+    AlreadyBootstrapped,
+    /// A stored record does not decode.
+    #[error("stored account record {key} is corrupt")]
+    Corrupt {
+        /// Its key.
+        key: String,
+    },
+    /// The OS random source failed.
+    #[error(transparent)]
+    Random(#[from] token::RandomError),
+    /// The store failed; nothing changed.
+    #[error("the account store failed")]
+    Store(#[from] StoreError),
+    /// The audit trail could not be read.
+    #[error(transparent)]
+    Audit(#[from] audit::Broken),
+}
+
+/// An authenticated caller: the user behind a valid token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user: u64,
+    /// The user's organisation.
+    pub org: u64,
+    /// Its kind.
+    pub org_kind: OrgKind,
+    /// The user's roles.
+    pub roles: Vec<Role>,
+    /// The token used.
+    pub token: TokenId,
+}
+
+impl Principal {
+    /// Whether any of the caller's roles permits `permission`.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.roles.iter().any(|role| role.permits(permission))
+    }
+
+    /// Whether the caller holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::User {
+            user: self.user,
+            org: self.org,
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// An organisation as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organisation {
+    /// Registry id.
+    pub id: u64,
+    /// Kind.
+    pub kind: OrgKind,
+    /// The form's data.
+    #[serde(flatten)]
+    pub data: OrgData,
+    /// Suspended by the regulator: none of its users may act.
+    pub suspended: bool,
+    /// Created, Unix seconds.
+    pub created_at: u64,
+}
+
+/// A user as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Registry id.
+    pub id: u64,
+    /// Organisation.
+    pub org: u64,
+    /// ID number as given.
+    pub id_number: String,
+    /// Full name.
+    pub full_name: String,
+    /// E-mail.
+    pub email: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Set by the organisation's administrator; an inactive user cannot authenticate.
+    pub active: bool,
+    /// Set by the regulator; a suspended user is refused.
+    pub suspended: bool,
+    /// Created, Unix seconds.
+    pub created_at: u64,
+}
+
+/// A token as stored and shown (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// Id, hex.
+    pub id: String,
+    /// Owner.
+    pub user: u64,
+    /// A label chosen at creation (`core-network-1`).
+    pub name: String,
+    /// SHA-256 of the secret, hex.
+    #[serde(rename = "secret_sha256")]
+    secret_hash: String,
+    /// Created, Unix seconds.
+    pub created_at: u64,
+    /// Revoked, Unix seconds.
+    pub revoked_at: Option<u64>,
+    /// Last used, Unix seconds (written to disk at most once a minute per token).
+    pub last_used_at: Option<u64>,
+}
+
+/// Tokens in memory: the record, its hash, and when it was last used (updated by every
+/// request under the state's read lock, hence atomic).
+struct LiveToken {
+    record: Token,
+    hash: [u8; 32],
+    last_used: AtomicU64,
+    /// `last_used` as last written to the store.
+    saved_last_used: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    orgs: BTreeMap<u64, Organisation>,
+    users: BTreeMap<u64, User>,
+    tokens: HashMap<TokenId, LiveToken>,
+    /// Normalised ID number -> user: one account per person.
+    id_numbers: HashMap<String, u64>,
+    /// NIT number (without check digit and dots) -> organisation.
+    nits: HashMap<String, u64>,
+    next_id: u64,
+}
+
+/// A change to write: records to put, and the event that records it.
+struct Change {
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    event: Event,
+}
+
+/// The accounts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<Store>,
+    state: Arc<RwLock<State>>,
+    /// Serialises changes (they are rare), so a change validated against the state is still
+    /// valid when it is written.
+    writer: Arc<Mutex<()>>,
+}
+
+fn org_key(id: u64) -> Vec<u8> {
+    format!("org/{id:016x}").into_bytes()
+}
+fn user_key(id: u64) -> Vec<u8> {
+    format!("user/{id:016x}").into_bytes()
+}
+fn token_key(id: TokenId) -> Vec<u8> {
+    format!("token/{}", id.to_hex()).into_bytes()
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    let mut bytes = vec![RECORD_VERSION];
+    serde_json::to_writer(&mut bytes, record).expect("a record always serialises");
+    bytes
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, AccountsError> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, json)) => {
+            serde_json::from_slice(json).map_err(|_| AccountsError::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+            })
+        }
+        _ => Err(AccountsError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+        }),
+    }
+}
+
+/// The NIT's number without dots and check digit: what makes two organisations the same.
+fn nit_number(nit: &str) -> String {
+    let number = nit.trim().rsplit_once('-').map_or(nit, |(n, _)| n);
+    number.chars().filter(|&c| c != '.').collect()
+}
+
+/// What a patch (RFC 7396 JSON merge patch) may not change, and why.
+const IMMUTABLE_USER_FIELDS: &[(&str, &str)] = &[
+    (
+        "id_number",
+        "an account is personal and not transferable: create a new user instead",
+    ),
+    ("id", "is assigned by the registry"),
+    ("org", "a user cannot move to another organisation"),
+    ("active", "use /deactivate or /activate"),
+    ("suspended", "only the regulator suspends, with /suspend"),
+    ("created_at", "is set by the registry"),
+];
+
+impl Accounts {
+    /// Loads every organisation, user and token from `store`.
+    ///
+    /// # Errors
+    /// [`AccountsError::Store`] if the store cannot be read, [`AccountsError::Corrupt`] if a
+    /// record does not decode.
+    pub fn open(store: Arc<Store>) -> Result<Accounts, AccountsError> {
+        let mut state = State {
+            next_id: 1,
+            ..State::default()
+        };
+        for (key, value) in store.account_records()? {
+            if key == NEXT_ID_KEY {
+                let bytes: [u8; 8] =
+                    value
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| AccountsError::Corrupt {
+                            key: "next_id".into(),
+                        })?;
+                state.next_id = u64::from_be_bytes(bytes);
+            } else if key.starts_with(b"org/") {
+                let org: Organisation = decode(&key, &value)?;
+                state.nits.insert(nit_number(&org.data.nit), org.id);
+                state.orgs.insert(org.id, org);
+            } else if key.starts_with(b"user/") {
+                let user: User = decode(&key, &value)?;
+                state
+                    .id_numbers
+                    .insert(normalise_id_number(&user.id_number), user.id);
+                state.users.insert(user.id, user);
+            } else if key.starts_with(b"token/") {
+                let record: Token = decode(&key, &value)?;
+                let live = live_token(record).ok_or_else(|| AccountsError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                })?;
+                let id = TokenId::from_hex(&live.record.id).expect("checked by live_token");
+                state.tokens.insert(id, live);
+            }
+        }
+        Ok(Accounts {
+            store,
+            state: Arc::new(RwLock::new(state)),
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `change` with its audit entry, then applies `apply` to memory. Call with the
+    /// writer lock held.
+    fn commit(&self, change: Change, apply: impl FnOnce(&mut State)) -> Result<(), AccountsError> {
+        let seal = audit::seal(&change.event, now_unix());
+        self.store.write_accounts(&change.puts, Some(&seal))?;
+        apply(&mut self.state.write().unwrap_or_else(PoisonError::into_inner));
+        Ok(())
+    }
+
+    /// Records a refused attempt and returns the refusal.
+    fn deny(&self, principal: &Principal, action: Action, target: String) -> AccountsError {
+        let event = Event {
+            actor: principal.actor(),
+            action,
+            target,
+            outcome: Outcome::Denied,
+            reason: None,
+            detail: None,
+        };
+        if let Err(e) = self.record(&event) {
+            tracing::error!(error = %e, "could not record a refused attempt in the audit trail");
+        }
+        AccountsError::Forbidden
+    }
+
+    /// Appends an event that changes no account record (a bulk import, an authority lookup).
+    ///
+    /// # Errors
+    /// [`AccountsError::Store`] if the entry could not be written.
+    pub fn record(&self, event: &Event) -> Result<(), AccountsError> {
+        self.store.append_audit(&audit::seal(event, now_unix()))?;
+        Ok(())
+    }
+
+    /// The caller behind `bearer` (the text after `Bearer `).
+    ///
+    /// Performance-critical: on every authenticated request. One read lock, one map lookup,
+    /// one SHA-256, no I/O.
+    ///
+    /// # Errors
+    /// [`AccountsError::Unauthenticated`] for an unknown, malformed or revoked token or a
+    /// deactivated user; [`AccountsError::Suspended`] if the user or its organisation is.
+    pub fn authenticate(&self, bearer: &str) -> Result<Principal, AccountsError> {
+        let (id, hash) = token::parse(bearer).ok_or(AccountsError::Unauthenticated)?;
+        let state = self.read();
+        let live = state
+            .tokens
+            .get(&id)
+            .ok_or(AccountsError::Unauthenticated)?;
+        if !token::constant_time_eq(&live.hash, &hash) || live.record.revoked_at.is_some() {
+            return Err(AccountsError::Unauthenticated);
+        }
+        let user = state
+            .users
+            .get(&live.record.user)
+            .ok_or(AccountsError::Unauthenticated)?;
+        if !user.active {
+            return Err(AccountsError::Unauthenticated);
+        }
+        let org = state
+            .orgs
+            .get(&user.org)
+            .ok_or(AccountsError::Unauthenticated)?;
+        if user.suspended {
+            return Err(AccountsError::Suspended("user"));
+        }
+        if org.suspended {
+            return Err(AccountsError::Suspended("organisation"));
+        }
+        live.last_used.store(now_unix(), Ordering::Relaxed);
+        Ok(Principal {
+            user: user.id,
+            org: org.id,
+            org_kind: org.kind,
+            roles: user.roles.clone(),
+            token: id,
+        })
+    }
+
+    /// Writes tokens' last use to the store (at most once a minute each; called periodically
+    /// and at shutdown). Not audited: it is bookkeeping, not a change by anyone.
+    ///
+    /// # Errors
+    /// [`AccountsError::Store`]; the times stay in memory and are tried again next time.
+    pub fn save_last_use(&self) -> Result<usize, AccountsError> {
+        let _writer = self.lock_writer();
+        let state = self.read();
+        let mut puts = Vec::new();
+        let mut saved = Vec::new();
+        for (id, live) in &state.tokens {
+            let used = live.last_used.load(Ordering::Relaxed);
+            let stored = live.saved_last_used.load(Ordering::Relaxed);
+            if used > stored && (used >= stored + 60 || stored == 0) {
+                let mut record = live.record.clone();
+                record.last_used_at = Some(used);
+                puts.push((token_key(*id), encode(&record)));
+                saved.push((live, used));
+            }
+        }
+        if puts.is_empty() {
+            return Ok(0);
+        }
+        self.store.write_accounts(&puts, None)?;
+        for (live, used) in &saved {
+            live.saved_last_used.store(*used, Ordering::Relaxed);
+        }
+        Ok(saved.len())
+    }
+
+    /// Whether any organisation exists (the registry has been bootstrapped).
+    pub fn is_bootstrapped(&self) -> bool {
+        !self.read().orgs.is_empty()
+    }
+
+    /// First start: creates the regulator organisation from its form, its administrator
+    /// (regulator administrator and organisation administrator) and a token for it. Refuses
+    /// once any organisation exists.
+    ///
+    /// # Errors
+    /// [`AccountsError::AlreadyBootstrapped`], [`AccountsError::Invalid`] for a bad form or a
+    /// kind other than `regulator`, [`AccountsError::Store`].
+    pub fn bootstrap(&self, form: OrgForm) -> Result<(Organisation, User, String), AccountsError> {
+        let _writer = self.lock_writer();
+        if self.is_bootstrapped() {
+            return Err(AccountsError::AlreadyBootstrapped);
+        }
+        let mut errors = form.validate();
+        if form.kind.is_some_and(|k| k != OrgKind::Regulator) {
+            errors.0.push((
+                "kind".into(),
+                "the first organisation is the regulator".into(),
+            ));
+        }
+        errors.into_result().map_err(AccountsError::Invalid)?;
+        let actor = Actor::Console {
+            command: "imeidb admin bootstrap".into(),
+        };
+        let roles = vec![Role::RegulatorAdmin, Role::OrgAdmin];
+        let (org, admin, mut change) = self.new_org(form, roles, actor)?;
+        let new = token::generate()?;
+        let record = Token {
+            id: new.id.to_hex(),
+            user: admin.id,
+            name: "bootstrap".into(),
+            secret_hash: token::hex(&new.secret_hash),
+            created_at: now_unix(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        change.puts.push((token_key(new.id), encode(&record)));
+        change.event.action = Action::Bootstrap;
+        let (org_c, admin_c) = (org.clone(), admin.clone());
+        self.commit(change, move |state| {
+            insert_org(state, org_c);
+            insert_user(state, admin_c);
+            state
+                .tokens
+                .insert(new.id, live_token(record).expect("made here"));
+        })?;
+        Ok((org, admin, new.text))
+    }
+
+    /// Builds a new organisation and its administrator (not yet written).
+    fn new_org(
+        &self,
+        form: OrgForm,
+        admin_roles: Vec<Role>,
+        actor: Actor,
+    ) -> Result<(Organisation, User, Change), AccountsError> {
+        let state = self.read();
+        let kind = form.kind.expect("validated");
+        if let Some(other) = state.nits.get(&nit_number(&form.data.nit)) {
+            return Err(AccountsError::Conflict(format!(
+                "an organisation with NIT {} exists already (org/{other})",
+                form.data.nit.trim()
+            )));
+        }
+        self.check_new_person(&state, &form.administrator.id_number)?;
+        let now = now_unix();
+        let org = Organisation {
+            id: state.next_id,
+            kind,
+            data: form.data,
+            suspended: false,
+            created_at: now,
+        };
+        let admin = new_user(
+            state.next_id + 1,
+            org.id,
+            &form.administrator,
+            admin_roles,
+            now,
+        );
+        let next_id = state.next_id + 2;
+        let change = Change {
+            puts: vec![
+                (org_key(org.id), encode(&org)),
+                (user_key(admin.id), encode(&admin)),
+                (NEXT_ID_KEY.to_vec(), next_id.to_be_bytes().to_vec()),
+            ],
+            event: Event {
+                actor,
+                action: Action::OrgCreate,
+                target: format!("org/{}", org.id),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!("kind {}, administrator user/{}", kind.as_str(), admin.id)),
+            },
+        };
+        Ok((org, admin, change))
+    }
+
+    fn check_new_person(&self, state: &State, id_number: &str) -> Result<(), AccountsError> {
+        match state.id_numbers.get(&normalise_id_number(id_number)) {
+            Some(existing) => Err(AccountsError::Conflict(format!(
+                "this ID number already holds an account (user/{existing}); accounts are personal, one per person"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The regulator creates an organisation and its administrator.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::Invalid`],
+    /// [`AccountsError::Conflict`] for a NIT or administrator ID number already registered,
+    /// [`AccountsError::Store`].
+    pub fn create_org(
+        &self,
+        principal: &Principal,
+        form: OrgForm,
+    ) -> Result<(Organisation, User), AccountsError> {
+        if !principal.may(Permission::AdministerOrgs) {
+            return Err(self.deny(principal, Action::OrgCreate, "org/new".into()));
+        }
+        form.validate().into_result().map_err(AccountsError::Invalid)?;
+        let _writer = self.lock_writer();
+        let (org, admin, change) = self.new_org(form, vec![Role::OrgAdmin], principal.actor())?;
+        let (org_c, admin_c) = (org.clone(), admin.clone());
+        self.commit(change, move |state| {
+            insert_org(state, org_c);
+            insert_user(state, admin_c);
+        })?;
+        Ok((org, admin))
+    }
+
+    /// Every organisation (regulator's administrator, auditor).
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`].
+    pub fn list_orgs(&self, principal: &Principal) -> Result<Vec<Organisation>, AccountsError> {
+        if !principal.may(Permission::ReadOrgs) {
+            return Err(AccountsError::Forbidden);
+        }
+        Ok(self.read().orgs.values().cloned().collect())
+    }
+
+    /// One organisation: for those who read all of them, and for its own administrator.
+    ///
+    /// # Errors
+    /// [`AccountsError::NotFound`], [`AccountsError::Forbidden`].
+    pub fn get_org(&self, principal: &Principal, id: u64) -> Result<Organisation, AccountsError> {
+        let own_admin = principal.org == id && principal.has(Role::OrgAdmin);
+        if !principal.may(Permission::ReadOrgs) && !own_admin {
+            return Err(AccountsError::Forbidden);
+        }
+        self.read()
+            .orgs
+            .get(&id)
+            .cloned()
+            .ok_or(AccountsError::NotFound("organisation"))
+    }
+
+    /// The regulator changes an organisation's data with a JSON merge patch (RFC 7396) over
+    /// the form's sections 1-4; the result is validated whole.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Invalid`], [`AccountsError::Conflict`] for another organisation's
+    /// NIT, [`AccountsError::Store`].
+    pub fn update_org(
+        &self,
+        principal: &Principal,
+        id: u64,
+        patch: &serde_json::Value,
+    ) -> Result<Organisation, AccountsError> {
+        if !principal.may(Permission::AdministerOrgs) {
+            return Err(self.deny(principal, Action::OrgUpdate, format!("org/{id}")));
+        }
+        let _writer = self.lock_writer();
+        let (org, change) = {
+            let state = self.read();
+            let mut org = state
+                .orgs
+                .get(&id)
+                .cloned()
+                .ok_or(AccountsError::NotFound("organisation"))?;
+            let mut errors = FieldErrors::default();
+            for (field, why) in [
+                ("kind", "the kind of an organisation cannot change"),
+                ("administrator", "manage administrators as users of the organisation"),
+                ("id", "is assigned by the registry"),
+                ("suspended", "use /suspend or /reactivate"),
+                ("created_at", "is set by the registry"),
+            ] {
+                if patch.get(field).is_some() {
+                    errors.0.push((field.into(), why.into()));
+                }
+            }
+            errors.into_result().map_err(AccountsError::Invalid)?;
+            org.data = apply_patch(&org.data, patch)?;
+            org.data
+                .validate()
+                .into_result()
+                .map_err(AccountsError::Invalid)?;
+            if let Some(&other) = state.nits.get(&nit_number(&org.data.nit))
+                && other != id
+            {
+                return Err(AccountsError::Conflict(format!(
+                    "NIT {} belongs to org/{other}",
+                    org.data.nit.trim()
+                )));
+            }
+            let change = Change {
+                puts: vec![(org_key(id), encode(&org))],
+                event: Event {
+                    actor: principal.actor(),
+                    action: Action::OrgUpdate,
+                    target: format!("org/{id}"),
+                    outcome: Outcome::Done,
+                    reason: None,
+                    detail: patch
+                        .as_object()
+                        .map(|o| format!("fields: {}", o.keys().cloned().collect::<Vec<_>>().join(", "))),
+                },
+            };
+            (org, change)
+        };
+        let org_c = org.clone();
+        self.commit(change, move |state| insert_org(state, org_c))?;
+        Ok(org)
+    }
+
+    /// The regulator suspends or reactivates an organisation; its users are refused at once.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Store`].
+    pub fn set_org_suspended(
+        &self,
+        principal: &Principal,
+        id: u64,
+        suspended: bool,
+        reason: Option<String>,
+    ) -> Result<Organisation, AccountsError> {
+        let action = if suspended {
+            Action::OrgSuspend
+        } else {
+            Action::OrgReactivate
+        };
+        if !principal.may(Permission::AdministerOrgs) {
+            return Err(self.deny(principal, action, format!("org/{id}")));
+        }
+        if suspended && id == principal.org {
+            return Err(AccountsError::Conflict(
+                "the regulator cannot suspend its own organisation".into(),
+            ));
+        }
+        let _writer = self.lock_writer();
+        let mut org = self
+            .read()
+            .orgs
+            .get(&id)
+            .cloned()
+            .ok_or(AccountsError::NotFound("organisation"))?;
+        org.suspended = suspended;
+        let change = Change {
+            puts: vec![(org_key(id), encode(&org))],
+            event: Event {
+                actor: principal.actor(),
+                action,
+                target: format!("org/{id}"),
+                outcome: Outcome::Done,
+                reason,
+                detail: None,
+            },
+        };
+        let org_c = org.clone();
+        self.commit(change, move |state| insert_org(state, org_c))?;
+        Ok(org)
+    }
+
+    /// Whether `principal` administers the users of `org`: the regulator's administrator for
+    /// every organisation, an organisation administrator for its own.
+    fn administers_users_of(principal: &Principal, org: u64) -> bool {
+        principal.may(Permission::AdministerUsers)
+            && (principal.has(Role::RegulatorAdmin)
+                || (principal.has(Role::OrgAdmin) && principal.org == org))
+    }
+
+    /// Checks that `principal` administers `org`'s users and that `org` exists; a refusal of
+    /// a change is audited.
+    fn user_scope(
+        &self,
+        principal: &Principal,
+        org: u64,
+        denied: Option<(Action, String)>,
+    ) -> Result<OrgKind, AccountsError> {
+        if !Self::administers_users_of(principal, org) {
+            return Err(match denied {
+                Some((action, target)) => self.deny(principal, action, target),
+                None => AccountsError::Forbidden,
+            });
+        }
+        self.read()
+            .orgs
+            .get(&org)
+            .map(|o| o.kind)
+            .ok_or(AccountsError::NotFound("organisation"))
+    }
+
+    /// Refuses granting the regulator's administrator role by anyone but a holder of it.
+    fn check_grant(principal: &Principal, roles: &[Role]) -> Result<(), AccountsError> {
+        if roles.contains(&Role::RegulatorAdmin) && !principal.has(Role::RegulatorAdmin) {
+            return Err(AccountsError::Invalid(FieldErrors(vec![(
+                "roles".into(),
+                "only a regulator administrator grants regulator_admin".into(),
+            )])));
+        }
+        Ok(())
+    }
+
+    /// An organisation's administrator (or the regulator's) creates a user of that
+    /// organisation.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Invalid`] (roles outside the organisation's kind included),
+    /// [`AccountsError::Conflict`] for an ID number that holds an account,
+    /// [`AccountsError::Store`].
+    pub fn create_user(
+        &self,
+        principal: &Principal,
+        org: u64,
+        form: UserForm,
+    ) -> Result<User, AccountsError> {
+        let kind = self.user_scope(
+            principal,
+            org,
+            Some((Action::UserCreate, format!("org/{org}"))),
+        )?;
+        form.validate(kind)
+            .into_result()
+            .map_err(AccountsError::Invalid)?;
+        Self::check_grant(principal, &form.roles)?;
+        let _writer = self.lock_writer();
+        let (user, change) = {
+            let state = self.read();
+            self.check_new_person(&state, &form.id_number)?;
+            let person = Person {
+                id_number: form.id_number,
+                full_name: form.full_name,
+                email: form.email,
+                email_2: String::new(),
+            };
+            let user = new_user(state.next_id, org, &person, form.roles, now_unix());
+            let change = Change {
+                puts: vec![
+                    (user_key(user.id), encode(&user)),
+                    (NEXT_ID_KEY.to_vec(), (state.next_id + 1).to_be_bytes().to_vec()),
+                ],
+                event: Event {
+                    actor: principal.actor(),
+                    action: Action::UserCreate,
+                    target: format!("user/{}", user.id),
+                    outcome: Outcome::Done,
+                    reason: None,
+                    detail: Some(format!("org/{org}, roles {}", role_names(&user.roles))),
+                },
+            };
+            (user, change)
+        };
+        let user_c = user.clone();
+        self.commit(change, move |state| insert_user(state, user_c))?;
+        Ok(user)
+    }
+
+    /// The users of `org`.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
+    pub fn list_users(&self, principal: &Principal, org: u64) -> Result<Vec<User>, AccountsError> {
+        self.user_scope(principal, org, None)?;
+        Ok(self
+            .read()
+            .users
+            .values()
+            .filter(|u| u.org == org)
+            .cloned()
+            .collect())
+    }
+
+    /// One user of `org`.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
+    pub fn get_user(&self, principal: &Principal, org: u64, id: u64) -> Result<User, AccountsError> {
+        self.user_scope(principal, org, None)?;
+        self.read()
+            .users
+            .get(&id)
+            .filter(|u| u.org == org)
+            .cloned()
+            .ok_or(AccountsError::NotFound("user"))
+    }
+
+    /// Changes a user's name, e-mail or roles with a JSON merge patch. The ID number never
+    /// changes: an account is personal and not transferable.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Invalid`], [`AccountsError::Store`].
+    pub fn update_user(
+        &self,
+        principal: &Principal,
+        org: u64,
+        id: u64,
+        patch: &serde_json::Value,
+    ) -> Result<User, AccountsError> {
+        let kind = self.user_scope(
+            principal,
+            org,
+            Some((Action::UserUpdate, format!("user/{id}"))),
+        )?;
+        let _writer = self.lock_writer();
+        let mut user = self.get_user(principal, org, id)?;
+        let mut errors = FieldErrors::default();
+        for (field, why) in IMMUTABLE_USER_FIELDS {
+            if patch.get(field).is_some() {
+                errors.0.push(((*field).into(), (*why).into()));
+            }
+        }
+        errors.into_result().map_err(AccountsError::Invalid)?;
+        let form = UserForm {
+            id_number: user.id_number.clone(),
+            full_name: user.full_name.clone(),
+            email: user.email.clone(),
+            roles: user.roles.clone(),
+        };
+        let form: UserForm = apply_patch(&form, patch)?;
+        form.validate(kind)
+            .into_result()
+            .map_err(AccountsError::Invalid)?;
+        let granted: Vec<Role> = form
+            .roles
+            .iter()
+            .filter(|r| !user.roles.contains(r))
+            .copied()
+            .collect();
+        Self::check_grant(principal, &granted)?;
+        user.full_name = form.full_name;
+        user.email = form.email;
+        user.roles = form.roles;
+        let change = Change {
+            puts: vec![(user_key(id), encode(&user))],
+            event: Event {
+                actor: principal.actor(),
+                action: Action::UserUpdate,
+                target: format!("user/{id}"),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!("roles {}", role_names(&user.roles))),
+            },
+        };
+        let user_c = user.clone();
+        self.commit(change, move |state| insert_user(state, user_c))?;
+        Ok(user)
+    }
+
+    /// An organisation's administrator (or the regulator's) deactivates a user who left, or
+    /// activates one again. A deactivated user's tokens stop working at once.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Store`].
+    pub fn set_user_active(
+        &self,
+        principal: &Principal,
+        org: u64,
+        id: u64,
+        active: bool,
+        reason: Option<String>,
+    ) -> Result<User, AccountsError> {
+        let action = if active {
+            Action::UserActivate
+        } else {
+            Action::UserDeactivate
+        };
+        self.user_scope(principal, org, Some((action, format!("user/{id}"))))?;
+        let _writer = self.lock_writer();
+        let mut user = self.get_user(principal, org, id)?;
+        user.active = active;
+        self.save_user(principal, user, action, reason)
+    }
+
+    /// The regulator suspends a user, or lifts the suspension. Only the regulator's
+    /// administrator can lift it.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Store`].
+    pub fn set_user_suspended(
+        &self,
+        principal: &Principal,
+        org: u64,
+        id: u64,
+        suspended: bool,
+        reason: Option<String>,
+    ) -> Result<User, AccountsError> {
+        let action = if suspended {
+            Action::UserSuspend
+        } else {
+            Action::UserReactivate
+        };
+        if !principal.may(Permission::AdministerOrgs) {
+            return Err(self.deny(principal, action, format!("user/{id}")));
+        }
+        if suspended && id == principal.user {
+            return Err(AccountsError::Conflict(
+                "an administrator cannot suspend itself".into(),
+            ));
+        }
+        let _writer = self.lock_writer();
+        let mut user = self
+            .read()
+            .users
+            .get(&id)
+            .filter(|u| u.org == org)
+            .cloned()
+            .ok_or(AccountsError::NotFound("user"))?;
+        user.suspended = suspended;
+        self.save_user(principal, user, action, reason)
+    }
+
+    fn save_user(
+        &self,
+        principal: &Principal,
+        user: User,
+        action: Action,
+        reason: Option<String>,
+    ) -> Result<User, AccountsError> {
+        let change = Change {
+            puts: vec![(user_key(user.id), encode(&user))],
+            event: Event {
+                actor: principal.actor(),
+                action,
+                target: format!("user/{}", user.id),
+                outcome: Outcome::Done,
+                reason,
+                detail: None,
+            },
+        };
+        let user_c = user.clone();
+        self.commit(change, move |state| insert_user(state, user_c))?;
+        Ok(user)
+    }
+
+    /// Who may manage `user`'s tokens: the user, its organisation's administrator, the
+    /// regulator's administrator. Returns the user.
+    fn token_scope(
+        &self,
+        principal: &Principal,
+        user: u64,
+        denied: Option<Action>,
+    ) -> Result<User, AccountsError> {
+        let target = self.read().users.get(&user).cloned();
+        let allowed = principal.user == user
+            || target
+                .as_ref()
+                .is_some_and(|t| Self::administers_users_of(principal, t.org));
+        if !allowed {
+            // An outsider learns nothing about which user ids exist.
+            return Err(match (denied, &target) {
+                (Some(action), Some(_)) => self.deny(principal, action, format!("user/{user}")),
+                _ => AccountsError::Forbidden,
+            });
+        }
+        target.ok_or(AccountsError::NotFound("user"))
+    }
+
+    /// Issues a token for `user`; returns its record and its text, shown this once.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Invalid`] for a bad name, [`AccountsError::Random`],
+    /// [`AccountsError::Store`].
+    pub fn create_token(
+        &self,
+        principal: &Principal,
+        user: u64,
+        name: &str,
+    ) -> Result<(Token, String), AccountsError> {
+        self.token_scope(principal, user, Some(Action::TokenCreate))?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(AccountsError::Invalid(FieldErrors(vec![(
+                "name".into(),
+                "give the token a name of 1 to 64 characters, e.g. core-network-1".into(),
+            )])));
+        }
+        let _writer = self.lock_writer();
+        let new = token::generate()?;
+        let record = Token {
+            id: new.id.to_hex(),
+            user,
+            name: name.to_owned(),
+            secret_hash: token::hex(&new.secret_hash),
+            created_at: now_unix(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        let change = Change {
+            puts: vec![(token_key(new.id), encode(&record))],
+            event: Event {
+                actor: principal.actor(),
+                action: Action::TokenCreate,
+                target: format!("token/{}", record.id),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!("user/{user}")),
+            },
+        };
+        let record_c = record.clone();
+        self.commit(change, move |state| {
+            state
+                .tokens
+                .insert(new.id, live_token(record_c).expect("made here"));
+        })?;
+        Ok((record, new.text))
+    }
+
+    /// `user`'s tokens, newest first.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
+    pub fn list_tokens(&self, principal: &Principal, user: u64) -> Result<Vec<Token>, AccountsError> {
+        self.token_scope(principal, user, None)?;
+        let state = self.read();
+        let mut tokens: Vec<Token> = state
+            .tokens
+            .values()
+            .filter(|t| t.record.user == user)
+            .map(|t| {
+                let mut record = t.record.clone();
+                let used = t.last_used.load(Ordering::Relaxed);
+                record.last_used_at = (used > 0).then_some(used);
+                record
+            })
+            .collect();
+        tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(tokens)
+    }
+
+    /// Revokes one of `user`'s tokens; it is refused from the next request on.
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Store`].
+    pub fn revoke_token(
+        &self,
+        principal: &Principal,
+        user: u64,
+        token: &str,
+    ) -> Result<Token, AccountsError> {
+        self.token_scope(principal, user, Some(Action::TokenRevoke))?;
+        let id = TokenId::from_hex(token).ok_or(AccountsError::NotFound("token"))?;
+        let _writer = self.lock_writer();
+        let mut record = {
+            let state = self.read();
+            let live = state
+                .tokens
+                .get(&id)
+                .filter(|t| t.record.user == user)
+                .ok_or(AccountsError::NotFound("token"))?;
+            live.record.clone()
+        };
+        if record.revoked_at.is_some() {
+            return Ok(record);
+        }
+        record.revoked_at = Some(now_unix());
+        let change = Change {
+            puts: vec![(token_key(id), encode(&record))],
+            event: Event {
+                actor: principal.actor(),
+                action: Action::TokenRevoke,
+                target: format!("token/{}", record.id),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!("user/{user}")),
+            },
+        };
+        let revoked_at = record.revoked_at;
+        self.commit(change, move |state| {
+            if let Some(live) = state.tokens.get_mut(&id) {
+                live.record.revoked_at = revoked_at;
+            }
+        })?;
+        Ok(record)
+    }
+
+    /// A page of the audit trail (regulator's administrator, auditor).
+    ///
+    /// # Errors
+    /// [`AccountsError::Forbidden`], [`AccountsError::Audit`] if an entry is unreadable.
+    pub fn audit(
+        &self,
+        principal: &Principal,
+        filter: &audit::Filter,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<audit::Entry>, Option<u64>), AccountsError> {
+        if !principal.may(Permission::ReadAudit) {
+            return Err(AccountsError::Forbidden);
+        }
+        Ok(audit::query(&self.store, filter, after, limit)?)
+    }
+}
+
+fn new_user(id: u64, org: u64, person: &Person, roles: Vec<Role>, now: u64) -> User {
+    User {
+        id,
+        org,
+        id_number: person.id_number.trim().to_owned(),
+        full_name: person.full_name.split_whitespace().collect::<Vec<_>>().join(" "),
+        email: person.email.trim().to_owned(),
+        roles,
+        active: true,
+        suspended: false,
+        created_at: now,
+    }
+}
+
+fn insert_org(state: &mut State, org: Organisation) {
+    state.nits.retain(|_, id| *id != org.id);
+    state.nits.insert(nit_number(&org.data.nit), org.id);
+    if org.id >= state.next_id {
+        state.next_id = org.id + 1;
+    }
+    state.orgs.insert(org.id, org);
+}
+
+fn insert_user(state: &mut State, user: User) {
+    state
+        .id_numbers
+        .insert(normalise_id_number(&user.id_number), user.id);
+    if user.id >= state.next_id {
+        state.next_id = user.id + 1;
+    }
+    state.users.insert(user.id, user);
+}
+
+fn live_token(record: Token) -> Option<LiveToken> {
+    TokenId::from_hex(&record.id)?;
+    let hash = token::from_hex::<32>(&record.secret_hash)?;
+    let used = record.last_used_at.unwrap_or(0);
+    Some(LiveToken {
+        record,
+        hash,
+        last_used: AtomicU64::new(used),
+        saved_last_used: AtomicU64::new(used),
+    })
+}
+
+fn role_names(roles: &[Role]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Applies a JSON merge patch (RFC 7396) to `current` and reads the result back; a result of
+/// the wrong shape is a field error naming what serde found wrong.
+fn apply_patch<T: Serialize + DeserializeOwned>(
+    current: &T,
+    patch: &serde_json::Value,
+) -> Result<T, AccountsError> {
+    if !patch.is_object() {
+        return Err(AccountsError::Invalid(FieldErrors(vec![(
+            "body".into(),
+            "must be a JSON object of the fields to change".into(),
+        )])));
+    }
+    let mut value = serde_json::to_value(current).expect("a record always serialises");
+    merge(&mut value, patch);
+    serde_json::from_value(value).map_err(|e| {
+        AccountsError::Invalid(FieldErrors(vec![("body".into(), e.to_string())]))
+    })
+}
+
+fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// Times as the API shows them.
+pub fn time_json(unix: Option<u64>) -> serde_json::Value {
+    unix.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::String(timefmt::rfc3339(t))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,359 @@
+use std::path::Path;
+
+use super::forms::tests::example_form;
+use super::*;
+use crate::metrics::Metrics;
+use crate::store::StoreOptions;
+
+fn open_store(dir: &Path) -> Arc<Store> {
+    let options = StoreOptions {
+        sync_writes: false,
+        block_cache_bytes: 8 << 20,
+        ..StoreOptions::default()
+    };
+    Arc::new(Store::open(dir, &options, Metrics::new().store()).unwrap())
+}
+
+/// A bootstrapped registry and its regulator administrator's token.
+fn bootstrapped(dir: &Path) -> (Accounts, String) {
+    let accounts = Accounts::open(open_store(dir)).unwrap();
+    let (_, _, token) = accounts.bootstrap(example_form()).unwrap();
+    (accounts, token)
+}
+
+/// An operator organisation's form; `n` makes its NIT and people distinct.
+pub(crate) fn operator_form(n: u64) -> OrgForm {
+    let mut form = example_form();
+    form.kind = Some(OrgKind::Operator);
+    let number = format!("{}", 830_000_000 + n * 7);
+    form.data.nit = format!("{number}-{}", forms::nit_check_digit(&number));
+    form.data.legal_name = format!("Operador Móvil {n} S.A.S.");
+    form.administrator.id_number = format!("{}", 1_030_000_000 + n * 13);
+    form.administrator.full_name = "Diana Carolina Suárez Peña".into();
+    form
+}
+
+fn user_form(id_number: &str, roles: &[Role]) -> UserForm {
+    UserForm {
+        id_number: id_number.into(),
+        full_name: "Jorge Iván Ramírez Soto".into(),
+        email: "jorge.ramirez@operador.co".into(),
+        roles: roles.to_vec(),
+    }
+}
+
+fn token_for(accounts: &Accounts, by: &Principal, user: u64) -> (Principal, String) {
+    let (_, text) = accounts.create_token(by, user, "test").unwrap();
+    (accounts.authenticate(&text).unwrap(), text)
+}
+
+fn entries(accounts: &Accounts) -> Vec<audit::Entry> {
+    audit::query(&accounts.store, &audit::Filter::default(), 0, 10_000)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn bootstrap_makes_the_regulator_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    assert_eq!(regulator.org_kind, OrgKind::Regulator);
+    assert_eq!(regulator.roles, [Role::RegulatorAdmin, Role::OrgAdmin]);
+    assert!(matches!(
+        accounts.bootstrap(example_form()),
+        Err(AccountsError::AlreadyBootstrapped)
+    ));
+    let log = entries(&accounts);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].action, Action::Bootstrap);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let other = Accounts::open(open_store(fresh.path())).unwrap();
+    let Err(AccountsError::Invalid(errors)) = other.bootstrap(operator_form(1)) else {
+        panic!("an operator cannot be the first organisation");
+    };
+    assert_eq!(errors.0[0].0, "kind");
+    assert!(!other.is_bootstrapped());
+}
+
+#[test]
+fn only_the_regulator_creates_organisations_and_nits_and_people_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+    assert_eq!(admin.org, org.id);
+    assert_eq!(admin.roles, [Role::OrgAdmin]);
+
+    // the same NIT written with dots
+    let mut same_nit = operator_form(2);
+    let number = nit_number(&operator_form(1).data.nit);
+    same_nit.data.nit = format!(
+        "{}.{}.{}-{}",
+        &number[..3],
+        &number[3..6],
+        &number[6..],
+        forms::nit_check_digit(&number)
+    );
+    assert!(matches!(
+        accounts.create_org(&regulator, same_nit),
+        Err(AccountsError::Conflict(m)) if m.contains("NIT")
+    ));
+    // the administrator's ID number with a leading zero and dots is the same person
+    let mut same_person = operator_form(3);
+    same_person.administrator.id_number = format!("0{}", admin.id_number);
+    assert!(matches!(
+        accounts.create_org(&regulator, same_person),
+        Err(AccountsError::Conflict(m)) if m.contains("one per person")
+    ));
+
+    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
+    assert!(matches!(
+        accounts.create_org(&org_admin, operator_form(4)),
+        Err(AccountsError::Forbidden)
+    ));
+    let denied = entries(&accounts).pop().unwrap();
+    assert_eq!(
+        (denied.action, denied.outcome),
+        (Action::OrgCreate, Outcome::Denied)
+    );
+    assert_eq!(
+        denied.actor,
+        Actor::User {
+            user: admin.id,
+            org: org.id,
+            roles: vec![Role::OrgAdmin]
+        }
+    );
+}
+
+#[test]
+fn an_org_admin_manages_only_its_own_users_and_roles_of_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let (org_a, admin_a) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+    let (org_b, _) = accounts.create_org(&regulator, operator_form(2)).unwrap();
+    let (admin, _) = token_for(&accounts, &regulator, admin_a.id);
+
+    let user = accounts
+        .create_user(&admin, org_a.id, user_form("79.111.222", &[Role::Operator]))
+        .unwrap();
+    assert!(matches!(
+        accounts.create_user(&admin, org_b.id, user_form("79111223", &[Role::Operator])),
+        Err(AccountsError::Forbidden)
+    ));
+    assert!(matches!(
+        accounts.list_users(&admin, org_b.id),
+        Err(AccountsError::Forbidden)
+    ));
+    for roles in [
+        &[Role::Importer][..],
+        &[Role::RegulatorAdmin],
+        &[Role::Auditor],
+    ] {
+        assert!(
+            matches!(
+                accounts.create_user(&admin, org_a.id, user_form("79111224", roles)),
+                Err(AccountsError::Invalid(_))
+            ),
+            "{roles:?}"
+        );
+    }
+    // nor by a change of roles, to itself or anyone
+    let patch = serde_json::json!({ "roles": ["org_admin", "regulator_admin"] });
+    assert!(matches!(
+        accounts.update_user(&admin, org_a.id, admin_a.id, &patch),
+        Err(AccountsError::Invalid(_))
+    ));
+    let patch = serde_json::json!({ "id_number": "79111225" });
+    let Err(AccountsError::Invalid(errors)) = accounts.update_user(&admin, org_a.id, user.id, &patch)
+    else {
+        panic!("the ID number cannot change");
+    };
+    assert_eq!(errors.0[0].0, "id_number");
+    let patch = serde_json::json!({ "roles": ["operator", "org_admin"], "full_name": "Jorge Iván Ramírez Soto de la Cruz" });
+    let changed = accounts.update_user(&admin, org_a.id, user.id, &patch).unwrap();
+    assert_eq!(changed.roles, [Role::Operator, Role::OrgAdmin]);
+    // the organisation administrator itself may not check, nor read organisations
+    assert!(!admin.may(Permission::Check));
+    assert!(matches!(accounts.list_orgs(&admin), Err(AccountsError::Forbidden)));
+    assert_eq!(accounts.get_org(&admin, org_a.id).unwrap().id, org_a.id);
+    assert!(matches!(
+        accounts.get_org(&admin, org_b.id),
+        Err(AccountsError::Forbidden)
+    ));
+}
+
+#[test]
+fn suspension_deactivation_and_revocation_refuse_issued_tokens_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
+    let user = accounts
+        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
+        .unwrap();
+    let (operator, text) = token_for(&accounts, &org_admin, user.id);
+    assert!(operator.may(Permission::Check));
+
+    accounts
+        .set_org_suspended(&regulator, org.id, true, Some("unpaid fees".into()))
+        .unwrap();
+    assert!(matches!(
+        accounts.authenticate(&text),
+        Err(AccountsError::Suspended("organisation"))
+    ));
+    accounts
+        .set_org_suspended(&regulator, org.id, false, None)
+        .unwrap();
+    assert!(accounts.authenticate(&text).is_ok());
+
+    assert!(matches!(
+        accounts.set_user_suspended(&org_admin, org.id, user.id, true, None),
+        Err(AccountsError::Forbidden)
+    ));
+    accounts
+        .set_user_suspended(&regulator, org.id, user.id, true, None)
+        .unwrap();
+    assert!(matches!(
+        accounts.authenticate(&text),
+        Err(AccountsError::Suspended("user"))
+    ));
+    // the organisation's administrator cannot lift the regulator's suspension
+    accounts
+        .set_user_active(&org_admin, org.id, user.id, true, None)
+        .unwrap();
+    assert!(accounts.authenticate(&text).is_err());
+    accounts
+        .set_user_suspended(&regulator, org.id, user.id, false, None)
+        .unwrap();
+    assert!(accounts.authenticate(&text).is_ok());
+
+    accounts
+        .set_user_active(&org_admin, org.id, user.id, false, Some("left".into()))
+        .unwrap();
+    assert!(matches!(
+        accounts.authenticate(&text),
+        Err(AccountsError::Unauthenticated)
+    ));
+    accounts
+        .set_user_active(&org_admin, org.id, user.id, true, None)
+        .unwrap();
+
+    let listed = accounts.list_tokens(&operator, user.id).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some());
+    accounts
+        .revoke_token(&operator, user.id, &listed[0].id)
+        .unwrap();
+    assert!(matches!(
+        accounts.authenticate(&text),
+        Err(AccountsError::Unauthenticated)
+    ));
+    // another user's tokens are out of reach
+    assert!(matches!(
+        accounts.list_tokens(&operator, admin.id),
+        Err(AccountsError::Forbidden)
+    ));
+}
+
+#[test]
+fn everything_survives_a_restart_and_the_audit_chain_verifies_then_detects_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, org_id, log_len) = {
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+        let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
+        let user = accounts
+            .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
+            .unwrap();
+        let (_, text) = token_for(&accounts, &org_admin, user.id);
+        accounts
+            .update_org(&regulator, org.id, &serde_json::json!({ "address": "Calle 100 # 7-33" }))
+            .unwrap();
+        let _ = accounts.create_org(&org_admin, operator_form(5));
+        accounts.save_last_use().unwrap();
+        let log = entries(&accounts);
+        (text, org.id, log.len())
+    };
+    let store = open_store(dir.path());
+    let accounts = Accounts::open(Arc::clone(&store)).unwrap();
+    let operator = accounts.authenticate(&text).unwrap();
+    assert_eq!(operator.org, org_id);
+    let tokens = accounts.list_tokens(&operator, operator.user).unwrap();
+    assert!(tokens[0].last_used_at.is_some(), "last use was saved");
+    let log = entries(&accounts);
+    assert_eq!(log.len(), log_len);
+    let actions: Vec<Action> = log.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::Bootstrap,
+            Action::OrgCreate,
+            Action::TokenCreate,
+            Action::UserCreate,
+            Action::TokenCreate,
+            Action::OrgUpdate,
+            Action::OrgCreate
+        ]
+    );
+    assert_eq!(log.last().unwrap().outcome, Outcome::Denied);
+    // no token and no ID number in any entry
+    let raw: Vec<String> = log
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    for entry in &raw {
+        assert!(!entry.contains(&text[7..23]) || entry.contains("token/"), "{entry}");
+        assert!(!entry.contains(&text[24..]), "a token secret leaked: {entry}");
+        assert!(!entry.contains("80123456"), "an ID number leaked: {entry}");
+    }
+    let verified = audit::verify(&store).unwrap();
+    assert_eq!(verified.entries, log_len as u64);
+
+    store.tamper_audit_entry(3, |bytes| {
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+    });
+    let broken = audit::verify(&store).unwrap_err();
+    assert!(
+        matches!(broken, audit::Broken::Chain { seq: 4 } | audit::Broken::Unreadable { seq: 3, .. }),
+        "{broken}"
+    );
+}
+
+#[test]
+fn audit_queries_filter_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    for n in 1..=5 {
+        accounts.create_org(&regulator, operator_form(n)).unwrap();
+    }
+    let filter = audit::Filter {
+        action: Some(Action::OrgCreate),
+        actor: Some(regulator.user),
+        ..audit::Filter::default()
+    };
+    let (page, next) = accounts.audit(&regulator, &filter, 0, 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    let (page, next) = accounts.audit(&regulator, &filter, next.unwrap(), 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    let (page, next) = accounts.audit(&regulator, &filter, next.unwrap(), 2).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
+    assert_eq!(next, None);
+    let none = audit::Filter {
+        org: Some(999),
+        ..audit::Filter::default()
+    };
+    assert!(accounts.audit(&regulator, &none, 0, 10).unwrap().0.is_empty());
+    let future = audit::Filter {
+        from: Some(now_unix() + 3600),
+        ..audit::Filter::default()
+    };
+    assert!(accounts.audit(&regulator, &future, 0, 10).unwrap().0.is_empty());
+}

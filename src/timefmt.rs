@@ -30,8 +30,7 @@ pub fn parse(text: &str) -> Option<u64> {
         return None;
     }
     let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m)
-    {
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
     let secs = match time {
@@ -99,7 +98,14 @@ mod tests {
         assert_eq!(parse("2026-11-22T23:02:03Z"), Some(1_795_388_523));
         assert_eq!(parse("2026-11-22"), Some(1_795_305_600));
         assert_eq!(parse("1795395723"), Some(1_795_395_723));
-        for bad in ["", "2026-02-30", "2026-11-22T24:00:00Z", "2026-11-22T10:00:00", "22/11/2026", "2026-1-22"] {
+        for bad in [
+            "",
+            "2026-02-30",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T10:00:00",
+            "22/11/2026",
+            "2026-1-22",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

@@ -162,7 +162,10 @@ impl OrgData {
         email(&self.email_2, "email_2", false, errors);
         let department_ok = self.department.len() == 2 && all_digits(&self.department);
         if !department_ok {
-            errors.add("department", "must be a 2-digit DIVIPOLA department code, e.g. 11");
+            errors.add(
+                "department",
+                "must be a 2-digit DIVIPOLA department code, e.g. 11",
+            );
         }
         if !(self.municipality.len() == 5 && all_digits(&self.municipality)) {
             errors.add(
@@ -277,7 +280,10 @@ pub fn validate_roles(roles: &[Role], kind: OrgKind, errors: &mut FieldErrors) {
                 ),
             );
         } else if roles[..i].contains(role) {
-            errors.add(format!("roles[{i}]"), format!("{} is repeated", role.as_str()));
+            errors.add(
+                format!("roles[{i}]"),
+                format!("{} is repeated", role.as_str()),
+            );
         }
     }
 }
@@ -333,8 +339,24 @@ fn email(value: &str, field: &str, required: bool, errors: &mut FieldErrors) {
 
 /// Words that make a name a placeholder rather than a person's ("usuarios ficticios").
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "test", "prueba", "pruebas", "usuario", "user", "admin", "administrador", "demo", "ninguno",
-    "none", "null", "xxx", "nn", "fulano", "mengano", "sutano", "perengano", "anonimo",
+    "test",
+    "prueba",
+    "pruebas",
+    "usuario",
+    "user",
+    "admin",
+    "administrador",
+    "demo",
+    "ninguno",
+    "none",
+    "null",
+    "xxx",
+    "nn",
+    "fulano",
+    "mengano",
+    "sutano",
+    "perengano",
+    "anonimo",
     "anónimo",
 ];
 
@@ -351,7 +373,10 @@ fn full_name(value: &str, field: &str, errors: &mut FieldErrors) {
         .chars()
         .all(|c| c.is_alphabetic() || c == ' ' || c == '\'' || c == '-' || c == '.')
     {
-        errors.add(field, "may hold only letters, spaces, apostrophes, hyphens and dots");
+        errors.add(
+            field,
+            "may hold only letters, spaces, apostrophes, hyphens and dots",
+        );
     } else if words.len() < 2 {
         errors.add(field, "give the full name: given name and surname");
     } else if words
@@ -388,11 +413,17 @@ fn id_number(value: &str, field: &str, errors: &mut FieldErrors) {
     }
     let normal = normalise_id_number(value);
     if !normal.chars().all(|c| c.is_ascii_alphanumeric()) {
-        errors.add(field, "may hold only digits and letters (dots, spaces, dashes ignored)");
+        errors.add(
+            field,
+            "may hold only digits and letters (dots, spaces, dashes ignored)",
+        );
     } else if !(5..=15).contains(&normal.len()) {
         errors.add(field, "must have 5 to 15 digits or letters");
     } else if is_placeholder_number(&normal) {
-        errors.add(field, "looks like a placeholder, not a real identification number");
+        errors.add(
+            field,
+            "looks like a placeholder, not a real identification number",
+        );
     }
 }
 

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::now_unix;
-use crate::store::{Store, StoreError};
+use crate::store::{RawRecord, Store, StoreError};
 use crate::timefmt;
 use audit::{Action, Actor, Event, Outcome};
 use forms::{FieldErrors, OrgData, OrgForm, Person, UserForm, normalise_id_number};
@@ -199,7 +199,7 @@ struct State {
 
 /// A change to write: records to put, and the event that records it.
 struct Change {
-    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    puts: Vec<RawRecord>,
     event: Event,
 }
 
@@ -522,7 +522,11 @@ impl Accounts {
                 target: format!("org/{}", org.id),
                 outcome: Outcome::Done,
                 reason: None,
-                detail: Some(format!("kind {}, administrator user/{}", kind.as_str(), admin.id)),
+                detail: Some(format!(
+                    "kind {}, administrator user/{}",
+                    kind.as_str(),
+                    admin.id
+                )),
             },
         };
         Ok((org, admin, change))
@@ -551,7 +555,9 @@ impl Accounts {
         if !principal.may(Permission::AdministerOrgs) {
             return Err(self.deny(principal, Action::OrgCreate, "org/new".into()));
         }
-        form.validate().into_result().map_err(AccountsError::Invalid)?;
+        form.validate()
+            .into_result()
+            .map_err(AccountsError::Invalid)?;
         let _writer = self.lock_writer();
         let (org, admin, change) = self.new_org(form, vec![Role::OrgAdmin], principal.actor())?;
         let (org_c, admin_c) = (org.clone(), admin.clone());
@@ -616,7 +622,10 @@ impl Accounts {
             let mut errors = FieldErrors::default();
             for (field, why) in [
                 ("kind", "the kind of an organisation cannot change"),
-                ("administrator", "manage administrators as users of the organisation"),
+                (
+                    "administrator",
+                    "manage administrators as users of the organisation",
+                ),
                 ("id", "is assigned by the registry"),
                 ("suspended", "use /suspend or /reactivate"),
                 ("created_at", "is set by the registry"),
@@ -647,9 +656,12 @@ impl Accounts {
                     target: format!("org/{id}"),
                     outcome: Outcome::Done,
                     reason: None,
-                    detail: patch
-                        .as_object()
-                        .map(|o| format!("fields: {}", o.keys().cloned().collect::<Vec<_>>().join(", "))),
+                    detail: patch.as_object().map(|o| {
+                        format!(
+                            "fields: {}",
+                            o.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }),
                 },
             };
             (org, change)
@@ -785,7 +797,10 @@ impl Accounts {
             let change = Change {
                 puts: vec![
                     (user_key(user.id), encode(&user)),
-                    (NEXT_ID_KEY.to_vec(), (state.next_id + 1).to_be_bytes().to_vec()),
+                    (
+                        NEXT_ID_KEY.to_vec(),
+                        (state.next_id + 1).to_be_bytes().to_vec(),
+                    ),
                 ],
                 event: Event {
                     actor: principal.actor(),
@@ -822,7 +837,12 @@ impl Accounts {
     ///
     /// # Errors
     /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
-    pub fn get_user(&self, principal: &Principal, org: u64, id: u64) -> Result<User, AccountsError> {
+    pub fn get_user(
+        &self,
+        principal: &Principal,
+        org: u64,
+        id: u64,
+    ) -> Result<User, AccountsError> {
         self.user_scope(principal, org, None)?;
         self.read()
             .users
@@ -1061,7 +1081,11 @@ impl Accounts {
     ///
     /// # Errors
     /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
-    pub fn list_tokens(&self, principal: &Principal, user: u64) -> Result<Vec<Token>, AccountsError> {
+    pub fn list_tokens(
+        &self,
+        principal: &Principal,
+        user: u64,
+    ) -> Result<Vec<Token>, AccountsError> {
         self.token_scope(principal, user, None)?;
         let state = self.read();
         let mut tokens: Vec<Token> = state
@@ -1149,7 +1173,11 @@ fn new_user(id: u64, org: u64, person: &Person, roles: Vec<Role>, now: u64) -> U
         id,
         org,
         id_number: person.id_number.trim().to_owned(),
-        full_name: person.full_name.split_whitespace().collect::<Vec<_>>().join(" "),
+        full_name: person
+            .full_name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         email: person.email.trim().to_owned(),
         roles,
         active: true,
@@ -1190,7 +1218,11 @@ fn live_token(record: Token) -> Option<LiveToken> {
 }
 
 fn role_names(roles: &[Role]) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Applies a JSON merge patch (RFC 7396) to `current` and reads the result back; a result of
@@ -1207,9 +1239,8 @@ fn apply_patch<T: Serialize + DeserializeOwned>(
     }
     let mut value = serde_json::to_value(current).expect("a record always serialises");
     merge(&mut value, patch);
-    serde_json::from_value(value).map_err(|e| {
-        AccountsError::Invalid(FieldErrors(vec![("body".into(), e.to_string())]))
-    })
+    serde_json::from_value(value)
+        .map_err(|e| AccountsError::Invalid(FieldErrors(vec![("body".into(), e.to_string())])))
 }
 
 fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
@@ -1219,7 +1250,10 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
                 if value.is_null() {
                     target.remove(key);
                 } else {
-                    merge(target.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                    merge(
+                        target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                        value,
+                    );
                 }
             }
         }

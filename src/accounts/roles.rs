@@ -153,7 +153,10 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
     (Role::Importer, &[]),
     (Role::Manufacturer, &[]),
     (Role::Authority, &[]),
-    (Role::Auditor, &[Permission::ReadOrgs, Permission::ReadAudit]),
+    (
+        Role::Auditor,
+        &[Permission::ReadOrgs, Permission::ReadAudit],
+    ),
 ];
 
 #[cfg(test)]

@@ -168,17 +168,23 @@ fn an_org_admin_manages_only_its_own_users_and_roles_of_its_kind() {
         Err(AccountsError::Invalid(_))
     ));
     let patch = serde_json::json!({ "id_number": "79111225" });
-    let Err(AccountsError::Invalid(errors)) = accounts.update_user(&admin, org_a.id, user.id, &patch)
+    let Err(AccountsError::Invalid(errors)) =
+        accounts.update_user(&admin, org_a.id, user.id, &patch)
     else {
         panic!("the ID number cannot change");
     };
     assert_eq!(errors.0[0].0, "id_number");
     let patch = serde_json::json!({ "roles": ["operator", "org_admin"], "full_name": "Jorge Iván Ramírez Soto de la Cruz" });
-    let changed = accounts.update_user(&admin, org_a.id, user.id, &patch).unwrap();
+    let changed = accounts
+        .update_user(&admin, org_a.id, user.id, &patch)
+        .unwrap();
     assert_eq!(changed.roles, [Role::Operator, Role::OrgAdmin]);
     // the organisation administrator itself may not check, nor read organisations
     assert!(!admin.may(Permission::Check));
-    assert!(matches!(accounts.list_orgs(&admin), Err(AccountsError::Forbidden)));
+    assert!(matches!(
+        accounts.list_orgs(&admin),
+        Err(AccountsError::Forbidden)
+    ));
     assert_eq!(accounts.get_org(&admin, org_a.id).unwrap().id, org_a.id);
     assert!(matches!(
         accounts.get_org(&admin, org_b.id),
@@ -273,7 +279,11 @@ fn everything_survives_a_restart_and_the_audit_chain_verifies_then_detects_a_cha
             .unwrap();
         let (_, text) = token_for(&accounts, &org_admin, user.id);
         accounts
-            .update_org(&regulator, org.id, &serde_json::json!({ "address": "Calle 100 # 7-33" }))
+            .update_org(
+                &regulator,
+                org.id,
+                &serde_json::json!({ "address": "Calle 100 # 7-33" }),
+            )
             .unwrap();
         let _ = accounts.create_org(&org_admin, operator_form(5));
         accounts.save_last_use().unwrap();
@@ -308,8 +318,14 @@ fn everything_survives_a_restart_and_the_audit_chain_verifies_then_detects_a_cha
         .map(|e| serde_json::to_string(e).unwrap())
         .collect();
     for entry in &raw {
-        assert!(!entry.contains(&text[7..23]) || entry.contains("token/"), "{entry}");
-        assert!(!entry.contains(&text[24..]), "a token secret leaked: {entry}");
+        assert!(
+            !entry.contains(&text[7..23]) || entry.contains("token/"),
+            "{entry}"
+        );
+        assert!(
+            !entry.contains(&text[24..]),
+            "a token secret leaked: {entry}"
+        );
         assert!(!entry.contains("80123456"), "an ID number leaked: {entry}");
     }
     let verified = audit::verify(&store).unwrap();
@@ -321,7 +337,10 @@ fn everything_survives_a_restart_and_the_audit_chain_verifies_then_detects_a_cha
     });
     let broken = audit::verify(&store).unwrap_err();
     assert!(
-        matches!(broken, audit::Broken::Chain { seq: 4 } | audit::Broken::Unreadable { seq: 3, .. }),
+        matches!(
+            broken,
+            audit::Broken::Chain { seq: 4 } | audit::Broken::Unreadable { seq: 3, .. }
+        ),
         "{broken}"
     );
 }
@@ -341,19 +360,35 @@ fn audit_queries_filter_and_page() {
     };
     let (page, next) = accounts.audit(&regulator, &filter, 0, 2).unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
-    let (page, next) = accounts.audit(&regulator, &filter, next.unwrap(), 2).unwrap();
+    let (page, next) = accounts
+        .audit(&regulator, &filter, next.unwrap(), 2)
+        .unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
-    let (page, next) = accounts.audit(&regulator, &filter, next.unwrap(), 2).unwrap();
+    let (page, next) = accounts
+        .audit(&regulator, &filter, next.unwrap(), 2)
+        .unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
     assert_eq!(next, None);
     let none = audit::Filter {
         org: Some(999),
         ..audit::Filter::default()
     };
-    assert!(accounts.audit(&regulator, &none, 0, 10).unwrap().0.is_empty());
+    assert!(
+        accounts
+            .audit(&regulator, &none, 0, 10)
+            .unwrap()
+            .0
+            .is_empty()
+    );
     let future = audit::Filter {
         from: Some(now_unix() + 3600),
         ..audit::Filter::default()
     };
-    assert!(accounts.audit(&regulator, &future, 0, 10).unwrap().0.is_empty());
+    assert!(
+        accounts
+            .audit(&regulator, &future, 0, 10)
+            .unwrap()
+            .0
+            .is_empty()
+    );
 }

@@ -6,9 +6,16 @@
 //! | `GET /n5g-eir-eic/v1/equipment-status` | [`eir`] (TS 29.511) |
 //! | `GET /v1/imeis/{imei}/status`, `POST /v1/checks` | [`checks`] |
 //! | `GET /metrics`, `/healthz`, `/readyz` | [`ops`] |
+//! | `/v1/me`, `/v1/orgs/...`, `/v1/users/{user}/tokens/...`, `/v1/audit` | [`admin`] |
+//!
+//! Authorization denies by default: only `/metrics`, `/healthz` and `/readyz` are public.
+//! Network checks need a token whose user may check (`auth.open_checks` lifts that on a
+//! listener only the core network reaches); every other route needs a valid token, and the
+//! accounts layer decides what its roles allow.
 //!
 //! Every error body is RFC 7807 `application/problem+json` ([`problem`]).
 
+pub mod admin;
 pub mod checks;
 pub mod eir;
 pub mod ops;
@@ -20,9 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::accounts::roles::Permission;
+use crate::accounts::{Accounts, Principal};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -33,6 +42,10 @@ pub use problem::ApiError;
 pub struct AppState {
     /// The lists and rules.
     pub registry: Registry,
+    /// Organisations, users, tokens, audit trail.
+    pub accounts: Accounts,
+    /// Network checks need no token (config `auth.open_checks`).
+    pub open_checks: bool,
     /// Metric handles.
     pub metrics: Arc<Metrics>,
     /// Largest request body accepted.
@@ -45,9 +58,16 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `registry` under `config`'s limits, not yet ready.
-    pub fn new(registry: Registry, metrics: Arc<Metrics>, config: &Config) -> AppState {
+    pub fn new(
+        registry: Registry,
+        accounts: Accounts,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> AppState {
         AppState {
             registry,
+            accounts,
+            open_checks: config.open_checks,
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             max_batch: config.max_batch,
@@ -63,25 +83,69 @@ pub type HttpResponse = Response<Full<Bytes>>;
 pub async fn route(state: AppState, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
     let result = match (request.method(), path) {
-        (&Method::GET, eir::PATH) => eir::equipment_status(&state, request.uri().query()),
-        (_, eir::PATH) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        (&Method::POST, checks::BATCH_PATH) => checks::batch(&state, request).await,
-        (_, checks::BATCH_PATH) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (&Method::GET, "/metrics") => Ok(ops::metrics(&state)),
         (&Method::GET, "/healthz") => Ok(ops::healthz()),
         (&Method::GET, "/readyz") => ops::readyz(&state),
         (_, "/metrics" | "/healthz" | "/readyz") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
+        (method, eir::PATH) => match authorize_check(&state, request.headers()) {
+            Err(e) => Err(e),
+            Ok(()) if method == Method::GET => eir::equipment_status(&state, request.uri().query()),
+            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
+        (method, checks::BATCH_PATH) => match authorize_check(&state, request.headers()) {
+            Err(e) => Err(e),
+            Ok(()) if method == Method::POST => checks::batch(&state, request).await,
+            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        },
         (method, path) => match checks::status_path_imei(path) {
-            Some(imei) if method == Method::GET => {
-                checks::single(&state, imei, request.uri().query())
-            }
-            Some(_) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-            None => Err(ApiError::NotFound),
+            Some(imei) => match authorize_check(&state, request.headers()) {
+                Err(e) => Err(e),
+                Ok(()) if method == Method::GET => {
+                    checks::single(&state, imei, request.uri().query())
+                }
+                Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+            },
+            None => match authenticate(&state, request.headers()) {
+                Err(e) => Err(e),
+                Ok(principal) => admin::route(&state, &principal, request)
+                    .await
+                    .unwrap_or(Err(ApiError::NotFound)),
+            },
         },
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The caller behind the request's `Authorization: Bearer` token.
+///
+/// # Errors
+/// [`ApiError::Unauthenticated`] without a valid token, [`ApiError::Suspended`].
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(state.accounts.authenticate(bearer)?)
+}
+
+/// Network checks: open on a trusted listener, otherwise for users who may check.
+///
+/// Performance-critical: on every check when tokens are required (no I/O, see
+/// [`Accounts::authenticate`]).
+fn authorize_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.open_checks {
+        return Ok(());
+    }
+    if authenticate(state, headers)?.may(Permission::Check) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
 }
 
 /// Whether the server is ready to answer checks.

@@ -10,6 +10,8 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::accounts::AccountsError;
+
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -45,6 +47,30 @@ pub enum ApiError {
     },
     /// The PEI is on neither list and the interface answers "unknown".
     EquipmentUnknown,
+    /// No valid bearer token (missing, malformed, unknown, revoked, deactivated user).
+    Unauthenticated,
+    /// The token is valid but its user or organisation is suspended.
+    Suspended {
+        /// `user` or `organisation`.
+        what: &'static str,
+    },
+    /// The caller's roles or scope do not allow this.
+    Forbidden,
+    /// The named record does not exist.
+    ResourceNotFound {
+        /// What was looked for (`organisation`, `user`, `token`).
+        what: &'static str,
+    },
+    /// The request would duplicate or contradict existing data.
+    Conflict {
+        /// What conflicts.
+        detail: String,
+    },
+    /// The body is well-formed JSON but its fields are not valid; each names its field.
+    Unprocessable {
+        /// `(field, reason)` pairs.
+        params: Vec<(String, String)>,
+    },
     /// No such resource.
     NotFound,
     /// The resource exists but not with this method.
@@ -86,6 +112,30 @@ struct ProblemDetails<'a> {
     cause: &'static str,
     #[serde(rename = "invalidParams", skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam<'a>>,
+}
+
+impl From<AccountsError> for ApiError {
+    /// The one mapping of account errors to HTTP; failures inside are logged here.
+    fn from(error: AccountsError) -> ApiError {
+        match error {
+            AccountsError::Unauthenticated => ApiError::Unauthenticated,
+            AccountsError::Suspended(what) => ApiError::Suspended { what },
+            AccountsError::Forbidden => ApiError::Forbidden,
+            AccountsError::NotFound(what) => ApiError::ResourceNotFound { what },
+            AccountsError::Conflict(detail) => ApiError::Conflict { detail },
+            AccountsError::Invalid(errors) => ApiError::Unprocessable { params: errors.0 },
+            AccountsError::AlreadyBootstrapped => ApiError::Conflict {
+                detail: error.to_string(),
+            },
+            AccountsError::Corrupt { .. }
+            | AccountsError::Random(_)
+            | AccountsError::Store(_)
+            | AccountsError::Audit(_) => {
+                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "accounts request failed");
+                ApiError::Internal
+            }
+        }
+    }
 }
 
 impl ApiError {
@@ -130,6 +180,36 @@ impl ApiError {
                 "RESOURCE_URI_STRUCTURE_NOT_FOUND",
                 "No such resource",
             ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "A valid API token is required",
+            ),
+            ApiError::Suspended { .. } => (
+                StatusCode::FORBIDDEN,
+                "ACCOUNT_SUSPENDED",
+                "The account is suspended",
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "Your roles do not allow this",
+            ),
+            ApiError::ResourceNotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                "No such record",
+            ),
+            ApiError::Conflict { .. } => (
+                StatusCode::CONFLICT,
+                "RESOURCE_CONFLICT",
+                "Conflict with existing data",
+            ),
+            ApiError::Unprocessable { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_INPUT",
+                "Invalid fields",
+            ),
             ApiError::MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
@@ -155,19 +235,26 @@ impl ApiError {
             ApiError::MissingQueryParam { param } => {
                 Some(format!("query parameter {param} is required"))
             }
-            ApiError::MalformedBody { detail } | ApiError::PayloadTooLarge { detail } => {
-                Some(detail.clone())
-            }
+            ApiError::MalformedBody { detail }
+            | ApiError::PayloadTooLarge { detail }
+            | ApiError::Conflict { detail } => Some(detail.clone()),
+            ApiError::Suspended { what } => Some(format!(
+                "the {what} is suspended by the regulator; every request is refused until it is reactivated"
+            )),
+            ApiError::ResourceNotFound { what } => Some(format!("no such {what}")),
             ApiError::UnsupportedMediaType { detail } => Some((*detail).to_owned()),
             ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
             ApiError::InvalidParams { .. }
+            | ApiError::Unprocessable { .. }
+            | ApiError::Unauthenticated
+            | ApiError::Forbidden
             | ApiError::EquipmentUnknown
             | ApiError::NotFound
             | ApiError::NotReady
             | ApiError::Internal => None,
         };
         let invalid_params = match &self {
-            ApiError::InvalidParams { params, .. } => params
+            ApiError::InvalidParams { params, .. } | ApiError::Unprocessable { params } => params
                 .iter()
                 .map(|(param, reason)| InvalidParam { param, reason })
                 .collect(),
@@ -187,10 +274,19 @@ impl ApiError {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let ApiError::MethodNotAllowed { allow } = self {
-            response
-                .headers_mut()
-                .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthenticated => {
+                response.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"imeidb\""),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -212,6 +308,14 @@ mod tests {
             ApiError::PayloadTooLarge { detail: "x".into() },
             ApiError::UnsupportedMediaType { detail: "x" },
             ApiError::EquipmentUnknown,
+            ApiError::Unauthenticated,
+            ApiError::Suspended { what: "user" },
+            ApiError::Forbidden,
+            ApiError::ResourceNotFound { what: "user" },
+            ApiError::Conflict { detail: "x".into() },
+            ApiError::Unprocessable {
+                params: vec![("nit".into(), "bad".into())],
+            },
             ApiError::NotFound,
             ApiError::MethodNotAllowed { allow: "GET" },
             ApiError::NotReady,

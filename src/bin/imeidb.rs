@@ -1,4 +1,4 @@
-//! The `imeidb` command: `serve` and `import`. A thin layer over the library: it reads the
+//! The `imeidb` command: `serve`, `import`, `admin bootstrap`, `audit verify`. A thin layer over the library: it reads the
 //! configuration, opens the store and hands over; errors are printed with their causes.
 
 use std::io::IsTerminal;
@@ -10,6 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use imeidb::accounts::audit::{self, Actor, Event, Outcome};
+use imeidb::accounts::forms::OrgForm;
+use imeidb::accounts::{Accounts, AccountsError};
 use imeidb::api::AppState;
 use imeidb::config::{CONFIG_ENV, Config, Overrides};
 use imeidb::metrics::Metrics;
@@ -62,6 +65,43 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Administration from the server's console.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// First start: create the regulator organisation and its first administrator, and print
+    /// that administrator's API token once (the server must be stopped).
+    ///
+    /// FILE is the regulator's user form as JSON (see config/regulator.example.json): the
+    /// organisation's data, legal representative, accountant, contacts and administrator.
+    /// Refuses if any organisation exists. Exit status: 0 done; 1 refused or failed.
+    Bootstrap {
+        #[command(flatten)]
+        common: Common,
+        /// The regulator's form (JSON).
+        #[arg(long, value_name = "FILE")]
+        org: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail's hash chain from the first entry to the recorded head (the
+    /// server must be stopped). Exit status: 0 intact; 1 broken or unreadable.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(clap::Args)]
@@ -96,6 +136,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { common, listen } => serve(&common, listen),
         Command::Import { common, list, file } => import(&common, list.into(), &file),
+        Command::Admin {
+            command: AdminCommand::Bootstrap { common, org },
+        } => bootstrap(&common, &org),
+        Command::Audit {
+            command: AuditCommand::Verify { common },
+        } => verify_audit(&common),
     };
     match result {
         Ok(code) => code,
@@ -142,8 +188,15 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         open_ms = store.open_time().as_millis() as u64,
         "store open"
     );
-    let registry = Registry::new(Arc::new(store), config.check.clone());
-    let state = AppState::new(registry.clone(), metrics, &config);
+    let store = Arc::new(store);
+    let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
+    if !accounts.is_bootstrapped() {
+        tracing::warn!(
+            "no organisation exists yet: run `imeidb admin bootstrap --org FILE` (server stopped) to create the regulator and its first token"
+        );
+    }
+    let registry = Registry::new(store, config.check.clone());
+    let state = AppState::new(registry.clone(), accounts.clone(), metrics, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -156,17 +209,37 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(%addr, "listening (HTTP/1.1 and h2c)");
+        tracing::info!(%addr, open_checks = config.open_checks, "listening (HTTP/1.1 and h2c)");
+        let saver = tokio::spawn(save_last_use_every_minute(accounts.clone()));
         imeidb::server::run(listener, state, &config.server, shutdown_signal()).await?;
+        saver.abort();
         anyhow::Ok(())
     })?;
     drop(runtime);
+    if let Err(e) = accounts.save_last_use() {
+        tracing::warn!(error = %e, "could not save tokens' last use on shutdown");
+    }
     registry
         .store()
         .sync()
         .context("syncing the store on shutdown")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes tokens' last use to the store once a minute.
+async fn save_last_use_every_minute(accounts: Accounts) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let accounts = accounts.clone();
+        match tokio::task::spawn_blocking(move || accounts.save_last_use()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not save tokens' last use"),
+            Err(e) => tracing::warn!(error = %e, "saving tokens' last use panicked"),
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (ctrl-c).
@@ -202,7 +275,9 @@ fn import(common: &Common, list: List, file: &Path) -> anyhow::Result<ExitCode> 
     let metrics = Metrics::new();
     let store = Store::open(&config.data_dir, &config.store, metrics.store())
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
-    let registry = Registry::new(Arc::new(store), config.check.clone());
+    let store = Arc::new(store);
+    let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
+    let registry = Registry::new(store, config.check.clone());
     eprintln!(
         "importing {} into the {list} list at {}",
         file.display(),
@@ -217,12 +292,85 @@ fn import(common: &Common, list: List, file: &Path) -> anyhow::Result<ExitCode> 
     )
     .with_context(|| format!("importing {}", file.display()))?;
     bar.finish();
+    let event = Event {
+        actor: Actor::Console {
+            command: format!("imeidb import --list {list}"),
+        },
+        action: audit::Action::ListImport,
+        target: format!("list/{list}"),
+        outcome: Outcome::Done,
+        reason: None,
+        detail: Some(format!(
+            "{} lines, {} added, {} already listed, {} rejected",
+            report.lines,
+            report.accepted,
+            report.already_listed,
+            report.rejected_total()
+        )),
+    };
+    accounts
+        .record(&event)
+        .context("the lines were loaded, but the audit entry of the import could not be written")?;
     print_report(&report, list, started.elapsed());
     Ok(if report.rejected_total() > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn bootstrap(common: &Common, org: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(common, None)?;
+    init_logging("warn");
+    let text =
+        std::fs::read_to_string(org).with_context(|| format!("reading {}", org.display()))?;
+    let form: OrgForm = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid organisation form", org.display()))?;
+    let store = Store::open(&config.data_dir, &config.store, Metrics::new().store())
+        .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
+    let accounts = Accounts::open(Arc::new(store)).context("loading the accounts")?;
+    match accounts.bootstrap(form) {
+        Ok((org, admin, token)) => {
+            println!(
+                "created organisation {} ({}) and its administrator user {} ({})",
+                org.id, org.data.legal_name, admin.id, admin.full_name
+            );
+            println!(
+                "API token of user {} (shown once; the registry keeps only its hash):",
+                admin.id
+            );
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AccountsError::Invalid(errors)) => {
+            eprintln!("imeidb: error: {} has invalid fields:", org.display());
+            for (field, reason) in errors.0 {
+                eprintln!("  {field}: {reason}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn verify_audit(common: &Common) -> anyhow::Result<ExitCode> {
+    let config = load_config(common, None)?;
+    init_logging("warn");
+    let store = Store::open(&config.data_dir, &config.store, Metrics::new().store())
+        .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
+    match audit::verify(&store) {
+        Ok(verified) => {
+            println!(
+                "audit trail intact: {} entries, head {}",
+                verified.entries, verified.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            eprintln!("imeidb: audit trail BROKEN: {broken}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn print_report(report: &ImportReport, list: List, took: std::time::Duration) {

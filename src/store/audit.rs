@@ -39,6 +39,9 @@ impl AuditHead {
     }
 }
 
+/// A stored record: key and value bytes.
+pub type RawRecord = (Vec<u8>, Vec<u8>);
+
 /// Seals one audit entry: given the head it follows, returns the entry's bytes and their hash.
 /// Called under the store's write lock, so it must be quick and must not call the store.
 pub type SealAudit<'a> = &'a dyn Fn(AuditHead) -> (Vec<u8>, [u8; 32]);
@@ -49,7 +52,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Read`].
-    pub fn account_records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn account_records(&self) -> Result<Vec<RawRecord>, StoreError> {
         self.rocks.account_entries()
     }
 
@@ -60,7 +63,7 @@ impl Store {
     /// [`StoreError::Write`]; nothing was written then, and the head did not move.
     pub fn write_accounts(
         &self,
-        puts: &[(Vec<u8>, Vec<u8>)],
+        puts: &[RawRecord],
         audit: Option<SealAudit>,
     ) -> Result<AuditHead, StoreError> {
         let mut head = self
@@ -92,7 +95,10 @@ impl Store {
 
     /// The head as of the last appended entry.
     pub fn audit_head(&self) -> AuditHead {
-        *self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Calls `f` with the sequence number and stored bytes of each audit entry after `after`,

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use audit::{AuditHead, SealAudit};
+pub use audit::{AuditHead, RawRecord, SealAudit};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
 
 use crate::imei::Imei;

@@ -23,7 +23,7 @@ use rocksdb::{
     ReadOptions, SstFileWriter, WriteBatch, WriteOptions,
 };
 
-use super::{AuditHead, List, StoreError, StoreOptions};
+use super::{AuditHead, List, RawRecord, StoreError, StoreOptions};
 use crate::imei::Imei;
 
 const CF_META: &str = "meta";
@@ -275,7 +275,7 @@ impl RocksStore {
     }
 
     /// Every entry of the `accounts` column family, in key order.
-    pub(super) fn account_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub(super) fn account_entries(&self) -> Result<Vec<RawRecord>, StoreError> {
         let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_ACCOUNTS));
         iter.seek_to_first();
         let mut entries = Vec::new();
@@ -291,7 +291,7 @@ impl RocksStore {
     /// atomic batch: durable in the WAL (fsynced if configured) when this returns.
     pub(super) fn write_accounts(
         &self,
-        puts: &[(Vec<u8>, Vec<u8>)],
+        puts: &[RawRecord],
         audit: Option<(AuditHead, &[u8])>,
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();

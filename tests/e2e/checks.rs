@@ -290,11 +290,8 @@ async fn unknown_routes_and_ops_endpoints() {
     let server = TestServer::start(dir.path()).await;
     seed(&server);
     let mut client = Client::h1(server.addr).await;
-    assert_problem(
-        &client.get("/nope").await,
-        404,
-        "RESOURCE_URI_STRUCTURE_NOT_FOUND",
-    );
+    // deny by default: an unknown route asks for a token first (authz.rs: 404 with one)
+    assert_problem(&client.get("/nope").await, 401, "UNAUTHENTICATED");
     assert_eq!(client.get("/healthz").await.status, 200);
     assert_eq!(client.get("/readyz").await.status, 200);
 

@@ -40,6 +40,7 @@ fn serve(data: &Path) -> Served {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("IMEIDB_STORE_BLOCK_CACHE_MB", "16")
+        .env("IMEIDB_AUTH_OPEN_CHECKS", "true")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -206,4 +207,94 @@ fn help_describes_both_commands() {
     let help = text(&out.stdout);
     assert!(help.contains("Exit status"), "{help}");
     assert!(help.contains("--list <LIST>"), "{help}");
+}
+
+fn run(args: &[&str], data: &Path) -> Output {
+    imeidb()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bootstrap_once_then_the_audit_chain_verifies_until_a_byte_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let form = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/regulator.example.json");
+    let form = form.to_str().unwrap();
+
+    let first = run(&["admin", "bootstrap", "--org", form], &data);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let out = text(&first.stdout);
+    let token = out.lines().last().unwrap();
+    assert!(token.starts_with("imeidb_") && token.len() == 88, "{out}");
+
+    let again = run(&["admin", "bootstrap", "--org", form], &data);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already bootstrapped"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // a bad form names its fields
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"kind":"regulator","nit":"899999053-2"}"#).unwrap();
+    let other = dir.path().join("other");
+    let refused = run(
+        &["admin", "bootstrap", "--org", bad.to_str().unwrap()],
+        &other,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("nit: \"899999053-2\": the check digit of 899999053 is 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("administrator.email: is required"),
+        "{stderr}"
+    );
+
+    // an import is audited too
+    let csv = dir.path().join("positive.csv");
+    std::fs::write(&csv, format!("imei\n{}\n{}\n", imei(1), imei(2))).unwrap();
+    assert!(import(&data, "positive", &csv).status.success());
+
+    let verified = run(&["audit", "verify"], &data);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert!(
+        text(&verified.stdout).starts_with("audit trail intact: 2 entries"),
+        "{}",
+        text(&verified.stdout)
+    );
+
+    // change one byte of the first entry, as someone with the files could
+    {
+        let opts = rocksdb::Options::default();
+        let cfs = ["positive", "negative", "meta", "accounts", "audit"];
+        let db = rocksdb::DB::open_cf(&opts, &data, cfs).unwrap();
+        let audit = db.cf_handle("audit").unwrap();
+        let mut entry = db.get_cf(audit, 1u64.to_be_bytes()).unwrap().unwrap();
+        let text = String::from_utf8(entry.clone()).unwrap();
+        // the time, one second later: still a well-formed entry, but no longer the one the
+        // next entry's hash covers
+        let at = text.find("\"at\":").unwrap() + 5;
+        let last = at + text[at..].find(',').unwrap() - 1;
+        entry[last] = if entry[last] == b'9' {
+            b'8'
+        } else {
+            entry[last] + 1
+        };
+        db.put_cf(audit, 1u64.to_be_bytes(), entry).unwrap();
+    }
+    let broken = run(&["audit", "verify"], &data);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        text(&broken.stderr).contains("BROKEN: entry 2 does not follow entry 1"),
+        "{}",
+        text(&broken.stderr)
+    );
 }

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use imeidb::accounts::Accounts;
 use imeidb::api::AppState;
 use imeidb::config::Config;
 use imeidb::imei::Imei;
@@ -24,11 +25,14 @@ use imeidb::store::Store;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub registry: Registry,
+    pub accounts: Accounts,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
-/// The test configuration: the defaults with small limits so tests can exceed them.
+/// The test configuration: the defaults with small limits so tests can exceed them, and
+/// checks open (a listener on a trusted core network) so check tests need no accounts;
+/// `authz.rs` turns that off.
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default_config();
     config.data_dir = dir.to_path_buf();
@@ -36,6 +40,7 @@ pub fn test_config(dir: &Path) -> Config {
     config.store.block_cache_bytes = 16 << 20;
     config.server.max_body_bytes = 64 * 1024;
     config.max_batch = 1000;
+    config.open_checks = true;
     config
 }
 
@@ -47,8 +52,10 @@ impl TestServer {
     pub async fn start_with(config: Config) -> TestServer {
         let metrics = Arc::new(Metrics::new());
         let store = Store::open(&config.data_dir, &config.store, metrics.store()).unwrap();
-        let registry = Registry::new(Arc::new(store), config.check.clone());
-        let state = AppState::new(registry.clone(), metrics, &config);
+        let store = Arc::new(store);
+        let accounts = Accounts::open(Arc::clone(&store)).unwrap();
+        let registry = Registry::new(store, config.check.clone());
+        let state = AppState::new(registry.clone(), accounts.clone(), metrics, &config);
         state.ready.store(true, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -64,6 +71,7 @@ impl TestServer {
         TestServer {
             addr,
             registry,
+            accounts,
             stop: Some(stop),
             task: Some(task),
         }
@@ -125,7 +133,23 @@ impl Client {
         body: Bytes,
         content_type: Option<&str>,
     ) -> Reply {
+        self.request_as(None, method, path, body, content_type)
+            .await
+    }
+
+    /// A request with `Authorization: Bearer {token}` when a token is given.
+    pub async fn request_as(
+        &mut self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
         if let Client::H1(_) = self {
             builder = builder.header("host", "localhost");
         }

@@ -23,7 +23,11 @@ fn nit_check_digits_follow_dian() {
     assert!(check_nit("800.197.268-4").is_ok());
     let wrong = check_nit("800197268-5").unwrap_err();
     assert!(wrong.contains("check digit of 800197268 is 4"), "{wrong}");
-    assert!(check_nit("800197268").unwrap_err().contains("lacks its check digit"));
+    assert!(
+        check_nit("800197268")
+            .unwrap_err()
+            .contains("lacks its check digit")
+    );
     assert!(check_nit("80a197268-4").is_err());
     assert!(check_nit("").unwrap_err().contains("required"));
 }
@@ -52,7 +56,10 @@ fn an_empty_form_names_every_required_field() {
         "administrator.full_name",
         "administrator.email",
     ] {
-        assert!(fields(&errors).contains(&field), "{field} not in {errors:?}");
+        assert!(
+            fields(&errors).contains(&field),
+            "{field} not in {errors:?}"
+        );
     }
     assert!(!fields(&errors).contains(&"email_2"), "email 2 is optional");
 }
@@ -148,7 +155,11 @@ fn roles_must_fit_the_organisation() {
     };
     let errors = user.validate(OrgKind::Operator);
     assert_eq!(fields(&errors), ["roles[1]", "roles[2]"], "{errors:?}");
-    assert!(errors.0[0].1.contains("regulator_admin is not a role of operator"));
+    assert!(
+        errors.0[0]
+            .1
+            .contains("regulator_admin is not a role of operator")
+    );
     let none = UserForm {
         roles: vec![],
         ..user

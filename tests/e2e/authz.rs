@@ -1,0 +1,744 @@
+//! Who may call what: every endpoint x every kind of caller, with the exact status, over real
+//! HTTP against a server that requires tokens. Add every new endpoint to `endpoints()`.
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{Value, json};
+
+use imeidb::accounts::forms::OrgForm;
+
+use crate::support::{Client, Reply, TestServer, assert_problem, imei, test_config};
+
+fn regulator_form() -> OrgForm {
+    serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap()
+}
+
+/// An organisation's form as JSON; `n` keeps NITs and people apart.
+fn org_json(kind: &str, n: u64) -> Value {
+    let mut form: Value =
+        serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
+    let number = 830_000_000 + n * 7;
+    form["kind"] = json!(kind);
+    form["nit"] = json!(format!("{number}-{}", nit_check_digit(number)));
+    form["legal_name"] = json!(format!("Organización {n} S.A.S."));
+    form["administrator"]["id_number"] = json!(format!("{}", 1_030_000_000 + n * 13));
+    form
+}
+
+fn nit_check_digit(number: u64) -> u64 {
+    const WEIGHTS: [u64; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
+    let digits = number.to_string();
+    let sum: u64 = digits
+        .bytes()
+        .rev()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u64::from(d - b'0') * w)
+        .sum();
+    let r = sum % 11;
+    if r < 2 { r } else { 11 - r }
+}
+
+fn user_json(id_number: u64, roles: &[&str]) -> Value {
+    json!({
+        "id_number": id_number.to_string(),
+        "full_name": "Jorge Iván Ramírez Soto",
+        "email": "jorge.ramirez@example.co",
+        "roles": roles,
+    })
+}
+
+/// A client that sends one token (or none).
+struct As<'a> {
+    client: &'a mut Client,
+    token: Option<String>,
+}
+
+impl As<'_> {
+    async fn call(&mut self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let (body, ct) = match body {
+            Some(v) => (Bytes::from(v.to_string()), Some("application/json")),
+            None => (Bytes::new(), None),
+        };
+        self.client
+            .request_as(self.token.as_deref(), method, path, body, ct)
+            .await
+    }
+}
+
+async fn call(
+    client: &mut Client,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
+    As {
+        client,
+        token: Some(token.to_owned()),
+    }
+    .call(method, path, body)
+    .await
+}
+
+fn created(reply: &Reply) -> Value {
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+/// Every caller of the matrix, by name, and its token.
+struct World {
+    callers: Vec<(&'static str, Option<String>)>,
+    operator_org: u64,
+    operator_user: u64,
+}
+
+/// Bootstraps, then over HTTP makes an operator, an importer, a manufacturer and an authority
+/// organisation, a user of every role, and the broken callers.
+async fn world(server: &TestServer, client: &mut Client) -> World {
+    let (_, _, regulator) = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut orgs = Vec::new();
+    let mut admins = Vec::new();
+    for (n, kind) in [
+        "operator",
+        "importer",
+        "manufacturer",
+        "authority",
+        "operator",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let made = created(
+            &call(
+                client,
+                &regulator,
+                Method::POST,
+                "/v1/orgs",
+                Some(&org_json(kind, n as u64)),
+            )
+            .await,
+        );
+        let org = made["organisation"]["id"].as_u64().unwrap();
+        let admin = made["administrator"]["id"].as_u64().unwrap();
+        let token = created(
+            &call(
+                client,
+                &regulator,
+                Method::POST,
+                &format!("/v1/users/{admin}/tokens"),
+                Some(&json!({ "name": "admin" })),
+            )
+            .await,
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        orgs.push(org);
+        admins.push(token);
+    }
+    let regulator_org = 1;
+    let mut next_id = 52_000_000u64;
+    let mut user = async |org: u64, admin: &str, roles: &[&str]| -> (u64, String) {
+        next_id += 7;
+        let user = created(
+            &call(
+                client,
+                admin,
+                Method::POST,
+                &format!("/v1/orgs/{org}/users"),
+                Some(&user_json(next_id, roles)),
+            )
+            .await,
+        )["id"]
+            .as_u64()
+            .unwrap();
+        let token = created(
+            &call(
+                client,
+                admin,
+                Method::POST,
+                &format!("/v1/users/{user}/tokens"),
+                Some(&json!({ "name": "t" })),
+            )
+            .await,
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (user, token)
+    };
+    let (operator_user, operator) = user(orgs[0], &admins[0], &["operator"]).await;
+    let (_, importer) = user(orgs[1], &admins[1], &["importer"]).await;
+    let (_, manufacturer) = user(orgs[2], &admins[2], &["manufacturer"]).await;
+    let (_, authority) = user(orgs[3], &admins[3], &["authority"]).await;
+    let (_, auditor) = user(regulator_org, &regulator, &["auditor"]).await;
+    let (revoked_user, revoked) = user(orgs[0], &admins[0], &["operator"]).await;
+    let (suspended_user, suspended) = user(orgs[0], &admins[0], &["operator"]).await;
+    let (deactivated_user, deactivated) = user(orgs[0], &admins[0], &["operator"]).await;
+    let (_, of_suspended_org) = user(orgs[4], &admins[4], &["operator"]).await;
+
+    let token_id = &revoked[7..23];
+    let reply = call(
+        client,
+        &admins[0],
+        Method::DELETE,
+        &format!("/v1/users/{revoked_user}/tokens/{token_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.json()["revoked_at"].is_string());
+    let reason = json!({ "reason": "investigation 2026-114" });
+    for (path, token) in [
+        (
+            format!("/v1/orgs/{}/users/{suspended_user}/suspend", orgs[0]),
+            &regulator,
+        ),
+        (
+            format!("/v1/orgs/{}/users/{deactivated_user}/deactivate", orgs[0]),
+            &admins[0],
+        ),
+        (format!("/v1/orgs/{}/suspend", orgs[4]), &regulator),
+    ] {
+        let reply = call(client, token, Method::POST, &path, Some(&reason)).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    World {
+        callers: vec![
+            ("no token", None),
+            ("malformed token", Some("imeidb_nonsense".into())),
+            (
+                "unknown token",
+                Some(format!("imeidb_0123456789abcdef_{}", "ab".repeat(32))),
+            ),
+            ("revoked token", Some(revoked)),
+            ("deactivated user", Some(deactivated)),
+            ("suspended user", Some(suspended)),
+            ("suspended org", Some(of_suspended_org)),
+            ("regulator_admin", Some(regulator)),
+            ("org_admin", Some(admins[0].clone())),
+            ("other org_admin", Some(admins[1].clone())),
+            ("operator", Some(operator)),
+            ("importer", Some(importer)),
+            ("manufacturer", Some(manufacturer)),
+            ("authority", Some(authority)),
+            ("auditor", Some(auditor)),
+        ],
+        operator_org: orgs[0],
+        operator_user,
+    }
+}
+
+/// One endpoint: method, path, body, the callers allowed, and the status they get. Bodies
+/// are chosen so that an allowed call changes nothing (an invalid body, a missing target),
+/// so the matrix can run in any order.
+struct Endpoint {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    allowed: &'static [&'static str],
+    allowed_status: u16,
+}
+
+const EVERYONE: &[&str] = &[
+    "regulator_admin",
+    "org_admin",
+    "other org_admin",
+    "operator",
+    "importer",
+    "manufacturer",
+    "authority",
+    "auditor",
+];
+
+fn endpoints(world: &World) -> Vec<Endpoint> {
+    let org = world.operator_org;
+    let user = world.operator_user;
+    let e = |method: Method, path: String, body: Option<Value>, allowed, allowed_status| Endpoint {
+        method,
+        path,
+        body,
+        allowed,
+        allowed_status,
+    };
+    let pei = format!("imei-{}", imei(1));
+    vec![
+        // network checks
+        e(
+            Method::GET,
+            format!("/v1/imeis/{}/status", imei(1)),
+            None,
+            &["operator"],
+            200,
+        ),
+        e(
+            Method::GET,
+            format!("/n5g-eir-eic/v1/equipment-status?pei={pei}"),
+            None,
+            &["operator"],
+            404,
+        ),
+        e(
+            Method::POST,
+            "/v1/checks".into(),
+            Some(json!({ "imeis": [imei(1).to_string()] })),
+            &["operator"],
+            200,
+        ),
+        // who am I
+        e(Method::GET, "/v1/me".into(), None, EVERYONE, 200),
+        // organisations
+        e(
+            Method::GET,
+            "/v1/orgs".into(),
+            None,
+            &["regulator_admin", "auditor"],
+            200,
+        ),
+        e(
+            Method::POST,
+            "/v1/orgs".into(),
+            Some(json!({})),
+            &["regulator_admin"],
+            422,
+        ),
+        e(
+            Method::GET,
+            format!("/v1/orgs/{org}"),
+            None,
+            &["regulator_admin", "auditor", "org_admin"],
+            200,
+        ),
+        e(
+            Method::PATCH,
+            format!("/v1/orgs/{org}"),
+            Some(json!({ "kind": "seller" })),
+            &["regulator_admin"],
+            422,
+        ),
+        e(
+            Method::POST,
+            "/v1/orgs/999/suspend".into(),
+            None,
+            &["regulator_admin"],
+            404,
+        ),
+        e(
+            Method::POST,
+            "/v1/orgs/999/reactivate".into(),
+            None,
+            &["regulator_admin"],
+            404,
+        ),
+        // users
+        e(
+            Method::GET,
+            format!("/v1/orgs/{org}/users"),
+            None,
+            &["regulator_admin", "org_admin"],
+            200,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/orgs/{org}/users"),
+            Some(json!({})),
+            &["regulator_admin", "org_admin"],
+            422,
+        ),
+        e(
+            Method::GET,
+            format!("/v1/orgs/{org}/users/{user}"),
+            None,
+            &["regulator_admin", "org_admin"],
+            200,
+        ),
+        e(
+            Method::PATCH,
+            format!("/v1/orgs/{org}/users/{user}"),
+            Some(json!({ "id_number": "1" })),
+            &["regulator_admin", "org_admin"],
+            422,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/orgs/{org}/users/999/deactivate"),
+            None,
+            &["regulator_admin", "org_admin"],
+            404,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/orgs/{org}/users/999/activate"),
+            None,
+            &["regulator_admin", "org_admin"],
+            404,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/orgs/{org}/users/999/suspend"),
+            None,
+            &["regulator_admin"],
+            404,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/orgs/{org}/users/999/reactivate"),
+            None,
+            &["regulator_admin"],
+            404,
+        ),
+        // tokens (the user itself, its organisation's administrator, the regulator)
+        e(
+            Method::GET,
+            format!("/v1/users/{user}/tokens"),
+            None,
+            &["regulator_admin", "org_admin", "operator"],
+            200,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/users/{user}/tokens"),
+            Some(json!({ "name": "" })),
+            &["regulator_admin", "org_admin", "operator"],
+            422,
+        ),
+        e(
+            Method::DELETE,
+            format!("/v1/users/{user}/tokens/ffffffffffffffff"),
+            None,
+            &["regulator_admin", "org_admin", "operator"],
+            404,
+        ),
+        // audit
+        e(
+            Method::GET,
+            "/v1/audit?limit=5".into(),
+            None,
+            &["regulator_admin", "auditor"],
+            200,
+        ),
+        // an unknown route: a valid token learns it does not exist
+        e(Method::GET, "/v1/nothing".into(), None, EVERYONE, 404),
+    ]
+}
+
+/// What `caller` must get from `endpoint`.
+fn expected(caller: &str, endpoint: &Endpoint) -> u16 {
+    match caller {
+        "no token" | "malformed token" | "unknown token" | "revoked token" | "deactivated user" => {
+            401
+        }
+        "suspended user" | "suspended org" => 403,
+        _ if endpoint.allowed.contains(&caller) => endpoint.allowed_status,
+        _ => 403,
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_for_every_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    let server = TestServer::start_with(config).await;
+    let mut client = Client::h1(server.addr).await;
+    let world = world(&server, &mut client).await;
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for endpoint in endpoints(&world) {
+        for (caller, token) in &world.callers {
+            let reply = As {
+                client: &mut client,
+                token: token.clone(),
+            }
+            .call(
+                endpoint.method.clone(),
+                &endpoint.path,
+                endpoint.body.as_ref(),
+            )
+            .await;
+            cells += 1;
+            let want = expected(caller, &endpoint);
+            if reply.status.as_u16() != want {
+                failures.push(format!(
+                    "{} {} as {caller}: got {}, want {want}: {}",
+                    endpoint.method,
+                    endpoint.path,
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ));
+            } else if want >= 400 {
+                assert_eq!(reply.content_type, "application/problem+json");
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // public routes answer everyone
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(client.get(path).await.status, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn organisations_users_tokens_and_audit_over_http_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    let server = TestServer::start_with(config.clone()).await;
+    let (_, _, regulator) = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut client = Client::h2(server.addr).await;
+
+    // field-by-field errors
+    let mut bad = org_json("operator", 1);
+    bad["nit"] = json!("830000007-0");
+    bad["contacts"] = json!([{ "full_name": "María Fernanda Rojas Gómez", "email": "x@y.co" }]);
+    let reply = call(
+        &mut client,
+        &regulator,
+        Method::POST,
+        "/v1/orgs",
+        Some(&bad),
+    )
+    .await;
+    let problem = assert_problem(&reply, 422, "INVALID_INPUT");
+    let fields: Vec<&str> = problem["invalidParams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["param"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["nit", "contacts[0].full_name"], "{problem}");
+    // malformed JSON and unknown fields are 400 naming the problem
+    let mut unknown = org_json("operator", 1);
+    unknown["nickname"] = json!("x");
+    let reply = call(
+        &mut client,
+        &regulator,
+        Method::POST,
+        "/v1/orgs",
+        Some(&unknown),
+    )
+    .await;
+    let problem = assert_problem(&reply, 400, "INVALID_MSG_FORMAT");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("nickname"),
+        "{problem}"
+    );
+
+    let made = created(
+        &call(
+            &mut client,
+            &regulator,
+            Method::POST,
+            "/v1/orgs",
+            Some(&org_json("operator", 1)),
+        )
+        .await,
+    );
+    let org = made["organisation"]["id"].as_u64().unwrap();
+    let admin = made["administrator"]["id"].as_u64().unwrap();
+    assert_eq!(made["administrator"]["roles"], json!(["org_admin"]));
+    // the same NIT again, or the administrator's ID number written with dots: 409
+    let reply = call(
+        &mut client,
+        &regulator,
+        Method::POST,
+        "/v1/orgs",
+        Some(&org_json("operator", 1)),
+    )
+    .await;
+    assert_problem(&reply, 409, "RESOURCE_CONFLICT");
+    let admin_token = created(
+        &call(
+            &mut client,
+            &regulator,
+            Method::POST,
+            &format!("/v1/users/{admin}/tokens"),
+            Some(&json!({ "name": "admin" })),
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = call(
+        &mut client,
+        &admin_token,
+        Method::POST,
+        &format!("/v1/orgs/{org}/users"),
+        Some(&user_json(1_030_000_013, &["operator"])),
+    )
+    .await;
+    assert_problem(&reply, 409, "RESOURCE_CONFLICT");
+    // an org admin cannot grant a role outside its organisation's kind
+    let reply = call(
+        &mut client,
+        &admin_token,
+        Method::POST,
+        &format!("/v1/orgs/{org}/users"),
+        Some(&user_json(79_555_123, &["auditor"])),
+    )
+    .await;
+    assert_problem(&reply, 422, "INVALID_INPUT");
+    let operator = created(
+        &call(
+            &mut client,
+            &admin_token,
+            Method::POST,
+            &format!("/v1/orgs/{org}/users"),
+            Some(&user_json(79_555_123, &["operator"])),
+        )
+        .await,
+    )["id"]
+        .as_u64()
+        .unwrap();
+    let operator_token = created(
+        &call(
+            &mut client,
+            &admin_token,
+            Method::POST,
+            &format!("/v1/users/{operator}/tokens"),
+            Some(&json!({ "name": "core-1" })),
+        )
+        .await,
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = call(
+        &mut client,
+        &operator_token,
+        Method::GET,
+        &format!("/v1/imeis/{}/status", imei(3)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    // the token listing never shows a secret or its hash
+    let listing = call(
+        &mut client,
+        &operator_token,
+        Method::GET,
+        &format!("/v1/users/{operator}/tokens"),
+        None,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&listing.body).into_owned();
+    assert!(
+        !text.contains(&operator_token[24..]) && !text.contains("sha256"),
+        "{text}"
+    );
+    assert!(listing.json()[0]["last_used_at"].is_string());
+
+    let audit = call(
+        &mut client,
+        &regulator,
+        Method::GET,
+        "/v1/audit?action=user.create",
+        None,
+    )
+    .await;
+    assert_eq!(audit.status, 200);
+    let entries = audit.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["target"], format!("user/{operator}"));
+    assert_eq!(entries[0]["actor"]["user"], admin);
+    assert!(entries[0]["time"].as_str().unwrap().ends_with('Z'));
+    let audit_text = String::from_utf8_lossy(
+        &call(
+            &mut client,
+            &regulator,
+            Method::GET,
+            "/v1/audit?limit=1000",
+            None,
+        )
+        .await
+        .body,
+    )
+    .into_owned();
+    assert!(
+        !audit_text.contains("79555123"),
+        "an ID number in the audit trail"
+    );
+    assert!(
+        !audit_text.contains(&operator_token[24..]),
+        "a token in the audit trail"
+    );
+    let reply = call(
+        &mut client,
+        &regulator,
+        Method::GET,
+        "/v1/audit?from=yesterday&limit=0",
+        None,
+    )
+    .await;
+    let problem = assert_problem(&reply, 400, "INVALID_QUERY_PARAM");
+    assert_eq!(problem["invalidParams"].as_array().unwrap().len(), 2);
+
+    server.stop().await;
+    let server = TestServer::start_with(config).await;
+    let mut client = Client::h1(server.addr).await;
+    let reply = call(
+        &mut client,
+        &operator_token,
+        Method::GET,
+        &format!("/v1/imeis/{}/status", imei(3)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "the token survives a restart");
+    let orgs = call(&mut client, &regulator, Method::GET, "/v1/orgs", None)
+        .await
+        .json();
+    assert_eq!(orgs.as_array().unwrap().len(), 2);
+    let users = call(
+        &mut client,
+        &admin_token,
+        Method::GET,
+        &format!("/v1/orgs/{org}/users"),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    let audit = call(
+        &mut client,
+        &regulator,
+        Method::GET,
+        "/v1/audit?limit=1000",
+        None,
+    )
+    .await
+    .json();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "registry.bootstrap",
+            "org.create",
+            "token.create",
+            "user.create",
+            "token.create"
+        ]
+    );
+    server.stop().await;
+}

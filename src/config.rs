@@ -49,6 +49,14 @@ struct RawServer {
     max_header_bytes: u64,
     idle_timeout_secs: u64,
     shutdown_grace_secs: u64,
+    tls: RawTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTls {
+    cert_file: String,
+    key_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +100,7 @@ impl Default for RawServer {
             max_header_bytes: 16 << 10,
             idle_timeout_secs: 60,
             shutdown_grace_secs: 10,
+            tls: RawTls::default(),
         }
     }
 }
@@ -148,10 +157,21 @@ pub struct Config {
     pub check: CheckPolicy,
     /// Most IMEIs per batch check.
     pub max_batch: usize,
+    /// TLS certificate chain and private key (PEM); `None` serves cleartext.
+    pub tls: Option<TlsFiles>,
     /// Network checks answered without a token (the listener is on a trusted core network).
     pub open_checks: bool,
     /// Log filter.
     pub log_level: String,
+}
+
+/// The PEM files of the listener's TLS identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// Limits of the HTTP server.
@@ -382,6 +402,28 @@ impl RawConfig {
             ],
         };
         let max_batch = in_range("check.max_batch", self.check.max_batch, 1, 1_000_000)? as usize;
+        let tls = match (
+            self.server.tls.cert_file.trim(),
+            self.server.tls.key_file.trim(),
+        ) {
+            ("", "") => None,
+            ("", _) => {
+                return Err(invalid(
+                    "server.tls.cert_file",
+                    "set it too, or neither".into(),
+                ));
+            }
+            (_, "") => {
+                return Err(invalid(
+                    "server.tls.key_file",
+                    "set it too, or neither".into(),
+                ));
+            }
+            (cert, key) => Some(TlsFiles {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+            }),
+        };
         Ok(Config {
             listen,
             server,
@@ -389,6 +431,7 @@ impl RawConfig {
             store,
             check,
             max_batch,
+            tls,
             open_checks: self.auth.open_checks,
             log_level: self.log.level,
         })
@@ -586,6 +629,10 @@ mod tests {
                 "check.native.not_listed",
             ),
             ("[store]\nbogus = 1\n", "bogus"),
+            (
+                "[server.tls]\ncert_file = \"cert.pem\"\n",
+                "server.tls.key_file",
+            ),
         ] {
             let path = dir.path().join("c.toml");
             std::fs::write(&path, text).unwrap();

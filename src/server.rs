@@ -1,4 +1,5 @@
-//! The HTTP server: HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one port, with the
+//! The HTTP server: HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on one port, or both over
+//! TLS (rustls, ALPN `h2` and `http/1.1`) when a certificate is configured, with the
 //! connection, header, body and idle limits from config, and graceful shutdown.
 //!
 //! [`run`] takes the listener and a shutdown future, so tests pass a oneshot and `main` passes
@@ -9,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -19,14 +21,65 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::{self, AppState};
 use crate::config::ServerLimits;
 
+/// Why the TLS certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{what} {}: {problem}", path.display())]
+    Pem {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// rustls refused the pair (e.g. the key does not match the certificate).
+    #[error("the certificate and key cannot be used together: {0}")]
+    Config(#[from] tokio_rustls::rustls::Error),
+}
+
+/// A TLS acceptor from a PEM certificate chain and a PEM private key, offering `h2` and
+/// `http/1.1` by ALPN.
+///
+/// # Errors
+/// [`TlsError`] naming the file and the problem.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let pem = |what, path: &Path, problem: String| TlsError::Pem {
+        what,
+        path: path.to_path_buf(),
+        problem,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem("certificate", cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem("certificate", cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem("certificate", cert, "no CERTIFICATE block".into()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| pem("private key", key, e.to_string()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight requests
-/// finish for up to `limits.shutdown_grace`, and returns.
+/// finish for up to `limits.shutdown_grace`, and returns. With `tls`, every connection is a
+/// TLS connection (a handshake that does not finish within the idle timeout is dropped).
 ///
 /// # Errors
 /// None today: accept errors are logged and retried. The `Result` leaves room for listener
@@ -35,6 +88,7 @@ pub async fn run(
     listener: TcpListener,
     state: AppState,
     limits: &ServerLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -68,8 +122,18 @@ pub async fn run(
         let builder = Arc::clone(&builder);
         let state = state.clone();
         let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, &builder, state, idle_timeout, stop).await;
+            match tls {
+                None => serve_connection(stream, &builder, state, idle_timeout, stop).await,
+                Some(tls) => match tokio::time::timeout(idle_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        serve_connection(stream, &builder, state, idle_timeout, stop).await
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+            }
             drop(permit);
         });
     }
@@ -104,13 +168,15 @@ fn connection_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     builder: &auto::Builder<TokioExecutor>,
     state: AppState,
     idle_timeout: Duration,
     mut stop: watch::Receiver<()>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::now());
     let io = TokioIo::new(Tracked {
         inner: stream,
@@ -172,12 +238,12 @@ impl Activity {
 }
 
 /// A stream that records when it last read or wrote, for the idle timeout.
-struct Tracked {
-    inner: TcpStream,
+struct Tracked<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -192,7 +258,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

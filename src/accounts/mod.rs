@@ -1012,7 +1012,10 @@ impl Accounts {
         denied: Option<Action>,
     ) -> Result<User, AccountsError> {
         let target = self.read().users.get(&user).cloned();
+        let regulator =
+            principal.has(Role::RegulatorAdmin) && principal.may(Permission::AdministerUsers);
         let allowed = principal.user == user
+            || regulator
             || target
                 .as_ref()
                 .is_some_and(|t| Self::administers_users_of(principal, t.org));

@@ -259,10 +259,19 @@ fn suspension_deactivation_and_revocation_refuse_issued_tokens_at_once() {
         accounts.authenticate(&text),
         Err(AccountsError::Unauthenticated)
     ));
-    // another user's tokens are out of reach
+    // another user's tokens are out of reach; a user that does not exist is 404 only to
+    // those who may know
     assert!(matches!(
         accounts.list_tokens(&operator, admin.id),
         Err(AccountsError::Forbidden)
+    ));
+    assert!(matches!(
+        accounts.list_tokens(&operator, 999),
+        Err(AccountsError::Forbidden)
+    ));
+    assert!(matches!(
+        accounts.list_tokens(&regulator, 999),
+        Err(AccountsError::NotFound("user"))
     ));
 }
 

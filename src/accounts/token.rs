@@ -20,9 +20,9 @@ impl TokenId {
         format!("{:016x}", self.0)
     }
 
-    /// Parses sixteen hex digits.
+    /// Parses sixteen lower-case hex digits (the one spelling [`TokenId::to_hex`] gives).
     pub fn from_hex(text: &str) -> Option<TokenId> {
-        (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        (text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .then(|| u64::from_str_radix(text, 16).ok().map(TokenId))
             .flatten()
     }
@@ -136,6 +136,7 @@ mod tests {
             &token.text[..token.text.len() - 1],
             &token.text.replace("imeidb_", "imeidc_"),
             &format!("{}0", token.text),
+            &format!("imeidb_0123456789ABCDEF_{}", "ab".repeat(32)),
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

@@ -188,6 +188,13 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         open_ms = store.open_time().as_millis() as u64,
         "store open"
     );
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => Some(
+            imeidb::server::tls_acceptor(&files.cert_file, &files.key_file)
+                .context("setting up TLS (server.tls)")?,
+        ),
+    };
     let store = Arc::new(store);
     let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
     if !accounts.is_bootstrapped() {
@@ -209,9 +216,14 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(%addr, open_checks = config.open_checks, "listening (HTTP/1.1 and h2c)");
+        let protocols = if tls.is_some() {
+            "TLS: h2 and HTTP/1.1"
+        } else {
+            "HTTP/1.1 and h2c"
+        };
+        tracing::info!(%addr, open_checks = config.open_checks, "listening ({protocols})");
         let saver = tokio::spawn(save_last_use_every_minute(accounts.clone()));
-        imeidb::server::run(listener, state, &config.server, shutdown_signal()).await?;
+        imeidb::server::run(listener, state, &config.server, tls, shutdown_signal()).await?;
         saver.abort();
         anyhow::Ok(())
     })?;

@@ -5,3 +5,4 @@ mod authz;
 mod checks;
 mod cli;
 mod support;
+mod tls;

@@ -61,8 +61,12 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = config.server.clone();
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|files| imeidb::server::tls_acceptor(&files.cert_file, &files.key_file).unwrap());
         let task = tokio::spawn(async move {
-            imeidb::server::run(listener, state, &limits, async {
+            imeidb::server::run(listener, state, &limits, tls, async {
                 let _ = stopped.await;
             })
             .await

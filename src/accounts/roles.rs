@@ -134,10 +134,25 @@ pub enum Permission {
     Check,
     /// Read the audit trail.
     ReadAudit,
+    /// Register devices on the positive list (importers, manufacturers; operators for the
+    /// devices they sell).
+    Register,
+    /// Report a device stolen or lost (art. 2.2.11.6).
+    Report,
+    /// Exclude one's own organisation's report when the device is recovered (art. 2.2.11.6
+    /// par. 2; the scope "own report" is checked by the domain call).
+    Recover,
+    /// Activate a device on the network and bind its owner (art. 2.2.11.8).
+    Activate,
+    /// Record who may sell devices (art. 2.2.11.3).
+    ManageSellers,
+    /// Consult the negative list record by record (art. 2.2.11.6); every lookup is audited.
+    ConsultNegative,
 }
 
-/// The one table of what each role permits. Later permissions (registrations, reports,
-/// recoveries, activations, sellers, negative-list consultation) are added here.
+/// The one table of what each role permits (DOMAIN.md, "Actors"; issue #3). Routes that do
+/// not exist yet (registrations, reports, recoveries, activations, sellers, consultation) use
+/// their row here when they come.
 const PERMISSIONS: &[(Role, &[Permission])] = &[
     (
         Role::RegulatorAdmin,
@@ -146,13 +161,27 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
             Permission::ReadOrgs,
             Permission::AdministerUsers,
             Permission::ReadAudit,
+            Permission::ManageSellers,
         ],
     ),
     (Role::OrgAdmin, &[Permission::AdministerUsers]),
-    (Role::Operator, &[Permission::Check]),
-    (Role::Importer, &[]),
-    (Role::Manufacturer, &[]),
-    (Role::Authority, &[]),
+    (
+        Role::Operator,
+        &[
+            Permission::Check,
+            Permission::Activate,
+            Permission::Report,
+            Permission::Recover,
+            Permission::Register,
+            Permission::ManageSellers,
+        ],
+    ),
+    (Role::Importer, &[Permission::Register]),
+    (Role::Manufacturer, &[Permission::Register]),
+    (
+        Role::Authority,
+        &[Permission::ConsultNegative, Permission::Report],
+    ),
     (
         Role::Auditor,
         &[Permission::ReadOrgs, Permission::ReadAudit],
@@ -174,17 +203,73 @@ mod tests {
         }
     }
 
+    const ALL_PERMISSIONS: [Permission; 11] = [
+        Permission::AdministerOrgs,
+        Permission::ReadOrgs,
+        Permission::AdministerUsers,
+        Permission::Check,
+        Permission::ReadAudit,
+        Permission::Register,
+        Permission::Report,
+        Permission::Recover,
+        Permission::Activate,
+        Permission::ManageSellers,
+        Permission::ConsultNegative,
+    ];
+
+    /// The whole table, written out as the issue states it: any change to who may do what
+    /// must change this test too.
+    #[test]
+    fn the_matrix_of_roles_and_permissions() {
+        use Permission as P;
+        let expected: [(Role, &[Permission]); 7] = [
+            (
+                Role::RegulatorAdmin,
+                &[
+                    P::AdministerOrgs,
+                    P::ReadOrgs,
+                    P::AdministerUsers,
+                    P::ReadAudit,
+                    P::ManageSellers,
+                ],
+            ),
+            (Role::OrgAdmin, &[P::AdministerUsers]),
+            (
+                Role::Operator,
+                &[
+                    P::Check,
+                    P::Register,
+                    P::Report,
+                    P::Recover,
+                    P::Activate,
+                    P::ManageSellers,
+                ],
+            ),
+            (Role::Importer, &[P::Register]),
+            (Role::Manufacturer, &[P::Register]),
+            (Role::Authority, &[P::Report, P::ConsultNegative]),
+            (Role::Auditor, &[P::ReadOrgs, P::ReadAudit]),
+        ];
+        for (role, allowed) in expected {
+            for permission in ALL_PERMISSIONS {
+                assert_eq!(
+                    role.permits(permission),
+                    allowed.contains(&permission),
+                    "{role:?} {permission:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_org_admin_only_administers() {
-        for permission in [
-            Permission::AdministerOrgs,
-            Permission::ReadOrgs,
-            Permission::Check,
-            Permission::ReadAudit,
-        ] {
-            assert!(!Role::OrgAdmin.permits(permission), "{permission:?}");
+        for permission in ALL_PERMISSIONS {
+            assert_eq!(
+                Role::OrgAdmin.permits(permission),
+                permission == Permission::AdministerUsers,
+                "{permission:?}"
+            );
         }
-        assert!(Role::OrgAdmin.permits(Permission::AdministerUsers));
     }
 
     #[test]

@@ -88,11 +88,20 @@ pub enum Action {
     /// A list was bulk-loaded.
     #[serde(rename = "list.import")]
     ListImport,
+    /// A device was reported stolen or lost.
+    #[serde(rename = "report.create")]
+    ReportCreate,
+    /// A report was excluded because the device was recovered.
+    #[serde(rename = "report.recover")]
+    ReportRecover,
+    /// An authority consulted the negative list (one record).
+    #[serde(rename = "negative.consult")]
+    NegativeConsult,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 17] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -107,6 +116,9 @@ impl Action {
         Action::TokenCreate,
         Action::TokenRevoke,
         Action::ListImport,
+        Action::ReportCreate,
+        Action::ReportRecover,
+        Action::NegativeConsult,
     ];
 
     /// The stable name (`org.create`).
@@ -126,6 +138,9 @@ impl Action {
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::ListImport => "list.import",
+            Action::ReportCreate => "report.create",
+            Action::ReportRecover => "report.recover",
+            Action::NegativeConsult => "negative.consult",
         }
     }
 
@@ -217,6 +232,12 @@ pub fn seal(event: &Event, at: u64) -> impl Fn(AuditHead) -> (Vec<u8>, [u8; 32])
         let hash = Sha256::digest(&bytes).into();
         (bytes, hash)
     }
+}
+
+/// [`seal`] for an event it owns: for a [`Mutation`](crate::store::Mutation), which outlives
+/// the caller's borrow.
+pub fn seal_owned(event: Event, at: u64) -> crate::store::OwnedSeal {
+    Box::new(move |head| seal(&event, at)(head))
 }
 
 /// Why a stored entry could not be read.

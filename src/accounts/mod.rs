@@ -107,7 +107,8 @@ impl Principal {
         self.roles.contains(&role)
     }
 
-    fn actor(&self) -> Actor {
+    /// The caller as the audit trail records it.
+    pub fn actor(&self) -> Actor {
         Actor::User {
             user: self.user,
             org: self.org,

@@ -375,6 +375,7 @@ fn parse_line(
             },
             reporter: columns.text(list, record, 2)?,
             reference: columns.text(list, record, 3)?,
+            ..NegativeRecord::default()
         }
         .encode_into(arena),
     }

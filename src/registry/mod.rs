@@ -2,10 +2,12 @@
 //! anything themselves.
 //!
 //! So far: the **network check** (art. 2.2.11.5, 2.2.11.9) with the **roaming exemption**
-//! (art. 2.2.11.1), and listing/unlisting primitives used by bulk import and tests. Activation,
-//! reports, recovery, owners and history come with the write paths.
+//! (art. 2.2.11.1); **reports, recovery, consultation and history** (art. 2.2.11.6,
+//! `reports.rs`); bulk import (`import.rs`). Registrations over the API, activation, owners,
+//! exchange and sellers come next.
 
 pub mod import;
+pub mod reports;
 
 use std::sync::Arc;
 
@@ -192,6 +194,21 @@ pub enum RegistryError {
     /// The store failed; nothing was decided or changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller's roles or scope do not allow it (refused changes are audited).
+    #[error("your roles do not allow this")]
+    Forbidden,
+    /// Field by field, what is wrong with the input.
+    #[error("the input is invalid")]
+    Invalid(crate::accounts::forms::FieldErrors),
+    /// It contradicts what is recorded.
+    #[error("{0}")]
+    Conflict(String),
+    /// Nothing recorded to act on.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// A stored record does not decode.
+    #[error("a stored {0} is corrupt")]
+    Corrupt(&'static str),
 }
 
 /// The registry: the lists and the rules over them. Cheap to clone.

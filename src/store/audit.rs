@@ -46,6 +46,18 @@ pub type RawRecord = (Vec<u8>, Vec<u8>);
 /// Called under the store's write lock, so it must be quick and must not call the store.
 pub type SealAudit<'a> = &'a dyn Fn(AuditHead) -> (Vec<u8>, [u8; 32]);
 
+/// Seals the entry after `head`; returns its bytes and the head it makes.
+pub(super) fn next_entry(head: AuditHead, seal: SealAudit) -> (Vec<u8>, AuditHead) {
+    let (entry, hash) = seal(head);
+    (
+        entry,
+        AuditHead {
+            seq: head.seq + 1,
+            hash,
+        },
+    )
+}
+
 impl Store {
     /// Every stored account record (organisations, users, tokens), in key order. Read once at
     /// start-up; the accounts live in memory afterwards.
@@ -66,21 +78,17 @@ impl Store {
         puts: &[RawRecord],
         audit: Option<SealAudit>,
     ) -> Result<AuditHead, StoreError> {
-        let mut head = self
+        let mut heads = self
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let Some(seal) = audit else {
             self.rocks.write_accounts(puts, None)?;
-            return Ok(*head);
+            return Ok(heads.audit);
         };
-        let (entry, hash) = seal(*head);
-        let next = AuditHead {
-            seq: head.seq + 1,
-            hash,
-        };
+        let (entry, next) = next_entry(heads.audit, seal);
         self.rocks.write_accounts(puts, Some((next, &entry)))?;
-        *head = next;
+        heads.audit = next;
         Ok(next)
     }
 
@@ -95,10 +103,10 @@ impl Store {
 
     /// The head as of the last appended entry.
     pub fn audit_head(&self) -> AuditHead {
-        *self
-            .write_lock
+        self.write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .audit
     }
 
     /// Calls `f` with the sequence number and stored bytes of each audit entry after `after`,

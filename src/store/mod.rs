@@ -18,6 +18,7 @@
 mod audit;
 mod filter;
 mod index;
+mod mutation;
 pub mod records;
 mod rocks;
 mod shards;
@@ -28,7 +29,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use audit::{AuditHead, RawRecord, SealAudit};
-pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
+pub use mutation::{Mutation, OwnedSeal};
+pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, ReporterKind};
 
 use crate::imei::Imei;
 use crate::metrics::StoreMetrics;
@@ -137,6 +139,12 @@ pub enum StoreError {
     },
 }
 
+/// What the next write extends: the audit trail's head and the next history number.
+struct Heads {
+    audit: AuditHead,
+    history_seq: u64,
+}
+
 /// Whether an insert added an entry or replaced one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -154,9 +162,8 @@ pub struct Store {
     indexes: [ListIndex; 2],
     /// Entries per list: counted at open, kept exact by the write lock.
     sizes: [AtomicU64; 2],
-    /// Serialises writes (see the module doc) and guards the audit trail's head, which every
-    /// audit entry extends.
-    write_lock: Mutex<AuditHead>,
+    /// Serialises writes (see the module doc) and guards the heads every write extends.
+    write_lock: Mutex<Heads>,
     metrics: StoreMetrics,
     /// How long opening took, filter build included.
     open_time: Duration,
@@ -179,7 +186,10 @@ impl Store {
             source,
         })?;
         let rocks = RocksStore::open(dir, options)?;
-        let head = rocks.audit_head()?;
+        let heads = Heads {
+            audit: rocks.audit_head()?,
+            history_seq: rocks.history_seq()?,
+        };
         let mut store = Store {
             rocks,
             filters: [
@@ -188,7 +198,7 @@ impl Store {
             ],
             indexes: [ListIndex::new(), ListIndex::new()],
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
-            write_lock: Mutex::new(head),
+            write_lock: Mutex::new(heads),
             metrics,
             open_time: Duration::ZERO,
         };

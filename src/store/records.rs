@@ -101,6 +101,46 @@ impl ReportKind {
     }
 }
 
+/// Who made a theft/loss report (art. 2.2.11.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReporterKind {
+    /// The device's user, through an operator.
+    User,
+    /// An authority (police, prosecutor, judge), directly or through an operator.
+    Authority,
+    /// Not recorded (bulk loads, foreign lists).
+    #[default]
+    Unspecified,
+}
+
+impl ReporterKind {
+    fn code(self) -> u8 {
+        match self {
+            ReporterKind::Unspecified => 0,
+            ReporterKind::User => 1,
+            ReporterKind::Authority => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<ReporterKind> {
+        match code {
+            0 => Some(ReporterKind::Unspecified),
+            1 => Some(ReporterKind::User),
+            2 => Some(ReporterKind::Authority),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name as used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReporterKind::User => "user",
+            ReporterKind::Authority => "authority",
+            ReporterKind::Unspecified => "unspecified",
+        }
+    }
+}
+
 /// An entry of the negative list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NegativeRecord {
@@ -108,10 +148,22 @@ pub struct NegativeRecord {
     pub listed_at: u64,
     /// Stolen or lost.
     pub kind: ReportKind,
-    /// Who reported it (operator on behalf of a user, or authority).
+    /// Who reported it, as free text (bulk loads).
     pub reporter: String,
     /// The case or report reference.
     pub reference: String,
+    /// The organisation that registered the report (0: none, e.g. a bulk load); only it may
+    /// exclude the report on recovery (art. 2.2.11.6 par. 2).
+    pub org: u64,
+    /// The user who registered it (0: none).
+    pub user: u64,
+    /// Whether the device's user or an authority reported it.
+    pub reporter_kind: ReporterKind,
+    /// When the theft or loss happened, Unix seconds (0: not given).
+    pub occurred_at: u64,
+    /// The reporting user's identification number (personal data: shown only to the
+    /// regulator and the reporting organisation).
+    pub subscriber_id: String,
 }
 
 /// A stored value that could not be decoded.
@@ -148,6 +200,11 @@ const TAG_MODEL: u8 = 4;
 const TAG_REFERENCE: u8 = 5;
 const TAG_KIND: u8 = 6;
 const TAG_REPORTER: u8 = 7;
+const TAG_ORG: u8 = 8;
+const TAG_USER: u8 = 9;
+const TAG_REPORTER_KIND: u8 = 10;
+const TAG_OCCURRED: u8 = 11;
+const TAG_SUBSCRIBER: u8 = 12;
 
 impl ListRecord for PositiveRecord {
     const LIST: List = List::Positive;
@@ -187,6 +244,19 @@ impl ListRecord for NegativeRecord {
         put_field(out, TAG_KIND, &[self.kind.code()]);
         put_str(out, TAG_REPORTER, &self.reporter);
         put_str(out, TAG_REFERENCE, &self.reference);
+        if self.org != 0 {
+            put_u64(out, TAG_ORG, self.org);
+        }
+        if self.user != 0 {
+            put_u64(out, TAG_USER, self.user);
+        }
+        if self.reporter_kind != ReporterKind::Unspecified {
+            put_field(out, TAG_REPORTER_KIND, &[self.reporter_kind.code()]);
+        }
+        if self.occurred_at != 0 {
+            put_u64(out, TAG_OCCURRED, self.occurred_at);
+        }
+        put_str(out, TAG_SUBSCRIBER, &self.subscriber_id);
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -202,6 +272,15 @@ impl ListRecord for NegativeRecord {
                 }
                 TAG_REPORTER => record.reporter = get_str(value)?,
                 TAG_REFERENCE => record.reference = get_str(value)?,
+                TAG_ORG => record.org = get_u64(value)?,
+                TAG_USER => record.user = get_u64(value)?,
+                TAG_REPORTER_KIND => {
+                    let code = *value.first().ok_or(DecodeError("empty reporter kind"))?;
+                    record.reporter_kind = ReporterKind::from_code(code)
+                        .ok_or(DecodeError("unknown reporter kind"))?;
+                }
+                TAG_OCCURRED => record.occurred_at = get_u64(value)?,
+                TAG_SUBSCRIBER => record.subscriber_id = get_str(value)?,
                 _ => {}
             }
         }
@@ -317,8 +396,21 @@ mod tests {
             kind: ReportKind::Lost,
             reporter: "Policía".into(),
             reference: "NUNC 110016000050202600001".into(),
+            ..Default::default()
         };
         assert_eq!(NegativeRecord::decode(&r.encode()), Ok(r));
+        let full = NegativeRecord {
+            listed_at: 42,
+            kind: ReportKind::Stolen,
+            reporter: String::new(),
+            reference: "DEN-2026-1".into(),
+            org: 3,
+            user: 9,
+            reporter_kind: ReporterKind::User,
+            occurred_at: 41,
+            subscriber_id: "79555123".into(),
+        };
+        assert_eq!(NegativeRecord::decode(&full.encode()), Ok(full));
     }
 
     #[test]

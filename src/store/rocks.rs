@@ -4,7 +4,9 @@
 //! Layout: one column family per list (`positive`, `negative`) keyed by [`Imei::key`] (8-byte
 //! big-endian TAC+SNR); `meta` for the schema version and the audit trail's head; `accounts`
 //! for organisations, users and tokens (keys chosen by `accounts`); `audit` for the audit
-//! trail, keyed by its 8-byte big-endian sequence number, so a scan reads it in order. Checks never read RocksDB (the
+//! trail, keyed by its 8-byte big-endian sequence number, so a scan reads it in order;
+//! `history` for every state change of an IMEI, keyed by the IMEI key then a global 8-byte
+//! sequence number, so one IMEI's history is one contiguous, ordered range. Checks never read RocksDB (the
 //! store answers them from memory); it serves record reads, writes and the start-up scan.
 //! Tables carry a whole-key Bloom filter and a hash index inside each data block.
 //!
@@ -29,6 +31,8 @@ use crate::imei::Imei;
 const CF_META: &str = "meta";
 const CF_ACCOUNTS: &str = "accounts";
 const CF_AUDIT: &str = "audit";
+const CF_HISTORY: &str = "history";
+const HISTORY_SEQ_KEY: &[u8] = b"history_seq";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 /// Bumped when the key or value layout changes incompatibly.
@@ -84,6 +88,7 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
             ColumnFamilyDescriptor::new(CF_ACCOUNTS, Options::default()),
             ColumnFamilyDescriptor::new(CF_AUDIT, Options::default()),
+            ColumnFamilyDescriptor::new(CF_HISTORY, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
             if is_lock_error(&source) {
@@ -308,6 +313,74 @@ impl RocksStore {
             .map_err(StoreError::Write)
     }
 
+    /// Writes one [`Mutation`](super::Mutation) and, if given, its audit entry and the new
+    /// head, in one atomic batch. History entries get the sequence numbers from `history_seq`
+    /// on; the next free one is stored with them.
+    pub(super) fn write_mutation(
+        &self,
+        mutation: &super::Mutation,
+        history_seq: u64,
+        audit: Option<(AuditHead, &[u8])>,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (list, imei, value) in &mutation.puts {
+            batch.put_cf(self.cf(*list), imei.key(), value);
+        }
+        for (list, imei) in &mutation.deletes {
+            batch.delete_cf(self.cf(*list), imei.key());
+        }
+        let history = self.named_cf(CF_HISTORY);
+        for (i, (imei, event)) in mutation.history.iter().enumerate() {
+            batch.put_cf(history, history_key(*imei, history_seq + i as u64), event);
+        }
+        if !mutation.history.is_empty() {
+            let next = history_seq + mutation.history.len() as u64;
+            batch.put_cf(self.meta_cf(), HISTORY_SEQ_KEY, next.to_be_bytes());
+        }
+        let accounts = self.named_cf(CF_ACCOUNTS);
+        for (key, value) in &mutation.records {
+            batch.put_cf(accounts, key, value);
+        }
+        if let Some((head, entry)) = audit {
+            batch.put_cf(self.named_cf(CF_AUDIT), head.seq.to_be_bytes(), entry);
+            batch.put_cf(self.meta_cf(), AUDIT_HEAD_KEY, head.to_bytes());
+        }
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// The next free history sequence number.
+    pub(super) fn history_seq(&self) -> Result<u64, StoreError> {
+        match self
+            .db
+            .get_cf(self.meta_cf(), HISTORY_SEQ_KEY)
+            .map_err(StoreError::Read)?
+        {
+            None => Ok(1),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::CorruptAuditHead),
+        }
+    }
+
+    /// The history entries of `imei`, oldest first.
+    pub(super) fn history(&self, imei: Imei) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_HISTORY));
+        let prefix = imei.key();
+        iter.seek(prefix);
+        let mut events = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            events.push(value.to_vec());
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)?;
+        Ok(events)
+    }
+
     /// The audit head recorded with the last audit entry (zero before the first).
     pub(super) fn audit_head(&self) -> Result<AuditHead, StoreError> {
         let stored = self
@@ -363,6 +436,13 @@ impl RocksStore {
     pub(super) fn sync_wal(&self) -> Result<(), StoreError> {
         self.db.flush_wal(true).map_err(StoreError::Write)
     }
+}
+
+fn history_key(imei: Imei, seq: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&imei.key());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
 }
 
 /// RocksDB reports a held `LOCK` file as an IO error whose text names the lock.

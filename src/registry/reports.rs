@@ -1,0 +1,517 @@
+//! Theft and loss reports, recovery, the authority's consultation, and each IMEI's history
+//! (art. 2.2.11.6).
+//!
+//! - A **report** puts the IMEI on the negative list, durably, before the answer: the next
+//!   check sees it. An IMEI need not be registered (stolen phones of unknown origin exist). An
+//!   operator reports on behalf of a user (whose ID number it records) or of an authority; an
+//!   authority reports directly. Re-sending the same report (same organisation, same reference)
+//!   changes nothing; another report of a reported IMEI is refused.
+//! - **Recovery** (par. 2): only the organisation that registered the report may exclude it,
+//!   at the owner's request; the IMEI leaves the negative list and is on the positive list.
+//!   Anyone else is refused, and the attempt is audited.
+//! - **Consultation**: an authority reads one negative-list record at a time; every lookup,
+//!   found or not, is in the audit trail. There is no bulk read for them.
+//! - **History**: every change is kept per IMEI (who, when, what); the reporting user's ID
+//!   number is shown only to the regulator and the organisation that recorded it.
+//!
+//! Each change is decided and written in one [`Store::transact`]: the list entries, the
+//! history event and the audit entry land together or not at all.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Registry, RegistryError, now_unix};
+use crate::accounts::Principal;
+use crate::accounts::audit::{self, Action, Event, Outcome};
+use crate::accounts::forms::{FieldErrors, normalise_id_number};
+use crate::accounts::roles::{Permission, Role};
+use crate::imei::Imei;
+use crate::store::{
+    List, ListRecord, Mutation, NegativeRecord, PositiveRecord, ReportKind, ReporterKind, Store,
+};
+use crate::timefmt;
+
+/// A theft/loss report as the API receives it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportForm {
+    /// The IMEI (15 digits with its check digit, or 14).
+    pub imei: String,
+    /// `stolen` or `lost`.
+    pub kind: String,
+    /// `user` (the device's user, through an operator) or `authority`.
+    pub reported_by: String,
+    /// The user's identification number, when `reported_by` is `user`.
+    pub subscriber_id: String,
+    /// The case or report reference (denuncia, radicado).
+    pub reference: String,
+    /// When it happened: RFC 3339 UTC, a date, or Unix seconds.
+    pub occurred_at: String,
+}
+
+/// What a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// The IMEI is now on the negative list.
+    Listed(Imei, NegativeRecord),
+    /// The same report was already recorded; nothing changed.
+    AlreadyReported(Imei, NegativeRecord),
+}
+
+/// One history event of an IMEI, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// When, Unix seconds.
+    pub at: u64,
+    /// The acting organisation (absent for console actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<u64>,
+    /// The acting user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<u64>,
+    /// What happened.
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// What happened to an IMEI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Change {
+    /// Reported stolen or lost.
+    Reported {
+        /// `stolen` or `lost`.
+        kind: String,
+        /// `user` or `authority`.
+        reported_by: String,
+        /// Case reference.
+        reference: String,
+        /// The reporting user's ID number (masked for most readers).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        subscriber_id: String,
+    },
+    /// The report was excluded: the device was recovered.
+    Recovered {
+        /// The owner's request reference.
+        reference: String,
+    },
+}
+
+const HISTORY_VERSION: u8 = 1;
+
+fn encode_event(event: &HistoryEvent) -> Vec<u8> {
+    let mut bytes = vec![HISTORY_VERSION];
+    serde_json::to_writer(&mut bytes, event).expect("an event always serialises");
+    bytes
+}
+
+fn field(errors: &mut FieldErrors, name: &str, reason: impl Into<String>) {
+    errors.0.push((name.into(), reason.into()));
+}
+
+impl ReportForm {
+    /// Checks the form for `principal` and returns the IMEI and the record to store.
+    fn into_record(
+        self,
+        principal: &Principal,
+        now: u64,
+    ) -> Result<(Imei, NegativeRecord), RegistryError> {
+        let mut errors = FieldErrors::default();
+        let imei = Imei::parse(self.imei.trim())
+            .map_err(|e| field(&mut errors, "imei", e.to_string()))
+            .ok();
+        let kind = match self.kind.trim() {
+            "stolen" => Some(ReportKind::Stolen),
+            "lost" => Some(ReportKind::Lost),
+            _ => {
+                field(&mut errors, "kind", "must be \"stolen\" or \"lost\"");
+                None
+            }
+        };
+        let by_authority_role = principal.has(Role::Authority);
+        let reporter_kind = match (self.reported_by.trim(), by_authority_role) {
+            ("authority", _) | ("", true) => ReporterKind::Authority,
+            ("user", false) => ReporterKind::User,
+            ("user", true) => {
+                field(
+                    &mut errors,
+                    "reported_by",
+                    "an authority reports as \"authority\"",
+                );
+                ReporterKind::Authority
+            }
+            _ => {
+                field(
+                    &mut errors,
+                    "reported_by",
+                    "must be \"user\" or \"authority\"",
+                );
+                ReporterKind::Unspecified
+            }
+        };
+        let subscriber_id = self.subscriber_id.trim();
+        match reporter_kind {
+            ReporterKind::User if subscriber_id.is_empty() => field(
+                &mut errors,
+                "subscriber_id",
+                "the reporting user's identification number is required",
+            ),
+            ReporterKind::User => {
+                let normal = normalise_id_number(subscriber_id);
+                if !(5..=15).contains(&normal.len())
+                    || !normal.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    field(
+                        &mut errors,
+                        "subscriber_id",
+                        "must be 5 to 15 digits or letters",
+                    );
+                }
+            }
+            _ if !subscriber_id.is_empty() => field(
+                &mut errors,
+                "subscriber_id",
+                "only for reports by a user; an authority's report carries its case reference",
+            ),
+            _ => {}
+        }
+        let reference = self.reference.trim();
+        if reference.is_empty() {
+            field(
+                &mut errors,
+                "reference",
+                "the case or report reference is required",
+            );
+        } else if reference.chars().count() > 100 || reference.chars().any(char::is_control) {
+            field(&mut errors, "reference", "at most 100 printable characters");
+        }
+        let occurred_at = match self.occurred_at.trim() {
+            "" => {
+                field(
+                    &mut errors,
+                    "occurred_at",
+                    "when it happened is required (e.g. 2026-11-20T18:30:00Z)",
+                );
+                0
+            }
+            text => match timefmt::parse(text) {
+                Some(t) if t <= now + 300 => t,
+                Some(_) => {
+                    field(&mut errors, "occurred_at", "is in the future");
+                    0
+                }
+                None => {
+                    field(
+                        &mut errors,
+                        "occurred_at",
+                        "expected RFC 3339 UTC (2026-11-20T18:30:00Z), a date, or Unix seconds",
+                    );
+                    0
+                }
+            },
+        };
+        errors.into_result().map_err(RegistryError::Invalid)?;
+        let record = NegativeRecord {
+            listed_at: now,
+            kind: kind.expect("validated"),
+            reporter: String::new(),
+            reference: reference.to_owned(),
+            org: principal.org,
+            user: principal.user,
+            reporter_kind,
+            occurred_at,
+            subscriber_id: subscriber_id.to_owned(),
+        };
+        Ok((imei.expect("validated"), record))
+    }
+}
+
+/// A negative-list record as the reader may see it: the subscriber's ID only for the
+/// regulator and the reporting organisation.
+pub fn negative_json(imei: Imei, record: &NegativeRecord, reader: &Principal) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "imei": imei.to_string(),
+        "kind": record.kind.as_str(),
+        "reported_by": record.reporter_kind.as_str(),
+        "reference": record.reference,
+        "listed_at": timefmt::rfc3339(record.listed_at),
+        "occurred_at": (record.occurred_at != 0).then(|| timefmt::rfc3339(record.occurred_at)),
+        "org": (record.org != 0).then_some(record.org),
+    });
+    if !record.reporter.is_empty() {
+        value["reporter"] = record.reporter.clone().into();
+    }
+    if !record.subscriber_id.is_empty() {
+        value["subscriber_id"] = mask_for(reader, record.org, &record.subscriber_id).into();
+    }
+    value
+}
+
+/// `id` in full for the regulator and the organisation `owner_org`; otherwise only its last
+/// two characters.
+pub fn mask_for(reader: &Principal, owner_org: u64, id: &str) -> String {
+    if reader.has(Role::RegulatorAdmin) || reader.org == owner_org {
+        id.to_owned()
+    } else {
+        let visible: String = id
+            .chars()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(
+            "{}{visible}",
+            "*".repeat(id.chars().count().saturating_sub(2))
+        )
+    }
+}
+
+impl Registry {
+    /// Records a theft/loss report: the IMEI is on the negative list, durably, when this
+    /// returns.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`] without the report permission (audited),
+    /// [`RegistryError::Invalid`] naming every wrong field, [`RegistryError::Conflict`] if the
+    /// IMEI is already reported by another report, [`RegistryError::Store`].
+    pub fn report(
+        &self,
+        principal: &Principal,
+        form: ReportForm,
+    ) -> Result<Reported, RegistryError> {
+        if !principal.may(Permission::Report) {
+            return Err(self.deny(principal, Action::ReportCreate, "imei/unknown".into()));
+        }
+        let now = now_unix();
+        let (imei, record) = form.into_record(principal, now)?;
+        let reported = self.store.transact(|store: &Store| {
+            if let Some(existing) = store.get::<NegativeRecord>(imei)? {
+                if existing.org == record.org && existing.reference == record.reference {
+                    return Ok((
+                        Mutation::default(),
+                        Reported::AlreadyReported(imei, existing),
+                    ));
+                }
+                return Err(RegistryError::Conflict(format!(
+                    "{} is already on the negative list (reported {} on {}, reference {:?})",
+                    imei,
+                    existing.kind.as_str(),
+                    timefmt::rfc3339(existing.listed_at),
+                    if existing.org == record.org {
+                        existing.reference.as_str()
+                    } else {
+                        "held by another organisation"
+                    },
+                )));
+            }
+            let event = HistoryEvent {
+                at: now,
+                org: Some(principal.org),
+                user: Some(principal.user),
+                change: Change::Reported {
+                    kind: record.kind.as_str().into(),
+                    reported_by: record.reporter_kind.as_str().into(),
+                    reference: record.reference.clone(),
+                    subscriber_id: record.subscriber_id.clone(),
+                },
+            };
+            let audit_event = Event {
+                actor: principal.actor(),
+                action: Action::ReportCreate,
+                target: format!("imei/{imei}"),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!(
+                    "{}, reported by {}",
+                    record.kind.as_str(),
+                    record.reporter_kind.as_str()
+                )),
+            };
+            Ok((
+                Mutation {
+                    puts: vec![(List::Negative, imei, record.encode())],
+                    history: vec![(imei, encode_event(&event))],
+                    audit: Some(audit::seal_owned(audit_event, now)),
+                    ..Mutation::default()
+                },
+                Reported::Listed(imei, record.clone()),
+            ))
+        })?;
+        self.store.maybe_rebuild_filter(List::Negative);
+        Ok(reported)
+    }
+
+    /// Excludes a report because the device was recovered, at the owner's request
+    /// (`reference`): only the organisation that registered the report may.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`] for anyone else (audited), [`RegistryError::NotFound`] if
+    /// the IMEI is not reported, [`RegistryError::Invalid`], [`RegistryError::Store`].
+    pub fn recover(
+        &self,
+        principal: &Principal,
+        imei: Imei,
+        reference: &str,
+    ) -> Result<(), RegistryError> {
+        let target = format!("imei/{imei}");
+        if !principal.may(Permission::Recover) {
+            return Err(self.deny(principal, Action::ReportRecover, target));
+        }
+        let reference = reference.trim();
+        if reference.is_empty() || reference.chars().count() > 100 {
+            return Err(RegistryError::Invalid(FieldErrors(vec![(
+                "reference".into(),
+                "the owner's request reference is required (at most 100 characters)".into(),
+            )])));
+        }
+        let now = now_unix();
+        let outcome = self.store.transact(|store: &Store| {
+            let Some(report) = store.get::<NegativeRecord>(imei)? else {
+                return Err(RegistryError::NotFound("report"));
+            };
+            if report.org != principal.org {
+                // audited below, once the write lock is released
+                return Err(RegistryError::Forbidden);
+            }
+            let mut puts = Vec::new();
+            if store.get::<PositiveRecord>(imei)?.is_none() {
+                let record = PositiveRecord {
+                    registered_at: now,
+                    registrant: format!("org/{} (recovery)", principal.org),
+                    reference: reference.to_owned(),
+                    ..PositiveRecord::default()
+                };
+                puts.push((List::Positive, imei, record.encode()));
+            }
+            let event = HistoryEvent {
+                at: now,
+                org: Some(principal.org),
+                user: Some(principal.user),
+                change: Change::Recovered {
+                    reference: reference.to_owned(),
+                },
+            };
+            let audit_event = Event {
+                actor: principal.actor(),
+                action: Action::ReportRecover,
+                target: target.clone(),
+                outcome: Outcome::Done,
+                reason: Some(reference.to_owned()),
+                detail: None,
+            };
+            Ok((
+                Mutation {
+                    puts,
+                    deletes: vec![(List::Negative, imei)],
+                    history: vec![(imei, encode_event(&event))],
+                    audit: Some(audit::seal_owned(audit_event, now)),
+                    ..Mutation::default()
+                },
+                (),
+            ))
+        });
+        match outcome {
+            Err(RegistryError::Forbidden) => {
+                Err(self.deny(principal, Action::ReportRecover, target))
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                self.store.maybe_rebuild_filter(List::Negative);
+                Ok(())
+            }
+        }
+    }
+
+    /// An authority reads one negative-list record. Every lookup is audited, found or not.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`] without the consultation permission,
+    /// [`RegistryError::Store`] (also if the lookup could not be audited: no unaudited read).
+    pub fn consult_negative(
+        &self,
+        principal: &Principal,
+        imei: Imei,
+    ) -> Result<Option<NegativeRecord>, RegistryError> {
+        if !principal.may(Permission::ConsultNegative) {
+            return Err(RegistryError::Forbidden);
+        }
+        let record = self.store.get::<NegativeRecord>(imei)?;
+        let event = Event {
+            actor: principal.actor(),
+            action: Action::NegativeConsult,
+            target: format!("imei/{imei}"),
+            outcome: Outcome::Done,
+            reason: None,
+            detail: Some(
+                if record.is_some() {
+                    "found"
+                } else {
+                    "not listed"
+                }
+                .into(),
+            ),
+        };
+        self.store.append_audit(&audit::seal(&event, now_unix()))?;
+        Ok(record)
+    }
+
+    /// The history of `imei`, oldest first, as `reader` may see it (subscriber IDs masked
+    /// except for the regulator and the organisation that recorded them).
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`] for roles that may not read histories (only the
+    /// regulator's administrator, auditors, operators and authorities may),
+    /// [`RegistryError::Store`].
+    pub fn history(
+        &self,
+        reader: &Principal,
+        imei: Imei,
+    ) -> Result<Vec<HistoryEvent>, RegistryError> {
+        let allowed = reader.may(Permission::ReadAudit)
+            || reader.may(Permission::Check)
+            || reader.may(Permission::ConsultNegative);
+        if !allowed {
+            return Err(RegistryError::Forbidden);
+        }
+        let mut events = Vec::new();
+        for bytes in self.store.history(imei)? {
+            let event: HistoryEvent = match bytes.split_first() {
+                Some((&HISTORY_VERSION, json)) => serde_json::from_slice(json)
+                    .map_err(|_| RegistryError::Corrupt("history event"))?,
+                _ => return Err(RegistryError::Corrupt("history event")),
+            };
+            events.push(mask_event(event, reader));
+        }
+        Ok(events)
+    }
+
+    /// Records a refused attempt in the audit trail and returns the refusal.
+    fn deny(&self, principal: &Principal, action: Action, target: String) -> RegistryError {
+        let event = Event {
+            actor: principal.actor(),
+            action,
+            target,
+            outcome: Outcome::Denied,
+            reason: None,
+            detail: None,
+        };
+        if let Err(e) = self.store.append_audit(&audit::seal(&event, now_unix())) {
+            tracing::error!(error = %e, "could not record a refused attempt in the audit trail");
+        }
+        RegistryError::Forbidden
+    }
+}
+
+fn mask_event(mut event: HistoryEvent, reader: &Principal) -> HistoryEvent {
+    let org = event.org.unwrap_or(0);
+    if let Change::Reported { subscriber_id, .. } = &mut event.change
+        && !subscriber_id.is_empty()
+    {
+        *subscriber_id = mask_for(reader, org, subscriber_id);
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests;

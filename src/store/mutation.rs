@@ -1,0 +1,175 @@
+//! Atomic changes across the lists, the IMEI history and the audit trail.
+//!
+//! A rule of the registry often reads before it writes (report an IMEI only if no report is
+//! open, bind an owner only if none is bound). [`Store::transact`] runs the rule's decision
+//! under the store's write lock, so no other write can come between the read and the write,
+//! and writes everything the decision produced (list entries, history events, account
+//! records, the audit entry) in one RocksDB batch: all of it is durable, or none of it.
+//! Memory (filters, indexes, sizes) follows only after the batch is in the WAL.
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use super::audit::next_entry;
+use super::{AuditHead, List, RawRecord, Store, StoreError};
+use crate::imei::Imei;
+
+/// A sealing function that owns what it seals (see [`SealAudit`](super::SealAudit)).
+pub type OwnedSeal = Box<dyn Fn(AuditHead) -> (Vec<u8>, [u8; 32]) + Send>;
+
+/// Everything one decision writes.
+#[derive(Default)]
+pub struct Mutation {
+    /// List entries to put (encoded records).
+    pub puts: Vec<(List, Imei, Vec<u8>)>,
+    /// List entries to remove.
+    pub deletes: Vec<(List, Imei)>,
+    /// History events to append, per IMEI, in order.
+    pub history: Vec<(Imei, Vec<u8>)>,
+    /// Account records to put.
+    pub records: Vec<RawRecord>,
+    /// The audit entry recording the change.
+    pub audit: Option<OwnedSeal>,
+}
+
+impl Mutation {
+    /// Whether it writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.history.is_empty()
+            && self.records.is_empty()
+            && self.audit.is_none()
+    }
+}
+
+impl Store {
+    /// Runs `decide` under the write lock and writes the mutation it returns, atomically.
+    /// `decide` may read the store (`contains`, `get`, `history`) but must not write to it.
+    /// Returns what `decide` returned beside the mutation.
+    ///
+    /// # Errors
+    /// Whatever `decide` returns (nothing is written then), or [`StoreError::Write`]
+    /// converted into `E` (nothing was written).
+    pub fn transact<T, E: From<StoreError>>(
+        &self,
+        decide: impl FnOnce(&Store) -> Result<(Mutation, T), E>,
+    ) -> Result<T, E> {
+        let mut heads = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (mutation, answer) = decide(self)?;
+        if mutation.is_empty() {
+            return Ok(answer);
+        }
+        let sealed = mutation
+            .audit
+            .as_ref()
+            .map(|seal| next_entry(heads.audit, seal.as_ref()));
+        self.rocks.write_mutation(
+            &mutation,
+            heads.history_seq,
+            sealed
+                .as_ref()
+                .map(|(entry, head)| (*head, entry.as_slice())),
+        )?;
+        heads.history_seq += mutation.history.len() as u64;
+        if let Some((_, head)) = sealed {
+            heads.audit = head;
+        }
+        for (list, imei, _) in &mutation.puts {
+            self.filters[list.index()].insert(*imei);
+            if self.indexes[list.index()].insert(*imei) {
+                self.sizes[list.index()].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for &(list, imei) in &mutation.deletes {
+            if self.indexes[list.index()].remove(imei) {
+                self.filters[list.index()].note_removed();
+                self.sizes[list.index()].fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if !mutation.puts.is_empty() || !mutation.deletes.is_empty() {
+            self.publish_sizes();
+        }
+        Ok(answer)
+    }
+
+    /// The stored history events of `imei`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`].
+    pub fn history(&self, imei: Imei) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.rocks.history(imei)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::open;
+    use super::*;
+    use crate::store::{ListRecord, NegativeRecord, PositiveRecord};
+
+    fn imei(n: u64) -> Imei {
+        Imei::from_body(35_000_000_000_000 + n).unwrap()
+    }
+
+    #[test]
+    fn a_mutation_moves_an_imei_between_lists_with_history_and_audit_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store.insert(imei(1), &NegativeRecord::default()).unwrap();
+            let moved: Result<bool, StoreError> = store.transact(|s| {
+                let was = s.contains(List::Negative, imei(1));
+                Ok((
+                    Mutation {
+                        puts: vec![(List::Positive, imei(1), PositiveRecord::default().encode())],
+                        deletes: vec![(List::Negative, imei(1))],
+                        history: vec![(imei(1), b"recovered".to_vec()), (imei(2), b"x".to_vec())],
+                        audit: Some(Box::new(|head: AuditHead| {
+                            (b"entry".to_vec(), [head.seq as u8 + 1; 32])
+                        })),
+                        ..Mutation::default()
+                    },
+                    was,
+                ))
+            });
+            assert!(moved.unwrap());
+            assert!(!store.contains(List::Negative, imei(1)));
+            assert!(store.contains(List::Positive, imei(1)));
+            assert_eq!(
+                (store.len(List::Positive), store.len(List::Negative)),
+                (1, 0)
+            );
+            assert_eq!(store.audit_head().seq, 1);
+            // a refused decision writes nothing
+            let refused: Result<(), StoreError> =
+                store.transact(|_| Err(StoreError::CorruptAuditKey));
+            assert!(refused.is_err());
+            store
+                .transact(|_| {
+                    Ok::<_, StoreError>((
+                        Mutation {
+                            history: vec![(imei(1), b"later".to_vec())],
+                            ..Mutation::default()
+                        },
+                        (),
+                    ))
+                })
+                .unwrap();
+        }
+        let store = open(dir.path());
+        assert!(
+            store.contains(List::Positive, imei(1)) && !store.contains(List::Negative, imei(1))
+        );
+        assert_eq!(
+            store.history(imei(1)).unwrap(),
+            [b"recovered".to_vec(), b"later".to_vec()]
+        );
+        assert_eq!(store.history(imei(2)).unwrap(), [b"x".to_vec()]);
+        assert!(store.history(imei(3)).unwrap().is_empty());
+        assert_eq!(store.audit_head().seq, 1);
+    }
+}

@@ -31,6 +31,7 @@ struct RawConfig {
     store: RawStore,
     check: RawCheck,
     auth: RawAuth,
+    public: RawPublic,
     log: RawLog,
 }
 
@@ -38,6 +39,20 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     open_checks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPublic {
+    requests_per_minute: u64,
+}
+
+impl Default for RawPublic {
+    fn default() -> Self {
+        RawPublic {
+            requests_per_minute: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +174,8 @@ pub struct Config {
     pub max_batch: usize,
     /// TLS certificate chain and private key (PEM); `None` serves cleartext.
     pub tls: Option<TlsFiles>,
+    /// Requests per client address per minute on the public status route.
+    pub public_per_minute: u32,
     /// Network checks answered without a token (the listener is on a trusted core network).
     pub open_checks: bool,
     /// Log filter.
@@ -433,6 +450,12 @@ impl RawConfig {
             max_batch,
             tls,
             open_checks: self.auth.open_checks,
+            public_per_minute: in_range(
+                "public.requests_per_minute",
+                self.public.requests_per_minute,
+                1,
+                1_000_000,
+            )? as u32,
             log_level: self.log.level,
         })
     }

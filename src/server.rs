@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,11 +104,11 @@ pub async fn run(
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore never closed"),
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     backoff = Duration::from_millis(5);
-                    stream
+                    (stream, peer.ip())
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "accept failed");
@@ -125,10 +126,10 @@ pub async fn run(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, &builder, state, idle_timeout, stop).await,
+                None => serve_connection(stream, peer, &builder, state, idle_timeout, stop).await,
                 Some(tls) => match tokio::time::timeout(idle_timeout, tls.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        serve_connection(stream, &builder, state, idle_timeout, stop).await
+                        serve_connection(stream, peer, &builder, state, idle_timeout, stop).await
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -170,6 +171,7 @@ fn connection_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
 
 async fn serve_connection<S>(
     stream: S,
+    peer: IpAddr,
     builder: &auto::Builder<TokioExecutor>,
     state: AppState,
     idle_timeout: Duration,
@@ -184,7 +186,7 @@ async fn serve_connection<S>(
     });
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(api::route(state, request).await) }
+        async move { Ok::<_, Infallible>(api::route(state, peer, request).await) }
     });
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);

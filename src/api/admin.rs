@@ -33,6 +33,16 @@ use crate::timefmt;
 /// Largest page of `GET /v1/audit`.
 const MAX_AUDIT_PAGE: usize = 1000;
 
+/// Whether `path` is one of this module's (`/v1/me`, `/v1/orgs...`, `/v1/users...`,
+/// `/v1/audit`).
+pub fn handles(path: &str) -> bool {
+    path == "/v1/me"
+        || path == "/v1/audit"
+        || path == "/v1/orgs"
+        || path.starts_with("/v1/orgs/")
+        || path.starts_with("/v1/users/")
+}
+
 /// Routes `/v1/me`, `/v1/orgs...`, `/v1/users...` and `/v1/audit`; `None` if the path is
 /// none of them.
 pub async fn route(
@@ -203,7 +213,7 @@ fn id(segment: &str, name: &str) -> Result<u64, ApiError> {
 
 /// Reads a JSON body into `T`: 415 for another media type, 400 naming what the JSON parser
 /// found wrong (an unknown field included).
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
@@ -335,11 +345,11 @@ fn bad<T>(invalid: &mut Vec<(String, String)>, param: &str, expected: &str) -> O
     None
 }
 
-fn json_value(value: &Value) -> HttpResponse {
+pub(super) fn json_value(value: &Value) -> HttpResponse {
     json_response(serde_json::to_vec(value).unwrap_or_default())
 }
 
-fn created(location: &str, value: &Value) -> HttpResponse {
+pub(super) fn created(location: &str, value: &Value) -> HttpResponse {
     let mut response = json_value(value);
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = HeaderValue::from_str(location) {

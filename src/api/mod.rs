@@ -7,8 +7,10 @@
 //! | `GET /v1/imeis/{imei}/status`, `POST /v1/checks` | [`checks`] |
 //! | `GET /metrics`, `/healthz`, `/readyz` | [`ops`] |
 //! | `/v1/me`, `/v1/orgs/...`, `/v1/users/{user}/tokens/...`, `/v1/audit` | [`admin`] |
+//! | `/v1/reports`, `/v1/imeis/{imei}/recovery`, `/history`, `/v1/negative/{imei}`, `/v1/public/imeis/{imei}` | [`registry`] |
 //!
-//! Authorization denies by default: only `/metrics`, `/healthz` and `/readyz` are public.
+//! Authorization denies by default: only `/metrics`, `/healthz`, `/readyz` and the
+//! rate-limited `/v1/public/imeis/{imei}` are public.
 //! Network checks need a token whose user may check (`auth.open_checks` lifts that on a
 //! listener only the core network reaches); every other route needs a valid token, and the
 //! accounts layer decides what its roles allow.
@@ -20,7 +22,9 @@ pub mod checks;
 pub mod eir;
 pub mod ops;
 pub mod problem;
+pub mod registry;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,6 +50,8 @@ pub struct AppState {
     pub accounts: Accounts,
     /// Network checks need no token (config `auth.open_checks`).
     pub open_checks: bool,
+    /// Per-address limit of the public status route.
+    pub public_limiter: Arc<registry::RateLimiter>,
     /// Metric handles.
     pub metrics: Arc<Metrics>,
     /// Largest request body accepted.
@@ -68,6 +74,7 @@ impl AppState {
             registry,
             accounts,
             open_checks: config.open_checks,
+            public_limiter: Arc::new(registry::RateLimiter::new(config.public_per_minute)),
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             max_batch: config.max_batch,
@@ -80,7 +87,7 @@ impl AppState {
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// Routes one request. Never fails: every error becomes a problem+json response.
-pub async fn route(state: AppState, request: Request<Incoming>) -> HttpResponse {
+pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
     let result = match (request.method(), path) {
         (&Method::GET, "/metrics") => Ok(ops::metrics(&state)),
@@ -99,6 +106,16 @@ pub async fn route(state: AppState, request: Request<Incoming>) -> HttpResponse 
             Ok(()) if method == Method::POST => checks::batch(&state, request).await,
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
+        (method, path) if path.starts_with(registry::PUBLIC_IMEIS) => {
+            let imei = &path[registry::PUBLIC_IMEIS.len()..];
+            if method == Method::GET && !imei.contains('/') {
+                registry::public_status(&state, peer, imei)
+            } else if imei.contains('/') {
+                Err(ApiError::NotFound)
+            } else {
+                Err(ApiError::MethodNotAllowed { allow: "GET" })
+            }
+        }
         (method, path) => match checks::status_path_imei(path) {
             Some(imei) => match authorize_check(&state, request.headers()) {
                 Err(e) => Err(e),
@@ -109,9 +126,17 @@ pub async fn route(state: AppState, request: Request<Incoming>) -> HttpResponse 
             },
             None => match authenticate(&state, request.headers()) {
                 Err(e) => Err(e),
-                Ok(principal) => admin::route(&state, &principal, request)
-                    .await
-                    .unwrap_or(Err(ApiError::NotFound)),
+                Ok(principal) => {
+                    if admin::handles(path) {
+                        admin::route(&state, &principal, request)
+                            .await
+                            .unwrap_or(Err(ApiError::NotFound))
+                    } else {
+                        registry::route(&state, &principal, request)
+                            .await
+                            .unwrap_or(Err(ApiError::NotFound))
+                    }
+                }
             },
         },
     };

@@ -11,6 +11,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::accounts::AccountsError;
+use crate::registry::RegistryError;
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -78,6 +79,11 @@ pub enum ApiError {
         /// Methods that are allowed.
         allow: &'static str,
     },
+    /// The client sent too many requests to a rate-limited route.
+    TooManyRequests {
+        /// Seconds until it may try again.
+        retry_after: u64,
+    },
     /// The server is starting or stopping.
     NotReady,
     /// Something failed inside; details are in the log.
@@ -132,6 +138,22 @@ impl From<AccountsError> for ApiError {
             | AccountsError::Store(_)
             | AccountsError::Audit(_) => {
                 tracing::error!(error = %error, source = ?std::error::Error::source(&error), "accounts request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    /// The one mapping of registry errors to HTTP; failures inside are logged here.
+    fn from(error: RegistryError) -> ApiError {
+        match error {
+            RegistryError::Forbidden => ApiError::Forbidden,
+            RegistryError::Invalid(errors) => ApiError::Unprocessable { params: errors.0 },
+            RegistryError::Conflict(detail) => ApiError::Conflict { detail },
+            RegistryError::NotFound(what) => ApiError::ResourceNotFound { what },
+            RegistryError::Store(_) | RegistryError::Corrupt(_) => {
+                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "registry request failed");
                 ApiError::Internal
             }
         }
@@ -215,6 +237,11 @@ impl ApiError {
                 "METHOD_NOT_ALLOWED",
                 "Method not allowed",
             ),
+            ApiError::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                "Too many requests",
+            ),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NF_SERVICE_FAILOVER",
@@ -242,6 +269,9 @@ impl ApiError {
                 "the {what} is suspended by the regulator; every request is refused until it is reactivated"
             )),
             ApiError::ResourceNotFound { what } => Some(format!("no such {what}")),
+            ApiError::TooManyRequests { retry_after } => {
+                Some(format!("try again in {retry_after} s"))
+            }
             ApiError::UnsupportedMediaType { detail } => Some((*detail).to_owned()),
             ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
             ApiError::InvalidParams { .. }
@@ -286,6 +316,11 @@ impl ApiError {
                     HeaderValue::from_static("Bearer realm=\"imeidb\""),
                 );
             }
+            ApiError::TooManyRequests { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
             _ => {}
         }
         response
@@ -309,6 +344,7 @@ mod tests {
             ApiError::UnsupportedMediaType { detail: "x" },
             ApiError::EquipmentUnknown,
             ApiError::Unauthenticated,
+            ApiError::TooManyRequests { retry_after: 5 },
             ApiError::Suspended { what: "user" },
             ApiError::Forbidden,
             ApiError::ResourceNotFound { what: "user" },

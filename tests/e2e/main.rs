@@ -4,5 +4,6 @@
 mod authz;
 mod checks;
 mod cli;
+mod registry;
 mod support;
 mod tls;

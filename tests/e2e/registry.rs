@@ -1,0 +1,323 @@
+//! The registry's write paths over HTTP with real tokens: reports, recovery, consultation,
+//! history, the public status; and durability across SIGKILL.
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Client, Reply, TestServer, assert_problem, imei, test_config};
+
+/// A regulator, two operator organisations with one operator each, an authority; their
+/// tokens. Made with the domain calls (the HTTP paths for them are tested in `authz.rs`).
+pub struct Cast {
+    pub operator_a: String,
+    pub operator_b: String,
+    pub police: String,
+    pub regulator: String,
+}
+
+pub fn cast(server: &TestServer) -> Cast {
+    use imeidb::accounts::forms::{OrgForm, UserForm};
+    use imeidb::accounts::roles::{OrgKind, Role};
+    let accounts = &server.accounts;
+    let form: OrgForm =
+        serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
+    let (_, _, regulator) = accounts.bootstrap(form.clone()).unwrap();
+    let reg = accounts.authenticate(&regulator).unwrap();
+    let member = |n: u64, kind: OrgKind, role: Role| -> String {
+        let mut org = form.clone();
+        org.kind = Some(kind);
+        let number = format!("{}", 860_000_000 + n * 11);
+        org.data.nit = format!("{number}-{}", nit_dv(&number));
+        org.administrator.id_number = format!("{}", 1_060_000_000 + n * 17);
+        let (org, admin) = accounts.create_org(&reg, org).unwrap();
+        let (_, admin_token) = accounts.create_token(&reg, admin.id, "admin").unwrap();
+        let admin = accounts.authenticate(&admin_token).unwrap();
+        let user = accounts
+            .create_user(
+                &admin,
+                org.id,
+                UserForm {
+                    id_number: format!("{}", 70_000_000 + n * 19),
+                    full_name: "Natalia Andrea Cortés Vélez".into(),
+                    email: "natalia@example.co".into(),
+                    roles: vec![role],
+                },
+            )
+            .unwrap();
+        accounts.create_token(&admin, user.id, "t").unwrap().1
+    };
+    Cast {
+        operator_a: member(1, OrgKind::Operator, Role::Operator),
+        operator_b: member(2, OrgKind::Operator, Role::Operator),
+        police: member(3, OrgKind::Authority, Role::Authority),
+        regulator,
+    }
+}
+
+fn nit_dv(number: &str) -> u32 {
+    const W: [u32; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
+    let sum: u32 = number
+        .bytes()
+        .rev()
+        .zip(W)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    let r = sum % 11;
+    if r < 2 { r } else { 11 - r }
+}
+
+pub async fn call(
+    client: &mut Client,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    let (bytes, ct) = match body {
+        Some(v) => (Bytes::from(v.to_string()), Some("application/json")),
+        None => (Bytes::new(), None),
+    };
+    client
+        .request_as(Some(token), method, path, bytes, ct)
+        .await
+}
+
+pub fn report(n: u64) -> Value {
+    json!({
+        "imei": imei(n).to_string(),
+        "kind": "stolen",
+        "reported_by": "user",
+        "subscriber_id": "79.555.123",
+        "reference": format!("DEN-{n}"),
+        "occurred_at": "2026-11-20",
+    })
+}
+
+async fn status(client: &mut Client, token: &str, n: u64) -> String {
+    let reply = call(
+        client,
+        token,
+        Method::GET,
+        &format!("/v1/imeis/{}/status", imei(n)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    reply.json()["status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities_consult() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    config.public_per_minute = 3;
+    let server = TestServer::start_with(config).await;
+    let cast = cast(&server);
+    let mut client = Client::h2(server.addr).await;
+
+    assert_eq!(status(&mut client, &cast.operator_a, 1).await, "GREYLISTED");
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/reports",
+        Some(report(1)),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.json()["subscriber_id"],
+        "79.555.123",
+        "the reporter sees its own subscriber"
+    );
+    assert_eq!(
+        status(&mut client, &cast.operator_b, 1).await,
+        "BLACKLISTED"
+    );
+    // the same report again: 200, nothing new; another operator's report: 409
+    let again = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/reports",
+        Some(report(1)),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    let mut other = report(1);
+    other["reference"] = json!("DEN-other");
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        "/v1/reports",
+        Some(other),
+    )
+    .await;
+    assert_problem(&reply, 409, "RESOURCE_CONFLICT");
+    // field errors
+    let mut bad = report(2);
+    bad["kind"] = json!("robbed");
+    bad["subscriber_id"] = json!("");
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/reports",
+        Some(bad),
+    )
+    .await;
+    let problem = assert_problem(&reply, 422, "INVALID_INPUT");
+    assert_eq!(
+        problem["invalidParams"].as_array().unwrap().len(),
+        2,
+        "{problem}"
+    );
+
+    // the authority consults one record: the subscriber's ID masked
+    let reply = call(
+        &mut client,
+        &cast.police,
+        Method::GET,
+        &format!("/v1/negative/{}", imei(1)),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let record = reply.json();
+    assert_eq!(record["reference"], "DEN-1");
+    assert_eq!(record["subscriber_id"], "********23");
+    let reply = call(
+        &mut client,
+        &cast.police,
+        Method::GET,
+        &format!("/v1/negative/{}", imei(9)),
+        None,
+    )
+    .await;
+    assert_problem(&reply, 404, "RESOURCE_NOT_FOUND");
+
+    // recovery: another operator is refused, the reporter succeeds
+    let recovery = json!({ "reference": "owner letter 2026-55" });
+    let path = format!("/v1/imeis/{}/recovery", imei(1));
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        &path,
+        Some(recovery.clone()),
+    )
+    .await;
+    assert_problem(&reply, 403, "FORBIDDEN");
+    assert_eq!(
+        status(&mut client, &cast.operator_b, 1).await,
+        "BLACKLISTED"
+    );
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        &path,
+        Some(recovery),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        status(&mut client, &cast.operator_b, 1).await,
+        "WHITELISTED"
+    );
+
+    let history = call(
+        &mut client,
+        &cast.operator_b,
+        Method::GET,
+        &format!("/v1/imeis/{}/history", imei(1)),
+        None,
+    )
+    .await
+    .json();
+    let events: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["reported", "recovered"]);
+    assert_eq!(history["events"][0]["subscriber_id"], "********23");
+
+    // the audit trail has the report, the refused and the done recovery, both consultations
+    let audit = call(
+        &mut client,
+        &cast.regulator,
+        Method::GET,
+        "/v1/audit?limit=1000",
+        None,
+    )
+    .await
+    .json();
+    let actions: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let a = e["action"].as_str().unwrap();
+            a.starts_with("report.") || a.starts_with("negative.")
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("report.create", "done"),
+        ("negative.consult", "done"),
+        ("negative.consult", "done"),
+        ("report.recover", "denied"),
+        ("report.recover", "done"),
+    ]
+    .iter()
+    .map(|(a, o)| ((*a).to_owned(), (*o).to_owned()))
+    .collect();
+    assert_eq!(actions, expected);
+
+    // the public status: no token, two facts, and a rate limit
+    let mut public = Client::h1(server.addr).await;
+    let reply = public.get(&format!("/v1/public/imeis/{}", imei(1))).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({ "imei": imei(1).to_string(), "reportedStolenOrLost": false, "registered": true })
+    );
+    assert_problem(
+        &public.get("/v1/public/imeis/123").await,
+        400,
+        "MANDATORY_IE_INCORRECT",
+    );
+    assert_eq!(
+        public
+            .get(&format!("/v1/public/imeis/{}", imei(2)))
+            .await
+            .status,
+        200
+    );
+    assert_problem(
+        &public.get(&format!("/v1/public/imeis/{}", imei(2))).await,
+        429,
+        "TOO_MANY_REQUESTS",
+    );
+    server.stop().await;
+}

@@ -16,10 +16,9 @@ pub struct Cast {
     pub regulator: String,
 }
 
-pub fn cast(server: &TestServer) -> Cast {
+pub fn cast(accounts: &imeidb::accounts::Accounts) -> Cast {
     use imeidb::accounts::forms::{OrgForm, UserForm};
     use imeidb::accounts::roles::{OrgKind, Role};
-    let accounts = &server.accounts;
     let form: OrgForm =
         serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
     let (_, _, regulator) = accounts.bootstrap(form.clone()).unwrap();
@@ -114,7 +113,7 @@ async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities
     config.open_checks = false;
     config.public_per_minute = 3;
     let server = TestServer::start_with(config).await;
-    let cast = cast(&server);
+    let cast = cast(&server.accounts);
     let mut client = Client::h2(server.addr).await;
 
     assert_eq!(status(&mut client, &cast.operator_a, 1).await, "GREYLISTED");

@@ -141,6 +141,50 @@ impl Client {
             .await
     }
 
+    /// [`Client::request_as`], or `None` if the connection fails (the server went away).
+    pub async fn try_request_as(
+        &mut self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Option<Reply> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        if let Client::H1(_) = self {
+            builder = builder.header("host", "localhost");
+        }
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let request = builder.body(Full::new(body)).unwrap();
+        let response = match self {
+            Client::H1(sender) => {
+                sender.ready().await.ok()?;
+                sender.send_request(request).await.ok()?
+            }
+            Client::H2(sender) => {
+                sender.ready().await.ok()?;
+                sender.send_request(request).await.ok()?
+            }
+        };
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        Some(Reply {
+            status,
+            content_type,
+            body,
+        })
+    }
+
     /// A request with `Authorization: Bearer {token}` when a token is given.
     pub async fn request_as(
         &mut self,

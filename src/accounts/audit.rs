@@ -97,11 +97,17 @@ pub enum Action {
     /// An authority consulted the negative list (one record).
     #[serde(rename = "negative.consult")]
     NegativeConsult,
+    /// A device was activated (and its owner bound), or an activation was refused.
+    #[serde(rename = "activation.create")]
+    Activation,
+    /// A device's owner changed.
+    #[serde(rename = "owner.transfer")]
+    OwnerTransfer,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -119,6 +125,8 @@ impl Action {
         Action::ReportCreate,
         Action::ReportRecover,
         Action::NegativeConsult,
+        Action::Activation,
+        Action::OwnerTransfer,
     ];
 
     /// The stable name (`org.create`).
@@ -141,6 +149,8 @@ impl Action {
             Action::ReportCreate => "report.create",
             Action::ReportRecover => "report.recover",
             Action::NegativeConsult => "negative.consult",
+            Action::Activation => "activation.create",
+            Action::OwnerTransfer => "owner.transfer",
         }
     }
 
@@ -158,6 +168,8 @@ pub enum Outcome {
     Done,
     /// Refused: the actor's role or scope does not allow it.
     Denied,
+    /// Refused by the decree's rules (e.g. activation of a reported device); `reason` says why.
+    Refused,
 }
 
 /// One event to record.

@@ -67,6 +67,13 @@ pub enum ApiError {
         /// What conflicts.
         detail: String,
     },
+    /// The decree's rules refuse the request; `cause` names the rule.
+    Refused {
+        /// Machine-readable cause.
+        cause: &'static str,
+        /// The reason.
+        detail: String,
+    },
     /// The body is well-formed JSON but its fields are not valid; each names its field.
     Unprocessable {
         /// `(field, reason)` pairs.
@@ -152,6 +159,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Invalid(errors) => ApiError::Unprocessable { params: errors.0 },
             RegistryError::Conflict(detail) => ApiError::Conflict { detail },
             RegistryError::NotFound(what) => ApiError::ResourceNotFound { what },
+            RegistryError::Refused { cause, detail } => ApiError::Refused { cause, detail },
             RegistryError::Store(_) | RegistryError::Corrupt(_) => {
                 tracing::error!(error = %error, source = ?std::error::Error::source(&error), "registry request failed");
                 ApiError::Internal
@@ -227,6 +235,11 @@ impl ApiError {
                 "RESOURCE_CONFLICT",
                 "Conflict with existing data",
             ),
+            ApiError::Refused { cause, .. } => (
+                StatusCode::CONFLICT,
+                cause,
+                "Refused by the registry's rules",
+            ),
             ApiError::Unprocessable { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "INVALID_INPUT",
@@ -264,7 +277,8 @@ impl ApiError {
             }
             ApiError::MalformedBody { detail }
             | ApiError::PayloadTooLarge { detail }
-            | ApiError::Conflict { detail } => Some(detail.clone()),
+            | ApiError::Conflict { detail }
+            | ApiError::Refused { detail, .. } => Some(detail.clone()),
             ApiError::Suspended { what } => Some(format!(
                 "the {what} is suspended by the regulator; every request is refused until it is reactivated"
             )),
@@ -349,6 +363,10 @@ mod tests {
             ApiError::Forbidden,
             ApiError::ResourceNotFound { what: "user" },
             ApiError::Conflict { detail: "x".into() },
+            ApiError::Refused {
+                cause: "OWNER_CONFLICT",
+                detail: "x".into(),
+            },
             ApiError::Unprocessable {
                 params: vec![("nit".into(), "bad".into())],
             },

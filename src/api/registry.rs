@@ -5,6 +5,8 @@
 //! | `POST /v1/reports` | operators (for a user or an authority), authorities |
 //! | `POST /v1/imeis/{imei}/recovery` | the operator organisation that registered the report |
 //! | `GET /v1/imeis/{imei}/history` | regulator admin, auditors, operators, authorities |
+//! | `POST /v1/activations` | operators |
+//! | `POST /v1/imeis/{imei}/owner` | operators, with the last owner's authorisation |
 //! | `GET /v1/negative/{imei}` | authorities: one record, every lookup audited |
 //! | `GET /v1/public/imeis/{imei}` | anyone, no token; rate-limited per client address |
 //!
@@ -25,6 +27,7 @@ use super::problem::ParamLocation;
 use super::{ApiError, AppState, HttpResponse};
 use crate::accounts::Principal;
 use crate::imei::Imei;
+use crate::registry::owners::{Activated, ActivationForm, TransferForm};
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::store::List;
 use crate::timefmt;
@@ -56,6 +59,31 @@ pub async fn route(
                 }),
         },
         (["v1", "reports"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["v1", "activations"], &Method::POST) => {
+            match json_body::<ActivationForm>(state, request).await {
+                Err(e) => Err(e),
+                Ok(form) => registry
+                    .activate(principal, form)
+                    .map_err(ApiError::from)
+                    .map(|Activated::Activated { bound, added }| {
+                        json_value(&json!({ "activated": true, "ownerBound": bound, "addedToPositiveList": added }))
+                    }),
+            }
+        }
+        (["v1", "activations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["v1", "imeis", imei, "owner"], &Method::POST) => match path_imei(imei) {
+            Err(e) => Err(e),
+            Ok(imei) => match json_body::<TransferForm>(state, request).await {
+                Err(e) => Err(e),
+                Ok(form) => registry
+                    .transfer(principal, imei, form)
+                    .map_err(ApiError::from)
+                    .map(|()| {
+                        json_value(&json!({ "imei": imei.to_string(), "ownerChanged": true }))
+                    }),
+            },
+        },
+        (["v1", "imeis", _, "owner"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "imeis", imei, "recovery"], &Method::POST) => match path_imei(imei) {
             Err(e) => Err(e),
             Ok(imei) => match json_body::<Recovery>(state, request).await {

@@ -358,6 +358,7 @@ fn parse_line(
             model: columns.text(list, record, 2)?,
             registrant: columns.text(list, record, 3)?,
             reference: columns.text(list, record, 4)?,
+            ..PositiveRecord::default()
         }
         .encode_into(arena),
         List::Negative => NegativeRecord {

@@ -3,10 +3,13 @@
 //!
 //! So far: the **network check** (art. 2.2.11.5, 2.2.11.9) with the **roaming exemption**
 //! (art. 2.2.11.1); **reports, recovery, consultation and history** (art. 2.2.11.6,
-//! `reports.rs`); bulk import (`import.rs`). Registrations over the API, activation, owners,
-//! exchange and sellers come next.
+//! `reports.rs`); **activation and owners** (art. 2.2.11.8, `owners.rs`); each IMEI's
+//! **history** (`history.rs`); bulk import (`import.rs`). Registrations over the API, the
+//! exchange with foreign lists and authorised sellers come next.
 
+pub mod history;
 pub mod import;
+pub mod owners;
 pub mod reports;
 
 use std::sync::Arc;
@@ -206,6 +209,14 @@ pub enum RegistryError {
     /// Nothing recorded to act on.
     #[error("no such {0}")]
     NotFound(&'static str),
+    /// The decree's rules refuse it; `cause` names the rule for machines.
+    #[error("{detail}")]
+    Refused {
+        /// Machine-readable cause (`EQUIPMENT_REPORTED`, `OWNER_CONFLICT`, ...).
+        cause: &'static str,
+        /// The reason, for people.
+        detail: String,
+    },
     /// A stored record does not decode.
     #[error("a stored {0} is corrupt")]
     Corrupt(&'static str),

@@ -17,8 +17,9 @@
 //! Each change is decided and written in one [`Store::transact`]: the list entries, the
 //! history event and the audit entry land together or not at all.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::history::{Change, HistoryEvent, encode_event, mask_for};
 use super::{Registry, RegistryError, now_unix};
 use crate::accounts::Principal;
 use crate::accounts::audit::{self, Action, Event, Outcome};
@@ -55,53 +56,6 @@ pub enum Reported {
     Listed(Imei, NegativeRecord),
     /// The same report was already recorded; nothing changed.
     AlreadyReported(Imei, NegativeRecord),
-}
-
-/// One history event of an IMEI, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEvent {
-    /// When, Unix seconds.
-    pub at: u64,
-    /// The acting organisation (absent for console actions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org: Option<u64>,
-    /// The acting user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<u64>,
-    /// What happened.
-    #[serde(flatten)]
-    pub change: Change,
-}
-
-/// What happened to an IMEI.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Change {
-    /// Reported stolen or lost.
-    Reported {
-        /// `stolen` or `lost`.
-        kind: String,
-        /// `user` or `authority`.
-        reported_by: String,
-        /// Case reference.
-        reference: String,
-        /// The reporting user's ID number (masked for most readers).
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        subscriber_id: String,
-    },
-    /// The report was excluded: the device was recovered.
-    Recovered {
-        /// The owner's request reference.
-        reference: String,
-    },
-}
-
-const HISTORY_VERSION: u8 = 1;
-
-fn encode_event(event: &HistoryEvent) -> Vec<u8> {
-    let mut bytes = vec![HISTORY_VERSION];
-    serde_json::to_writer(&mut bytes, event).expect("an event always serialises");
-    bytes
 }
 
 fn field(errors: &mut FieldErrors, name: &str, reason: impl Into<String>) {
@@ -244,27 +198,6 @@ pub fn negative_json(imei: Imei, record: &NegativeRecord, reader: &Principal) ->
         value["subscriber_id"] = mask_for(reader, record.org, &record.subscriber_id).into();
     }
     value
-}
-
-/// `id` in full for the regulator and the organisation `owner_org`; otherwise only its last
-/// two characters.
-pub fn mask_for(reader: &Principal, owner_org: u64, id: &str) -> String {
-    if reader.has(Role::RegulatorAdmin) || reader.org == owner_org {
-        id.to_owned()
-    } else {
-        let visible: String = id
-            .chars()
-            .rev()
-            .take(2)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!(
-            "{}{visible}",
-            "*".repeat(id.chars().count().saturating_sub(2))
-        )
-    }
 }
 
 impl Registry {
@@ -476,18 +409,20 @@ impl Registry {
         }
         let mut events = Vec::new();
         for bytes in self.store.history(imei)? {
-            let event: HistoryEvent = match bytes.split_first() {
-                Some((&HISTORY_VERSION, json)) => serde_json::from_slice(json)
-                    .map_err(|_| RegistryError::Corrupt("history event"))?,
-                _ => return Err(RegistryError::Corrupt("history event")),
-            };
-            events.push(mask_event(event, reader));
+            let event = super::history::decode_event(&bytes)
+                .ok_or(RegistryError::Corrupt("history event"))?;
+            events.push(super::history::mask_event(event, reader));
         }
         Ok(events)
     }
 
     /// Records a refused attempt in the audit trail and returns the refusal.
-    fn deny(&self, principal: &Principal, action: Action, target: String) -> RegistryError {
+    pub(super) fn deny(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: String,
+    ) -> RegistryError {
         let event = Event {
             actor: principal.actor(),
             action,
@@ -501,16 +436,6 @@ impl Registry {
         }
         RegistryError::Forbidden
     }
-}
-
-fn mask_event(mut event: HistoryEvent, reader: &Principal) -> HistoryEvent {
-    let org = event.org.unwrap_or(0);
-    if let Change::Reported { subscriber_id, .. } = &mut event.change
-        && !subscriber_id.is_empty()
-    {
-        *subscriber_id = mask_for(reader, org, subscriber_id);
-    }
-    event
 }
 
 #[cfg(test)]

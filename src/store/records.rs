@@ -59,6 +59,15 @@ pub struct PositiveRecord {
     pub model: String,
     /// The registrant's reference: import declaration or production lot.
     pub reference: String,
+    /// The owner's identification type (`CC`, `CE`, `PA`, `NIT`, `TI`), once bound.
+    pub owner_id_type: String,
+    /// The owner's identification number, normalised; empty until an activation binds it.
+    /// Personal data: shown only to the regulator and the operator that bound it.
+    pub owner_id: String,
+    /// The operator organisation that bound the owner (0: none).
+    pub owner_org: u64,
+    /// When the owner was bound, Unix seconds.
+    pub owner_since: u64,
 }
 
 /// Whether a reported device was stolen or lost (art. 2.2.11.6).
@@ -205,6 +214,10 @@ const TAG_USER: u8 = 9;
 const TAG_REPORTER_KIND: u8 = 10;
 const TAG_OCCURRED: u8 = 11;
 const TAG_SUBSCRIBER: u8 = 12;
+const TAG_OWNER_ID_TYPE: u8 = 13;
+const TAG_OWNER_ID: u8 = 14;
+const TAG_OWNER_ORG: u8 = 15;
+const TAG_OWNER_SINCE: u8 = 16;
 
 impl ListRecord for PositiveRecord {
     const LIST: List = List::Positive;
@@ -216,6 +229,14 @@ impl ListRecord for PositiveRecord {
         put_str(out, TAG_MANUFACTURER, &self.manufacturer);
         put_str(out, TAG_MODEL, &self.model);
         put_str(out, TAG_REFERENCE, &self.reference);
+        put_str(out, TAG_OWNER_ID_TYPE, &self.owner_id_type);
+        put_str(out, TAG_OWNER_ID, &self.owner_id);
+        if self.owner_org != 0 {
+            put_u64(out, TAG_OWNER_ORG, self.owner_org);
+        }
+        if self.owner_since != 0 {
+            put_u64(out, TAG_OWNER_SINCE, self.owner_since);
+        }
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -228,6 +249,10 @@ impl ListRecord for PositiveRecord {
                 TAG_MANUFACTURER => record.manufacturer = get_str(value)?,
                 TAG_MODEL => record.model = get_str(value)?,
                 TAG_REFERENCE => record.reference = get_str(value)?,
+                TAG_OWNER_ID_TYPE => record.owner_id_type = get_str(value)?,
+                TAG_OWNER_ID => record.owner_id = get_str(value)?,
+                TAG_OWNER_ORG => record.owner_org = get_u64(value)?,
+                TAG_OWNER_SINCE => record.owner_since = get_u64(value)?,
                 _ => {} // a field from a later version
             }
         }
@@ -385,8 +410,17 @@ mod tests {
             manufacturer: "Acme".into(),
             model: "X1".into(),
             reference: "DI-2026-000123".into(),
+            ..Default::default()
         };
         assert_eq!(PositiveRecord::decode(&r.encode()), Ok(r));
+        let owned = PositiveRecord {
+            owner_id_type: "CC".into(),
+            owner_id: "79555123".into(),
+            owner_org: 4,
+            owner_since: 1_700_000_100,
+            ..Default::default()
+        };
+        assert_eq!(PositiveRecord::decode(&owned.encode()), Ok(owned));
     }
 
     #[test]

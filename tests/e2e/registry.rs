@@ -320,3 +320,132 @@ async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn one_owner_per_imei_and_transfers_need_authorisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    let server = TestServer::start_with(config).await;
+    let cast = cast(&server.accounts);
+    server
+        .registry
+        .list_positive(imei(20), &imeidb::store::PositiveRecord::default())
+        .unwrap();
+    let mut client = Client::h1(server.addr).await;
+    let activation = |owner: &str| {
+        json!({
+            "imei": imei(20).to_string(),
+            "imsi": "732101234567890",
+            "owner_id_type": "CC",
+            "owner_id_number": owner,
+        })
+    };
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/activations",
+        Some(activation("79555123")),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["ownerBound"], true);
+    // a second operator cannot bind another owner
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        "/v1/activations",
+        Some(activation("80111222")),
+    )
+    .await;
+    assert_problem(&reply, 409, "OWNER_CONFLICT");
+    // an unregistered IMEI without proof, a reported one: refused with the reason
+    let mut unlisted = activation("79555123");
+    unlisted["imei"] = json!(imei(21).to_string());
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/activations",
+        Some(unlisted),
+    )
+    .await;
+    assert_problem(&reply, 409, "EQUIPMENT_NOT_REGISTERED");
+
+    // a transfer without the last owner's authorisation is refused
+    let path = format!("/v1/imeis/{}/owner", imei(20));
+    let mut transfer = json!({
+        "current_owner_id_number": "79555123",
+        "new_owner_id_type": "CC",
+        "new_owner_id_number": "80111222",
+    });
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        &path,
+        Some(transfer.clone()),
+    )
+    .await;
+    let problem = assert_problem(&reply, 422, "INVALID_INPUT");
+    assert_eq!(problem["invalidParams"][0]["param"], "authorisation");
+    transfer["authorisation"] = json!("letter");
+    transfer["letter_reference"] = json!("CARTA-2026-9");
+    transfer["purchase_proof"] = json!("FV-000123");
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        &path,
+        Some(transfer),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let reply = call(
+        &mut client,
+        &cast.operator_b,
+        Method::POST,
+        "/v1/activations",
+        Some(activation("80111222")),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["ownerBound"],
+        false,
+        "the new owner is already bound"
+    );
+    let history = call(
+        &mut client,
+        &cast.operator_a,
+        Method::GET,
+        &format!("/v1/imeis/{}/history", imei(20)),
+        None,
+    )
+    .await
+    .json();
+    let events: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["activated", "owner_changed", "activated"]);
+    assert_eq!(
+        history["events"][1]["owner_id"], "******22",
+        "operator A did not bind the new owner"
+    );
+    server.stop().await;
+}

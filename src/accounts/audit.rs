@@ -103,11 +103,14 @@ pub enum Action {
     /// A device's owner changed.
     #[serde(rename = "owner.transfer")]
     OwnerTransfer,
+    /// An authorised seller was recorded or changed.
+    #[serde(rename = "seller.record")]
+    SellerRecord,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -127,6 +130,7 @@ impl Action {
         Action::NegativeConsult,
         Action::Activation,
         Action::OwnerTransfer,
+        Action::SellerRecord,
     ];
 
     /// The stable name (`org.create`).
@@ -151,6 +155,7 @@ impl Action {
             Action::NegativeConsult => "negative.consult",
             Action::Activation => "activation.create",
             Action::OwnerTransfer => "owner.transfer",
+            Action::SellerRecord => "seller.record",
         }
     }
 

@@ -293,6 +293,8 @@ impl Accounts {
                     .id_numbers
                     .insert(normalise_id_number(&user.id_number), user.id);
                 state.users.insert(user.id, user);
+            } else if key.starts_with(b"seller/") {
+                // the registry's authorised sellers share the column family
             } else if key.starts_with(b"token/") {
                 let record: Token = decode(&key, &value)?;
                 let live = live_token(record).ok_or_else(|| AccountsError::Corrupt {
@@ -424,6 +426,11 @@ impl Accounts {
             live.saved_last_used.store(*used, Ordering::Relaxed);
         }
         Ok(saved.len())
+    }
+
+    /// An organisation's legal name, for public listings that name who authorised something.
+    pub fn org_name(&self, id: u64) -> Option<String> {
+        self.read().orgs.get(&id).map(|o| o.data.legal_name.clone())
     }
 
     /// Whether any organisation exists (the registry has been bootstrapped).

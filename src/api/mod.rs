@@ -7,10 +7,10 @@
 //! | `GET /v1/imeis/{imei}/status`, `POST /v1/checks` | [`checks`] |
 //! | `GET /metrics`, `/healthz`, `/readyz` | [`ops`] |
 //! | `/v1/me`, `/v1/orgs/...`, `/v1/users/{user}/tokens/...`, `/v1/audit` | [`admin`] |
-//! | `/v1/reports`, `/v1/imeis/{imei}/recovery`, `/history`, `/v1/negative/{imei}`, `/v1/public/imeis/{imei}` | [`registry`] |
+//! | `/v1/reports`, `/v1/activations`, `/v1/sellers`, `/v1/imeis/{imei}/recovery`, `/owner`, `/history`, `/v1/negative/{imei}`, `/v1/public/...` | [`registry`] |
 //!
 //! Authorization denies by default: only `/metrics`, `/healthz`, `/readyz` and the
-//! rate-limited `/v1/public/imeis/{imei}` are public.
+//! rate-limited `/v1/public/imeis/{imei}` and `/v1/public/sellers` are public.
 //! Network checks need a token whose user may check (`auth.open_checks` lifts that on a
 //! listener only the core network reaches); every other route needs a valid token, and the
 //! accounts layer decides what its roles allow.
@@ -106,6 +106,13 @@ pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) ->
             Ok(()) if method == Method::POST => checks::batch(&state, request).await,
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
+        (method, registry::PUBLIC_SELLERS) => {
+            if method == Method::GET {
+                registry::public_sellers(&state, peer, request.uri().query())
+            } else {
+                Err(ApiError::MethodNotAllowed { allow: "GET" })
+            }
+        }
         (method, path) if path.starts_with(registry::PUBLIC_IMEIS) => {
             let imei = &path[registry::PUBLIC_IMEIS.len()..];
             if method == Method::GET && !imei.contains('/') {

@@ -8,7 +8,9 @@
 //! | `POST /v1/activations` | operators |
 //! | `POST /v1/imeis/{imei}/owner` | operators, with the last owner's authorisation |
 //! | `GET /v1/negative/{imei}` | authorities: one record, every lookup audited |
+//! | `POST /v1/sellers` | operators, regulator admin (records or updates an authorisation) |
 //! | `GET /v1/public/imeis/{imei}` | anyone, no token; rate-limited per client address |
+//! | `GET /v1/public/sellers?q=` | anyone, no token; rate-limited per client address |
 //!
 //! Handlers parse and render; `registry::reports` decides.
 
@@ -29,6 +31,7 @@ use crate::accounts::Principal;
 use crate::imei::Imei;
 use crate::registry::owners::{Activated, ActivationForm, TransferForm};
 use crate::registry::reports::{self, ReportForm, Reported};
+use crate::registry::sellers::{Seller, SellerForm};
 use crate::store::List;
 use crate::timefmt;
 
@@ -71,6 +74,14 @@ pub async fn route(
             }
         }
         (["v1", "activations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["v1", "sellers"], &Method::POST) => match json_body::<SellerForm>(state, request).await {
+            Err(e) => Err(e),
+            Ok(form) => registry
+                .record_seller(principal, form)
+                .map_err(ApiError::from)
+                .map(|seller| json_value(&seller_json(state, &seller))),
+        },
+        (["v1", "sellers"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "imeis", imei, "owner"], &Method::POST) => match path_imei(imei) {
             Err(e) => Err(e),
             Ok(imei) => match json_body::<TransferForm>(state, request).await {
@@ -164,6 +175,45 @@ pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<HttpR
         "reportedStolenOrLost": store.contains(List::Negative, imei),
         "registered": store.contains(List::Positive, imei),
     })))
+}
+
+/// The public sellers path: answered without a token.
+pub const PUBLIC_SELLERS: &str = "/v1/public/sellers";
+
+/// `GET /v1/public/sellers?q=...`: authorised sellers valid today (art. 2.2.11.3 par.).
+///
+/// # Errors
+/// [`ApiError::TooManyRequests`], [`ApiError::InvalidParams`] for an unknown parameter.
+pub fn public_sellers(
+    state: &AppState,
+    peer: IpAddr,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    state.public_limiter.admit(peer)?;
+    let mut q = String::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "q" => q = value.into_owned(),
+            other => {
+                return Err(ApiError::InvalidParams {
+                    location: ParamLocation::Query,
+                    params: vec![(other.to_owned(), "unknown parameter; search with q".into())],
+                });
+            }
+        }
+    }
+    let sellers = state.registry.search_sellers(&q)?;
+    let sellers: Vec<Value> = sellers.iter().map(|s| seller_json(state, s)).collect();
+    Ok(json_value(&json!({ "sellers": sellers })))
+}
+
+fn seller_json(state: &AppState, seller: &Seller) -> Value {
+    let mut value = serde_json::to_value(&seller.form).unwrap_or_default();
+    value["authorised_by"] = json!({
+        "org": seller.authorised_by,
+        "name": state.accounts.org_name(seller.authorised_by),
+    });
+    value
 }
 
 /// A fixed-window limit of requests per client address per minute.

@@ -4,13 +4,15 @@
 //! So far: the **network check** (art. 2.2.11.5, 2.2.11.9) with the **roaming exemption**
 //! (art. 2.2.11.1); **reports, recovery, consultation and history** (art. 2.2.11.6,
 //! `reports.rs`); **activation and owners** (art. 2.2.11.8, `owners.rs`); each IMEI's
-//! **history** (`history.rs`); bulk import (`import.rs`). Registrations over the API, the
-//! exchange with foreign lists and authorised sellers come next.
+//! **history** (`history.rs`); **authorised sellers** (art. 2.2.11.3, `sellers.rs`); bulk
+//! import (`import.rs`). Registrations over the API and the exchange with foreign lists come
+//! next.
 
 pub mod history;
 pub mod import;
 pub mod owners;
 pub mod reports;
+pub mod sellers;
 
 use std::sync::Arc;
 

@@ -68,6 +68,14 @@ impl Store {
         self.rocks.account_entries()
     }
 
+    /// The stored records whose keys start with `prefix` (e.g. `seller/`), in key order.
+    ///
+    /// # Errors
+    /// [`StoreError::Read`].
+    pub fn records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<RawRecord>, StoreError> {
+        self.rocks.account_entries_with_prefix(prefix)
+    }
+
     /// Writes account records and, with `audit`, the audit entry that records the change, in
     /// one atomic batch. Returns the new audit head. When this returns, both are in the WAL.
     ///

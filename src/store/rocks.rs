@@ -292,6 +292,26 @@ impl RocksStore {
         Ok(entries)
     }
 
+    /// The entries of the `accounts` column family whose keys start with `prefix`, in key
+    /// order.
+    pub(super) fn account_entries_with_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<RawRecord>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_ACCOUNTS));
+        iter.seek(prefix);
+        let mut entries = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            entries.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)?;
+        Ok(entries)
+    }
+
     /// Writes `puts` to `accounts` and, if given, one audit entry and the new head, in one
     /// atomic batch: durable in the WAL (fsynced if configured) when this returns.
     pub(super) fn write_accounts(

@@ -449,3 +449,52 @@ async fn one_owner_per_imei_and_transfers_need_authorisation() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn recorded_sellers_are_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    let server = TestServer::start_with(config).await;
+    let cast = cast(&server.accounts);
+    let mut client = Client::h1(server.addr).await;
+    let seller = json!({
+        "id_number": "800197268-4",
+        "name": "Celulares El Centro S.A.S.",
+        "address": "Cra. 7 # 32-16",
+        "municipality": "11001",
+        "authorisation_number": "AUT-2026-77",
+        "valid_from": "2026-01-01",
+        "valid_until": "2099-12-31",
+    });
+    let reply = call(
+        &mut client,
+        &cast.operator_a,
+        Method::POST,
+        "/v1/sellers",
+        Some(seller),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let found = client.get("/v1/public/sellers?q=centro").await;
+    assert_eq!(found.status, 200);
+    let sellers = found.json()["sellers"].as_array().unwrap().clone();
+    assert_eq!(sellers.len(), 1);
+    assert_eq!(sellers[0]["authorisation_number"], "AUT-2026-77");
+    assert!(sellers[0]["authorised_by"]["name"].is_string());
+    assert_eq!(
+        client.get("/v1/public/sellers?q=nadie").await.json()["sellers"],
+        json!([])
+    );
+    assert_problem(
+        &client.get("/v1/public/sellers?name=x").await,
+        400,
+        "INVALID_QUERY_PARAM",
+    );
+    server.stop().await;
+}

@@ -31,6 +31,7 @@ struct RawConfig {
     store: RawStore,
     check: RawCheck,
     auth: RawAuth,
+    registrations: RawRegistrations,
     public: RawPublic,
     log: RawLog,
 }
@@ -39,6 +40,20 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     open_checks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRegistrations {
+    max_upload_mb: u64,
+}
+
+impl Default for RawRegistrations {
+    fn default() -> Self {
+        RawRegistrations {
+            max_upload_mb: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +189,8 @@ pub struct Config {
     pub max_batch: usize,
     /// TLS certificate chain and private key (PEM); `None` serves cleartext.
     pub tls: Option<TlsFiles>,
+    /// Largest registration upload, in bytes.
+    pub max_upload_bytes: u64,
     /// Requests per client address per minute on the public status route.
     pub public_per_minute: u32,
     /// Network checks answered without a token (the listener is on a trusted core network).
@@ -450,6 +467,12 @@ impl RawConfig {
             max_batch,
             tls,
             open_checks: self.auth.open_checks,
+            max_upload_bytes: in_range(
+                "registrations.max_upload_mb",
+                self.registrations.max_upload_mb,
+                1,
+                1 << 20,
+            )? << 20,
             public_per_minute: in_range(
                 "public.requests_per_minute",
                 self.public.requests_per_minute,

@@ -106,11 +106,14 @@ pub enum Action {
     /// An authorised seller was recorded or changed.
     #[serde(rename = "seller.record")]
     SellerRecord,
+    /// A batch of an upload was registered on the positive list.
+    #[serde(rename = "registration.batch")]
+    Registration,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -131,6 +134,7 @@ impl Action {
         Action::Activation,
         Action::OwnerTransfer,
         Action::SellerRecord,
+        Action::Registration,
     ];
 
     /// The stable name (`org.create`).
@@ -156,6 +160,7 @@ impl Action {
             Action::Activation => "activation.create",
             Action::OwnerTransfer => "owner.transfer",
             Action::SellerRecord => "seller.record",
+            Action::Registration => "registration.batch",
         }
     }
 

@@ -52,6 +52,10 @@ pub struct AppState {
     pub open_checks: bool,
     /// Per-address limit of the public status route.
     pub public_limiter: Arc<registry::RateLimiter>,
+    /// Registration uploads, running and recent.
+    pub jobs: Arc<registry::Jobs>,
+    /// Largest registration upload, in bytes.
+    pub max_upload_bytes: u64,
     /// Metric handles.
     pub metrics: Arc<Metrics>,
     /// Largest request body accepted.
@@ -75,6 +79,8 @@ impl AppState {
             accounts,
             open_checks: config.open_checks,
             public_limiter: Arc::new(registry::RateLimiter::new(config.public_per_minute)),
+            jobs: Arc::default(),
+            max_upload_bytes: config.max_upload_bytes,
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             max_batch: config.max_batch,

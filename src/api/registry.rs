@@ -8,6 +8,8 @@
 //! | `POST /v1/activations` | operators |
 //! | `POST /v1/imeis/{imei}/owner` | operators, with the last owner's authorisation |
 //! | `GET /v1/negative/{imei}` | authorities: one record, every lookup audited |
+//! | `POST /v1/registrations` | importers, manufacturers, operators: a CSV or NDJSON stream |
+//! | `GET /v1/registrations/jobs/{job}` | the uploading organisation, regulator admin |
 //! | `POST /v1/sellers` | operators, regulator admin (records or updates an authorisation) |
 //! | `GET /v1/public/imeis/{imei}` | anyone, no token; rate-limited per client address |
 //! | `GET /v1/public/sellers?q=` | anyone, no token; rate-limited per client address |
@@ -15,10 +17,14 @@
 //! Handlers parse and render; `registry::reports` decides.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use serde::Deserialize;
@@ -28,8 +34,10 @@ use super::admin::{created, json_body, json_value};
 use super::problem::ParamLocation;
 use super::{ApiError, AppState, HttpResponse};
 use crate::accounts::Principal;
+use crate::accounts::roles::{Permission, Role};
 use crate::imei::Imei;
 use crate::registry::owners::{Activated, ActivationForm, TransferForm};
+use crate::registry::registrations::{Format, Progress, UploadError};
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::registry::sellers::{Seller, SellerForm};
 use crate::store::List;
@@ -74,6 +82,10 @@ pub async fn route(
             }
         }
         (["v1", "activations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["v1", "registrations"], &Method::POST) => upload(state, principal, request).await,
+        (["v1", "registrations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["v1", "registrations", "jobs", job], &Method::GET) => job_status(state, principal, job),
+        (["v1", "registrations", "jobs", _], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["v1", "sellers"], &Method::POST) => match json_body::<SellerForm>(state, request).await {
             Err(e) => Err(e),
             Ok(form) => registry
@@ -141,6 +153,212 @@ pub async fn route(
         _ => return None,
     };
     Some(result)
+}
+
+/// Uploads in progress and the last finished ones, for `GET /v1/registrations/jobs/{job}`.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<Vec<(u64, u64, Arc<Progress>)>>,
+}
+
+/// Finished uploads remembered.
+const KEEP_JOBS: usize = 256;
+
+impl Jobs {
+    fn start(&self, org: u64) -> Result<(u64, Arc<Progress>), ApiError> {
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id).map_err(|_| ApiError::Internal)?;
+        let id = u64::from_be_bytes(id) >> 1;
+        let progress = Arc::new(Progress::default());
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if jobs.len() >= KEEP_JOBS
+            && let Some(oldest_done) = jobs
+                .iter()
+                .position(|(_, _, p)| p.done.load(Ordering::Relaxed))
+        {
+            jobs.remove(oldest_done);
+        }
+        jobs.push((id, org, Arc::clone(&progress)));
+        Ok((id, progress))
+    }
+
+    fn get(&self, id: u64) -> Option<(u64, Arc<Progress>)> {
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        jobs.iter()
+            .find(|(job, _, _)| *job == id)
+            .map(|(_, org, p)| (*org, Arc::clone(p)))
+    }
+}
+
+fn progress_json(job: u64, progress: &Progress) -> Value {
+    json!({
+        "job": format!("{job:016x}"),
+        "lines": progress.lines.load(Ordering::Relaxed),
+        "accepted": progress.accepted.load(Ordering::Relaxed),
+        "already_registered": progress.already_registered.load(Ordering::Relaxed),
+        "rejected": progress.rejected.load(Ordering::Relaxed),
+        "done": progress.done.load(Ordering::Relaxed),
+    })
+}
+
+fn job_status(
+    state: &AppState,
+    principal: &Principal,
+    job: &str,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = ApiError::ResourceNotFound { what: "upload job" };
+    let id = u64::from_str_radix(job, 16)
+        .map_err(|_| ApiError::ResourceNotFound { what: "upload job" })?;
+    let (org, progress) = state.jobs.get(id).ok_or(not_found)?;
+    if org != principal.org && !principal.has(Role::RegulatorAdmin) {
+        return Err(ApiError::ResourceNotFound { what: "upload job" });
+    }
+    Ok(json_value(&progress_json(id, &progress)))
+}
+
+/// A `Read` over body chunks handed over by the async side, so the blocking parser and the
+/// store work on a stream without the whole body in memory.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(message)) => return Err(std::io::Error::other(message)),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// `POST /v1/registrations`: streams the body into the registry, batch by batch.
+async fn upload(
+    state: &AppState,
+    principal: &Principal,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    if !principal.may(Permission::Register) {
+        // refused (and audited) by the registry without reading the body
+        let registry = state.registry.clone();
+        let principal = principal.clone();
+        let refused = tokio::task::spawn_blocking(move || {
+            registry.register_upload(
+                &principal,
+                Format::Csv,
+                std::io::empty(),
+                0,
+                &Progress::default(),
+            )
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?;
+        return Err(refused.err().map_or(ApiError::Forbidden, upload_error));
+    }
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let format = if content_type.starts_with("text/csv") {
+        Format::Csv
+    } else if content_type.starts_with("application/x-ndjson")
+        || content_type.starts_with("application/ndjson")
+    {
+        Format::Ndjson
+    } else {
+        return Err(ApiError::UnsupportedMediaType {
+            detail: "send the devices as text/csv (header: imei,manufacturer,model,reference) or application/x-ndjson",
+        });
+    };
+    let (job, progress) = state.jobs.start(principal.org)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
+    let registry = state.registry.clone();
+    let who = principal.clone();
+    let worker_progress = Arc::clone(&progress);
+    let worker = tokio::task::spawn_blocking(move || {
+        let reader = ChunkReader {
+            chunks: rx,
+            current: Bytes::new(),
+        };
+        let result = registry.register_upload(&who, format, reader, job, &worker_progress);
+        worker_progress.done.store(true, Ordering::Relaxed);
+        result
+    });
+    let mut body = request.into_body();
+    let max = state.max_upload_bytes;
+    let mut read = 0u64;
+    let mut too_large = false;
+    while let Some(frame) = body.frame().await {
+        let chunk = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => Ok(data),
+                Err(_) => continue, // trailers
+            },
+            Err(e) => Err(format!("the body could not be read: {e}")),
+        };
+        let failed = chunk.is_err();
+        if let Ok(data) = &chunk {
+            read += data.len() as u64;
+            if read > max {
+                too_large = true;
+                let _ = tx
+                    .send(Err(format!("the upload is larger than {max} bytes")))
+                    .await;
+                break;
+            }
+        }
+        if tx.send(chunk).await.is_err() || failed {
+            break; // the worker stopped (a header error) or the client went away
+        }
+    }
+    drop(tx);
+    let result = worker.await.map_err(|_| ApiError::Internal)?;
+    if too_large {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "the upload is larger than {max} bytes (registrations.max_upload_mb); the first {} lines were processed (job {job:016x})",
+                progress.lines.load(Ordering::Relaxed)
+            ),
+        });
+    }
+    let report = result.map_err(upload_error)?;
+    let mut value = progress_json(job, &progress);
+    value["rejected"] = json!(report.rejected_total());
+    value["rejected_by_reason"] = json!(report.rejected);
+    value["rejected_lines"] = json!(
+        report
+            .first_rejections
+            .iter()
+            .map(|(line, reason)| json!({ "line": line, "reason": reason }))
+            .collect::<Vec<_>>()
+    );
+    Ok(json_value(&value))
+}
+
+fn upload_error(error: UploadError) -> ApiError {
+    match error {
+        UploadError::Header(missing) => ApiError::Unprocessable {
+            params: vec![(
+                "header".into(),
+                format!(
+                    "the CSV header must name imei, manufacturer, model and reference; missing: {missing}"
+                ),
+            )],
+        },
+        UploadError::Read { line, message } => ApiError::MalformedBody {
+            detail: format!("after line {line}: {message}; the batches before it are registered"),
+        },
+        UploadError::Registry(e) => ApiError::from(e),
+    }
 }
 
 #[derive(Deserialize)]

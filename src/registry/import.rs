@@ -50,6 +50,18 @@ pub enum RejectReason {
         /// What is wrong.
         problem: &'static str,
     },
+    /// Registering an IMEI that another registrant registered.
+    #[error("imei: registered by another registrant")]
+    RegisteredByAnother,
+    /// The same IMEI on an earlier line of the same upload, already applied.
+    #[error("imei: duplicate of line {first} of this upload")]
+    DuplicateInUpload {
+        /// Line of the first occurrence.
+        first: u64,
+    },
+    /// A line that is not one JSON object (NDJSON uploads).
+    #[error("not a JSON object with string fields: {0}")]
+    Json(String),
     /// The line does not have as many fields as the header.
     #[error("has {found} fields, the header has {expected}")]
     FieldCount {
@@ -66,7 +78,11 @@ impl RejectReason {
         match self {
             RejectReason::Imei(ParseImeiError::CheckDigit { .. }) => "bad check digit",
             RejectReason::Imei(_) => "bad IMEI format",
-            RejectReason::Duplicate { .. } => "duplicate within the file",
+            RejectReason::Duplicate { .. } | RejectReason::DuplicateInUpload { .. } => {
+                "duplicate within the file"
+            }
+            RejectReason::RegisteredByAnother => "registered by another registrant",
+            RejectReason::Json(_) => "bad JSON",
             RejectReason::OnNegativeList => "on the negative list",
             RejectReason::Field { .. } => "bad field",
             RejectReason::FieldCount { .. } => "wrong number of fields",

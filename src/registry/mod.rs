@@ -11,6 +11,7 @@
 pub mod history;
 pub mod import;
 pub mod owners;
+pub mod registrations;
 pub mod reports;
 pub mod sellers;
 

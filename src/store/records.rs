@@ -68,6 +68,13 @@ pub struct PositiveRecord {
     pub owner_org: u64,
     /// When the owner was bound, Unix seconds.
     pub owner_since: u64,
+    /// The organisation that registered it over the API (0: a bulk load or older record).
+    pub registrant_org: u64,
+    /// The upload that registered it, and the line it came from: a later line of the same
+    /// upload with the same IMEI is a duplicate within the file, not a re-sent file.
+    pub upload: u64,
+    /// See `upload`.
+    pub upload_line: u64,
 }
 
 /// Whether a reported device was stolen or lost (art. 2.2.11.6).
@@ -218,6 +225,9 @@ const TAG_OWNER_ID_TYPE: u8 = 13;
 const TAG_OWNER_ID: u8 = 14;
 const TAG_OWNER_ORG: u8 = 15;
 const TAG_OWNER_SINCE: u8 = 16;
+const TAG_REGISTRANT_ORG: u8 = 17;
+const TAG_UPLOAD: u8 = 18;
+const TAG_UPLOAD_LINE: u8 = 19;
 
 impl ListRecord for PositiveRecord {
     const LIST: List = List::Positive;
@@ -237,6 +247,15 @@ impl ListRecord for PositiveRecord {
         if self.owner_since != 0 {
             put_u64(out, TAG_OWNER_SINCE, self.owner_since);
         }
+        for (tag, value) in [
+            (TAG_REGISTRANT_ORG, self.registrant_org),
+            (TAG_UPLOAD, self.upload),
+            (TAG_UPLOAD_LINE, self.upload_line),
+        ] {
+            if value != 0 {
+                put_u64(out, tag, value);
+            }
+        }
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -253,6 +272,9 @@ impl ListRecord for PositiveRecord {
                 TAG_OWNER_ID => record.owner_id = get_str(value)?,
                 TAG_OWNER_ORG => record.owner_org = get_u64(value)?,
                 TAG_OWNER_SINCE => record.owner_since = get_u64(value)?,
+                TAG_REGISTRANT_ORG => record.registrant_org = get_u64(value)?,
+                TAG_UPLOAD => record.upload = get_u64(value)?,
+                TAG_UPLOAD_LINE => record.upload_line = get_u64(value)?,
                 _ => {} // a field from a later version
             }
         }
@@ -418,6 +440,9 @@ mod tests {
             owner_id: "79555123".into(),
             owner_org: 4,
             owner_since: 1_700_000_100,
+            registrant_org: 7,
+            upload: 99,
+            upload_line: 12,
             ..Default::default()
         };
         assert_eq!(PositiveRecord::decode(&owned.encode()), Ok(owned));

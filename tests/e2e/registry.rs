@@ -498,3 +498,136 @@ async fn recorded_sellers_are_public() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_importer_uploads_a_file_gets_the_exact_report_and_a_resend_changes_nothing() {
+    use imeidb::accounts::forms::{OrgForm, UserForm};
+    use imeidb::accounts::roles::{OrgKind, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(test_config(dir.path())).await;
+    let accounts = &server.accounts;
+    let cast = cast(accounts);
+    // an importer organisation and user
+    let regulator = accounts.authenticate(&cast.regulator).unwrap();
+    let mut form: OrgForm =
+        serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
+    form.kind = Some(OrgKind::Importer);
+    form.data.nit = "800197268-4".into();
+    form.administrator.id_number = "1090000001".into();
+    let (org, admin) = accounts.create_org(&regulator, form).unwrap();
+    let (_, admin_token) = accounts.create_token(&regulator, admin.id, "a").unwrap();
+    let admin = accounts.authenticate(&admin_token).unwrap();
+    let clerk = accounts
+        .create_user(
+            &admin,
+            org.id,
+            UserForm {
+                id_number: "1090000002".into(),
+                full_name: "Paula Andrea Gil Mejía".into(),
+                email: "paula@importadora.co".into(),
+                roles: vec![Role::Importer],
+            },
+        )
+        .unwrap();
+    let (_, importer) = accounts.create_token(&admin, clerk.id, "t").unwrap();
+    server
+        .registry
+        .list_negative(imei(59), &imeidb::store::NegativeRecord::default())
+        .unwrap();
+
+    let mut body = String::from("imei,manufacturer,model,reference\n");
+    for n in 40..50 {
+        body.push_str(&format!("{},Acme,X1,DI-2026-7\n", imei(n)));
+    }
+    body.push_str(&format!("{},Acme,X1,DI-2026-7\n", imei(40)));
+    body.push_str("123,Acme,X1,DI-2026-7\n");
+    body.push_str(&format!("{},Acme,X1,DI-2026-7\n", imei(59)));
+    let mut client = Client::h2(server.addr).await;
+    let send = async |client: &mut Client| {
+        client
+            .request_as(
+                Some(&importer),
+                Method::POST,
+                "/v1/registrations",
+                Bytes::from(body.clone()),
+                Some("text/csv"),
+            )
+            .await
+    };
+    let reply = send(&mut client).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let report = reply.json();
+    assert_eq!(report["lines"], 13);
+    assert_eq!(report["accepted"], 10);
+    assert_eq!(report["already_registered"], 0);
+    assert_eq!(report["rejected"], 3);
+    let lines: Vec<u64> = report["rejected_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [12, 13, 14]);
+    assert_eq!(
+        report["rejected_lines"][0]["reason"],
+        "imei: duplicate of line 2"
+    );
+    assert_eq!(report["rejected_by_reason"]["on the negative list"], 1);
+    assert_eq!(report["done"], true);
+    let job = report["job"].as_str().unwrap().to_owned();
+    let status = call(
+        &mut client,
+        &importer,
+        Method::GET,
+        &format!("/v1/registrations/jobs/{job}"),
+        None,
+    )
+    .await;
+    assert_eq!(status.json()["accepted"], 10);
+    // another organisation cannot see the job
+    let other = call(
+        &mut client,
+        &cast.operator_a,
+        Method::GET,
+        &format!("/v1/registrations/jobs/{job}"),
+        None,
+    )
+    .await;
+    assert_problem(&other, 404, "RESOURCE_NOT_FOUND");
+
+    let again = send(&mut client).await.json();
+    assert_eq!(
+        (
+            again["accepted"].as_u64(),
+            again["already_registered"].as_u64()
+        ),
+        (Some(0), Some(10))
+    );
+    assert_eq!(
+        server.registry.store().len(imeidb::store::List::Positive),
+        10
+    );
+    // a header without the required columns
+    let reply = client
+        .request_as(
+            Some(&importer),
+            Method::POST,
+            "/v1/registrations",
+            Bytes::from("imei\n1\n"),
+            Some("text/csv"),
+        )
+        .await;
+    let problem = assert_problem(&reply, 422, "INVALID_INPUT");
+    assert!(
+        problem["invalidParams"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("manufacturer, model, reference")
+    );
+    server.stop().await;
+}

@@ -1,0 +1,168 @@
+use super::*;
+use crate::accounts::roles::{OrgKind, Role};
+use crate::accounts::token::TokenId;
+use crate::registry::tests::fixture;
+use crate::store::NegativeRecord;
+
+fn importer(org: u64) -> Principal {
+    Principal {
+        user: 10 + org,
+        org,
+        org_kind: OrgKind::Importer,
+        roles: vec![Role::Importer],
+        token: TokenId(org),
+    }
+}
+
+fn imei(n: u64) -> Imei {
+    Imei::from_body(35_000_000_000_000 + n).unwrap()
+}
+
+fn upload(
+    registry: &Registry,
+    who: &Principal,
+    format: Format,
+    body: &str,
+    id: u64,
+) -> RegistrationReport {
+    registry
+        .register_upload(who, format, body.as_bytes(), id, &Progress::default())
+        .unwrap()
+}
+
+#[test]
+fn an_upload_reports_every_line_and_resending_it_changes_nothing() {
+    let f = fixture();
+    let r = &f.registry;
+    r.list_negative(imei(9), &NegativeRecord::default())
+        .unwrap();
+    let good = imei(1).to_string();
+    let bad_digit = format!("{}{}", &good[..14], (good.as_bytes()[14] - b'0' + 1) % 10);
+    let body = format!(
+        "imei,manufacturer,model,reference\n{},Acme,X1,DI-1\n{bad_digit},Acme,X1,DI-1\n12345,Acme,X1,DI-1\n{},Acme,X1,DI-1\n{},Acme,,DI-1\n{},Acme,X1,DI-1\n{},\"Acme, Inc.\",X2,DI-1\n",
+        imei(1),
+        imei(1),
+        imei(2),
+        imei(9),
+        imei(3),
+    );
+    let report = upload(r, &importer(3), Format::Csv, &body, 1);
+    assert_eq!(report.lines, 7);
+    assert_eq!(
+        (
+            report.accepted,
+            report.already_registered,
+            report.rejected_total()
+        ),
+        (2, 0, 5)
+    );
+    let lines: Vec<(u64, &str)> = report
+        .first_rejections
+        .iter()
+        .map(|(l, r)| (*l, r.as_str()))
+        .collect();
+    assert_eq!(lines[0].0, 3);
+    assert!(lines[0].1.contains("check digit"), "{lines:?}");
+    assert_eq!(lines[1].0, 4);
+    assert_eq!(lines[2], (5, "imei: duplicate of line 2"));
+    assert_eq!(lines[3], (6, "model: is required"));
+    assert_eq!(
+        lines[4],
+        (7, "imei: on the negative list (reported stolen or lost)")
+    );
+    let record: PositiveRecord = r.record(imei(3)).unwrap().unwrap();
+    assert_eq!(
+        (record.manufacturer.as_str(), record.registrant_org),
+        ("Acme, Inc.", 3)
+    );
+
+    // the same file again: nothing new, nothing changed
+    let again = upload(r, &importer(3), Format::Csv, &body, 2);
+    assert_eq!((again.accepted, again.already_registered), (0, 2));
+    assert_eq!(r.store().len(List::Positive), 2);
+    // another registrant cannot take them
+    let theirs = upload(
+        r,
+        &importer(4),
+        Format::Ndjson,
+        &format!(
+            "{{\"imei\":\"{}\",\"manufacturer\":\"B\",\"model\":\"M\",\"reference\":\"L-9\"}}\n",
+            imei(1)
+        ),
+        3,
+    );
+    assert_eq!(
+        theirs.rejected.get("registered by another registrant"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn duplicates_across_batches_name_the_first_line_and_batches_are_audited() {
+    let f = fixture();
+    let r = &f.registry;
+    let mut body = String::from("imei,manufacturer,model,reference\n");
+    for n in 0..(BATCH_LINES as u64 + 10) {
+        body.push_str(&format!("{},Acme,X1,DI-1\n", imei(100 + n)));
+    }
+    body.push_str(&format!("{},Acme,X1,DI-1\n", imei(100)));
+    let report = upload(r, &importer(3), Format::Csv, &body, 7);
+    assert_eq!(report.accepted, BATCH_LINES as u64 + 10);
+    assert_eq!(
+        report.first_rejections.values().next().map(String::as_str),
+        Some("imei: duplicate of line 2 of this upload")
+    );
+    let entries = audit::query(
+        r.store(),
+        &audit::Filter {
+            action: Some(Action::Registration),
+            ..audit::Filter::default()
+        },
+        0,
+        10,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(entries.len(), 2, "one entry per batch");
+}
+
+#[test]
+fn bad_headers_ndjson_errors_and_roles_are_refused_clearly() {
+    let f = fixture();
+    let r = &f.registry;
+    let err = r
+        .register_upload(
+            &importer(3),
+            Format::Csv,
+            "imei,model\n".as_bytes(),
+            1,
+            &Progress::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing: manufacturer, reference"),
+        "{err}"
+    );
+    let report = upload(
+        r,
+        &importer(3),
+        Format::Ndjson,
+        "{\"imei\": 5}\nnot json\n\n",
+        2,
+    );
+    assert_eq!(report.rejected.get("bad JSON"), Some(&2));
+    let authority = Principal {
+        roles: vec![Role::Authority],
+        ..importer(5)
+    };
+    assert!(matches!(
+        r.register_upload(
+            &authority,
+            Format::Csv,
+            "".as_bytes(),
+            3,
+            &Progress::default()
+        ),
+        Err(UploadError::Registry(RegistryError::Forbidden))
+    ));
+}

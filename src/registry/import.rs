@@ -320,12 +320,12 @@ pub fn import_csv(
             continue;
         }
         previous = Some(p);
-        if check_negative && store.contains(List::Negative, p.imei) {
+        if check_negative && store.is_listed(List::Negative, p.imei) {
             rejections.push(Rejection {
                 line: p.line,
                 reason: RejectReason::OnNegativeList,
             });
-        } else if check_target && store.contains(list, p.imei) {
+        } else if check_target && store.is_listed(list, p.imei) {
             report.already_listed += 1;
         } else {
             accepted.push(p);

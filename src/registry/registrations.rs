@@ -32,7 +32,7 @@ use crate::imei::Imei;
 use crate::store::{List, ListRecord, Mutation, PositiveRecord, Store};
 
 /// Lines applied per atomic batch.
-pub const BATCH_LINES: usize = 20_000;
+pub const BATCH_LINES: usize = 50_000;
 /// Longest text field, in characters.
 const MAX_FIELD: usize = 100;
 
@@ -206,7 +206,7 @@ impl Registry {
                     imei,
                     record: PositiveRecord {
                         registered_at: now,
-                        registrant: format!("org/{}", principal.org),
+                        // the registrant is `registrant_org`; no text repeated per line
                         manufacturer,
                         model,
                         reference,
@@ -315,7 +315,7 @@ impl Registry {
             let mut already = 0u64;
             let mut first_in_batch: HashMap<Imei, u64> = HashMap::with_capacity(batch.len());
             for pending in &batch {
-                if store.contains(List::Negative, pending.imei) {
+                if store.is_listed(List::Negative, pending.imei) {
                     rejected.push((pending.line, RejectReason::OnNegativeList));
                     continue;
                 }
@@ -323,7 +323,7 @@ impl Registry {
                     rejected.push((pending.line, RejectReason::Duplicate { first }));
                     continue;
                 }
-                if store.contains(List::Positive, pending.imei) {
+                if store.is_listed(List::Positive, pending.imei) {
                     let existing = store
                         .get::<PositiveRecord>(pending.imei)?
                         .unwrap_or_default();

@@ -26,8 +26,10 @@ use crate::imei::Imei;
 const MIN_CAPACITY: u64 = 1 << 16;
 
 /// Headroom over the current size when a filter is (re)built, so growth does not trigger an
-/// immediate rebuild.
-const GROWTH_HEADROOM: f64 = 1.5;
+/// immediate rebuild. Doubling keeps the rebuilds of a list that grows from nothing to N
+/// entries to log2(N) scans of at most 2N entries in all (1.5 made a 10 M-line upload spend a
+/// fifth of its time rescanning the list).
+const GROWTH_HEADROOM: f64 = 2.0;
 
 type Shards = Box<[Bloom<u64>]>;
 

@@ -287,6 +287,13 @@ impl Store {
         found
     }
 
+    /// Whether `imei` is on `list`, from the exact index alone: for write-path decisions, which
+    /// need the exact answer anyway (the filter would only add its probes) and must not count
+    /// in the check metrics.
+    pub fn is_listed(&self, list: List, imei: Imei) -> bool {
+        self.indexes[list.index()].contains(imei)
+    }
+
     /// For each of `imeis`, whether it is on `list`, written to `out` (cleared first) in the
     /// same order, counting the metrics once per batch. Same answers as [`Store::contains`],
     /// found faster: the filter and then the index are probed shard by shard.

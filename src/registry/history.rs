@@ -30,6 +30,15 @@ pub struct HistoryEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Change {
+    /// Registered on the positive list (shown from the positive-list record itself).
+    Registered {
+        /// The declared manufacturer.
+        manufacturer: String,
+        /// The declared model.
+        model: String,
+        /// The registrant's reference (import declaration, lot, proof).
+        reference: String,
+    },
     /// Reported stolen or lost.
     Reported {
         /// `stolen` or `lost`.
@@ -124,7 +133,7 @@ pub(crate) fn mask_event(mut event: HistoryEvent, reader: &Principal) -> History
             *from_owner_id = mask_for(reader, org, from_owner_id);
             *owner_id = mask_for(reader, org, owner_id);
         }
-        Change::Reported { .. } | Change::Recovered { .. } => {}
+        Change::Reported { .. } | Change::Recovered { .. } | Change::Registered { .. } => {}
     }
     event
 }

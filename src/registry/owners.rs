@@ -236,6 +236,7 @@ impl Registry {
                         PositiveRecord {
                             registered_at: now,
                             registrant: format!("org/{} (activation with proof)", principal.org),
+                            registrant_org: principal.org,
                             reference: proof.clone(),
                             ..PositiveRecord::default()
                         },

@@ -312,6 +312,7 @@ impl Registry {
                 let record = PositiveRecord {
                     registered_at: now,
                     registrant: format!("org/{} (recovery)", principal.org),
+                    registrant_org: principal.org,
                     reference: reference.to_owned(),
                     ..PositiveRecord::default()
                 };
@@ -389,7 +390,8 @@ impl Registry {
         Ok(record)
     }
 
-    /// The history of `imei`, oldest first, as `reader` may see it (subscriber IDs masked
+    /// The history of `imei`, oldest first (its registration, from the positive-list record,
+    /// then the stored events), as `reader` may see it (subscriber IDs masked
     /// except for the regulator and the organisation that recorded them).
     ///
     /// # Errors
@@ -408,6 +410,23 @@ impl Registry {
             return Err(RegistryError::Forbidden);
         }
         let mut events = Vec::new();
+        // An upload or a bulk load registered it; a recovery or an activation with proof
+        // (registrant_org set, no upload) has its own event below.
+        if let Some(record) = self.store.get::<PositiveRecord>(imei)?
+            && record.registered_at != 0
+            && (record.upload != 0 || record.registrant_org == 0)
+        {
+            events.push(HistoryEvent {
+                at: record.registered_at,
+                org: (record.registrant_org != 0).then_some(record.registrant_org),
+                user: None,
+                change: Change::Registered {
+                    manufacturer: record.manufacturer,
+                    model: record.model,
+                    reference: record.reference,
+                },
+            });
+        }
         for bytes in self.store.history(imei)? {
             let event = super::history::decode_event(&bytes)
                 .ok_or(RegistryError::Corrupt("history event"))?;

@@ -580,6 +580,18 @@ async fn an_importer_uploads_a_file_gets_the_exact_report_and_a_resend_changes_n
     assert_eq!(report["rejected_by_reason"]["on the negative list"], 1);
     assert_eq!(report["done"], true);
     let job = report["job"].as_str().unwrap().to_owned();
+    let history = call(
+        &mut client,
+        &cast.operator_a,
+        Method::GET,
+        &format!("/v1/imeis/{}/history", imei(40)),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(history["events"][0]["event"], "registered");
+    assert_eq!(history["events"][0]["org"], org.id);
+    assert_eq!(history["events"][0]["manufacturer"], "Acme");
     let status = call(
         &mut client,
         &importer,

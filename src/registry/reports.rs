@@ -409,6 +409,18 @@ impl Registry {
         if !allowed {
             return Err(RegistryError::Forbidden);
         }
+        if reader.may(Permission::ConsultNegative) {
+            // an authority's lookup, like its negative-list consultations, is audited
+            let event = Event {
+                actor: reader.actor(),
+                action: Action::NegativeConsult,
+                target: format!("imei/{imei}"),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some("history".into()),
+            };
+            self.store.append_audit(&audit::seal(&event, now_unix()))?;
+        }
         let mut events = Vec::new();
         // An upload or a bulk load registered it; a recovery or an activation with proof
         // (registrant_org set, no upload) has its own event below.

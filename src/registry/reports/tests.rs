@@ -235,6 +235,22 @@ fn every_consultation_is_audited_found_or_not() {
     .0;
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0].target, format!("imei/{}", imei(6)));
+    // reading a history is a lookup too
+    r.history(&police, imei(6)).unwrap();
+    let entries = audit::query(
+        r.store(),
+        &Filter {
+            action: Some(Action::NegativeConsult),
+            ..Filter::default()
+        },
+        0,
+        10,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].detail.as_deref(), Some("history"));
+    let entries = &entries[..2];
     assert_eq!(entries[1].detail.as_deref(), Some("not listed"));
     // what an authority sees: the report, the subscriber's ID masked
     let json = negative_json(imei(6), &found, &police);

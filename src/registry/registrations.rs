@@ -197,7 +197,8 @@ impl Registry {
                       report: &mut RegistrationReport,
                       batch: &mut Vec<Pending>|
          -> Result<(), UploadError> {
-            report.lines = line - if format == Format::Csv { 1 } else { 0 };
+            // data lines, not line numbers: blank lines are skipped and not counted
+            report.lines += 1;
             progress.lines.store(report.lines, Ordering::Relaxed);
             match parsed {
                 Err(reason) => report.reject(progress, line, &reason),

@@ -14,14 +14,16 @@
 //! |---|---|
 //! | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
 //! | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |
-//! | [`registry`] | the decree's rules: the network check, roaming exemption, bulk import |
+//! | [`registry`] | the decree's rules: the network check and roaming exemption, registrations, reports and recovery, activation and owners, history, authorised sellers, bulk import |
 //! | [`accounts`] | organisations, users, roles, tokens, and the hash-chained audit trail |
 //! | [`api`] | HTTP: routing, one file per area, RFC 7807 problems |
 //! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |
 //! | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
+//! | [`timefmt`] | RFC 3339 times in the APIs and the audit trail |
 //! | [`metrics`] | every Prometheus metric; lower layers get handles from it |
 //!
-//! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve` and `import`.
+//! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve`, `import`,
+//! `admin bootstrap` and `audit verify`.
 
 pub mod accounts;
 pub mod api;

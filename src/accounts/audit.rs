@@ -109,11 +109,17 @@ pub enum Action {
     /// A batch of an upload was registered on the positive list.
     #[serde(rename = "registration.batch")]
     Registration,
+    /// The negative list (or its changes) was exported for the exchange.
+    #[serde(rename = "exchange.export")]
+    ExchangeExport,
+    /// A batch of a foreign list was imported into the negative list.
+    #[serde(rename = "exchange.import")]
+    ExchangeImport,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -135,6 +141,8 @@ impl Action {
         Action::OwnerTransfer,
         Action::SellerRecord,
         Action::Registration,
+        Action::ExchangeExport,
+        Action::ExchangeImport,
     ];
 
     /// The stable name (`org.create`).
@@ -161,6 +169,8 @@ impl Action {
             Action::OwnerTransfer => "owner.transfer",
             Action::SellerRecord => "seller.record",
             Action::Registration => "registration.batch",
+            Action::ExchangeExport => "exchange.export",
+            Action::ExchangeImport => "exchange.import",
         }
     }
 

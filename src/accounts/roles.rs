@@ -148,6 +148,9 @@ pub enum Permission {
     ManageSellers,
     /// Consult the negative list record by record (art. 2.2.11.6); every lookup is audited.
     ConsultNegative,
+    /// Export the negative list to affiliates abroad and import foreign lists (art. 2.2.11.6
+    /// par. 1).
+    Exchange,
 }
 
 /// The one table of what each role permits (DOMAIN.md, "Actors"; issue #3). Routes that do
@@ -162,6 +165,7 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
             Permission::AdministerUsers,
             Permission::ReadAudit,
             Permission::ManageSellers,
+            Permission::Exchange,
         ],
     ),
     (Role::OrgAdmin, &[Permission::AdministerUsers]),
@@ -203,7 +207,7 @@ mod tests {
         }
     }
 
-    const ALL_PERMISSIONS: [Permission; 11] = [
+    const ALL_PERMISSIONS: [Permission; 12] = [
         Permission::AdministerOrgs,
         Permission::ReadOrgs,
         Permission::AdministerUsers,
@@ -215,6 +219,7 @@ mod tests {
         Permission::Activate,
         Permission::ManageSellers,
         Permission::ConsultNegative,
+        Permission::Exchange,
     ];
 
     /// The whole table, written out as the issue states it: any change to who may do what

@@ -5,9 +5,10 @@
 //! (art. 2.2.11.1); **reports, recovery, consultation and history** (art. 2.2.11.6,
 //! `reports.rs`); **activation and owners** (art. 2.2.11.8, `owners.rs`); each IMEI's
 //! **history** (`history.rs`); **authorised sellers** (art. 2.2.11.3, `sellers.rs`); bulk
-//! import (`import.rs`). Registrations over the API and the exchange with foreign lists come
-//! next.
+//! import (`import.rs`); **registrations** over the API (`registrations.rs`); the
+//! **exchange** with affiliates abroad (art. 2.2.11.6 par. 1, `exchange.rs`).
 
+pub mod exchange;
 pub mod history;
 pub mod import;
 pub mod owners;

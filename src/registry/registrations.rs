@@ -119,7 +119,8 @@ struct Pending {
 }
 
 impl RegistrationReport {
-    fn reject(&mut self, progress: &Progress, line: u64, reason: &RejectReason) {
+    /// Counts `line` as rejected for `reason`.
+    pub(crate) fn reject_line(&mut self, progress: &Progress, line: u64, reason: &RejectReason) {
         *self.rejected.entry(reason.kind()).or_default() += 1;
         progress.rejected.fetch_add(1, Ordering::Relaxed);
         self.first_rejections.insert(line, reason.to_string());
@@ -201,7 +202,7 @@ impl Registry {
             report.lines += 1;
             progress.lines.store(report.lines, Ordering::Relaxed);
             match parsed {
-                Err(reason) => report.reject(progress, line, &reason),
+                Err(reason) => report.reject_line(progress, line, &reason),
                 Ok((imei, [manufacturer, model, reference])) => batch.push(Pending {
                     line,
                     imei,
@@ -377,7 +378,7 @@ impl Registry {
             .already_registered
             .fetch_add(already, Ordering::Relaxed);
         for (line, reason) in rejected {
-            report.reject(progress, line, &reason);
+            report.reject_line(progress, line, &reason);
         }
         self.store.maybe_rebuild_filter(List::Positive);
         Ok(())

@@ -174,6 +174,7 @@ impl ReportForm {
             reporter_kind,
             occurred_at,
             subscriber_id: subscriber_id.to_owned(),
+            source: String::new(),
         };
         Ok((imei.expect("validated"), record))
     }
@@ -193,6 +194,9 @@ pub fn negative_json(imei: Imei, record: &NegativeRecord, reader: &Principal) ->
     });
     if !record.reporter.is_empty() {
         value["reporter"] = record.reporter.clone().into();
+    }
+    if !record.source.is_empty() {
+        value["source"] = record.source.clone().into();
     }
     if !record.subscriber_id.is_empty() {
         value["subscriber_id"] = mask_for(reader, record.org, &record.subscriber_id).into();

@@ -143,6 +143,8 @@ pub enum StoreError {
 struct Heads {
     audit: AuditHead,
     history_seq: u64,
+    /// The next negative-list change number.
+    negative_seq: u64,
 }
 
 /// Whether an insert added an entry or replaced one.
@@ -189,6 +191,7 @@ impl Store {
         let heads = Heads {
             audit: rocks.audit_head()?,
             history_seq: rocks.history_seq()?,
+            negative_seq: rocks.negative_seq()?,
         };
         let mut store = Store {
             rocks,
@@ -379,12 +382,17 @@ impl Store {
     where
         F: Fn(usize) -> (Imei, &'a [u8]) + Sync,
     {
-        let _guard = self
+        let mut heads = self
             .write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let runs = std::thread::available_parallelism().map_or(2, |n| n.get());
         self.rocks.ingest(list, count, runs, &entry)?;
+        if list == List::Negative {
+            // not logged change by change: deltas across it must fetch the full list
+            self.rocks.mark_negative_bulk(heads.negative_seq)?;
+            heads.negative_seq += 1;
+        }
         let filter = &self.filters[list.index()];
         for i in 0..count {
             filter.insert(entry(i).0);

@@ -67,9 +67,10 @@ impl Store {
             .audit
             .as_ref()
             .map(|seal| next_entry(heads.audit, seal.as_ref()));
-        self.rocks.write_mutation(
+        heads.negative_seq = self.rocks.write_mutation(
             &mutation,
             heads.history_seq,
+            heads.negative_seq,
             sealed
                 .as_ref()
                 .map(|(entry, head)| (*head, entry.as_slice())),
@@ -94,6 +95,51 @@ impl Store {
             self.publish_sizes();
         }
         Ok(answer)
+    }
+
+    /// A consistent export of the negative list: `f` gets each entry of a snapshot; returns
+    /// the number of the last change the snapshot includes (ask for changes after it).
+    ///
+    /// # Errors
+    /// [`StoreError::Read`].
+    /// `snapshot_taken` gets that number before the first entry.
+    pub fn export_negative(
+        &self,
+        snapshot_taken: impl FnOnce(u64),
+        f: impl FnMut(Imei, &[u8]) -> bool,
+    ) -> Result<u64, StoreError> {
+        let heads = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let seq = heads.negative_seq - 1;
+        self.rocks.scan_values(
+            List::Negative,
+            move || {
+                drop(heads);
+                snapshot_taken(seq);
+            },
+            f,
+        )?;
+        Ok(seq)
+    }
+
+    /// The negative-list changes after `after`: `f(seq, listed, imei)` in order, until it
+    /// returns `false`. `Ok(None)` if a bulk load since `after` was not logged change by
+    /// change (the caller must fetch the full list).
+    ///
+    /// # Errors
+    /// [`StoreError::Read`].
+    pub fn negative_changes(
+        &self,
+        after: u64,
+        f: impl FnMut(u64, bool, Imei) -> bool,
+    ) -> Result<Option<()>, StoreError> {
+        if self.rocks.negative_bulk_seq()? > after {
+            return Ok(None);
+        }
+        self.rocks.negative_changes(after, f)?;
+        Ok(Some(()))
     }
 
     /// The stored history events of `imei`, oldest first.

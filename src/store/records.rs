@@ -180,6 +180,9 @@ pub struct NegativeRecord {
     /// The reporting user's identification number (personal data: shown only to the
     /// regulator and the reporting organisation).
     pub subscriber_id: String,
+    /// For entries from a foreign or GSMA list, its source (`GSMA`, `PE-OSIPTEL`); empty for
+    /// domestic reports (art. 2.2.11.6 par. 1).
+    pub source: String,
 }
 
 /// A stored value that could not be decoded.
@@ -228,6 +231,7 @@ const TAG_OWNER_SINCE: u8 = 16;
 const TAG_REGISTRANT_ORG: u8 = 17;
 const TAG_UPLOAD: u8 = 18;
 const TAG_UPLOAD_LINE: u8 = 19;
+const TAG_SOURCE: u8 = 20;
 
 impl ListRecord for PositiveRecord {
     const LIST: List = List::Positive;
@@ -304,6 +308,7 @@ impl ListRecord for NegativeRecord {
             put_u64(out, TAG_OCCURRED, self.occurred_at);
         }
         put_str(out, TAG_SUBSCRIBER, &self.subscriber_id);
+        put_str(out, TAG_SOURCE, &self.source);
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -328,6 +333,7 @@ impl ListRecord for NegativeRecord {
                 }
                 TAG_OCCURRED => record.occurred_at = get_u64(value)?,
                 TAG_SUBSCRIBER => record.subscriber_id = get_str(value)?,
+                TAG_SOURCE => record.source = get_str(value)?,
                 _ => {}
             }
         }
@@ -468,6 +474,7 @@ mod tests {
             reporter_kind: ReporterKind::User,
             occurred_at: 41,
             subscriber_id: "79555123".into(),
+            source: "GSMA".into(),
         };
         assert_eq!(NegativeRecord::decode(&full.encode()), Ok(full));
     }

@@ -6,7 +6,9 @@
 //! for organisations, users and tokens (keys chosen by `accounts`); `audit` for the audit
 //! trail, keyed by its 8-byte big-endian sequence number, so a scan reads it in order;
 //! `history` for every state change of an IMEI, keyed by the IMEI key then a global 8-byte
-//! sequence number, so one IMEI's history is one contiguous, ordered range. Checks never read RocksDB (the
+//! sequence number, so one IMEI's history is one contiguous, ordered range; `negative_log`
+//! for every change of the negative list (listed, removed), keyed by its sequence number, for
+//! the exchange's deltas. Checks never read RocksDB (the
 //! store answers them from memory); it serves record reads, writes and the start-up scan.
 //! Tables carry a whole-key Bloom filter and a hash index inside each data block.
 //!
@@ -33,6 +35,9 @@ const CF_ACCOUNTS: &str = "accounts";
 const CF_AUDIT: &str = "audit";
 const CF_HISTORY: &str = "history";
 const HISTORY_SEQ_KEY: &[u8] = b"history_seq";
+const CF_NEGATIVE_LOG: &str = "negative_log";
+const NEGATIVE_SEQ_KEY: &[u8] = b"negative_seq";
+const NEGATIVE_BULK_KEY: &[u8] = b"negative_bulk_seq";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 /// Bumped when the key or value layout changes incompatibly.
@@ -89,6 +94,7 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(CF_ACCOUNTS, Options::default()),
             ColumnFamilyDescriptor::new(CF_AUDIT, Options::default()),
             ColumnFamilyDescriptor::new(CF_HISTORY, Options::default()),
+            ColumnFamilyDescriptor::new(CF_NEGATIVE_LOG, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
             if is_lock_error(&source) {
@@ -340,9 +346,38 @@ impl RocksStore {
         &self,
         mutation: &super::Mutation,
         history_seq: u64,
+        negative_seq: u64,
         audit: Option<(AuditHead, &[u8])>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
+        let log = self.named_cf(CF_NEGATIVE_LOG);
+        let mut next_negative = negative_seq;
+        let changes = mutation
+            .puts
+            .iter()
+            .filter(|(list, _, _)| *list == List::Negative)
+            .map(|(_, imei, _)| (NEGATIVE_LISTED, *imei))
+            .chain(
+                mutation
+                    .deletes
+                    .iter()
+                    .filter(|(list, _)| *list == List::Negative)
+                    .map(|(_, imei)| (NEGATIVE_REMOVED, *imei)),
+            );
+        for (op, imei) in changes {
+            let mut value = [0u8; 9];
+            value[0] = op;
+            value[1..].copy_from_slice(&imei.key());
+            batch.put_cf(log, next_negative.to_be_bytes(), value);
+            next_negative += 1;
+        }
+        if next_negative != negative_seq {
+            batch.put_cf(
+                self.meta_cf(),
+                NEGATIVE_SEQ_KEY,
+                next_negative.to_be_bytes(),
+            );
+        }
         for (list, imei, value) in &mutation.puts {
             batch.put_cf(self.cf(*list), imei.key(), value);
         }
@@ -367,21 +402,95 @@ impl RocksStore {
         }
         self.db
             .write_opt(batch, &self.write_opts)
-            .map_err(StoreError::Write)
+            .map_err(StoreError::Write)?;
+        Ok(next_negative)
     }
 
-    /// The next free history sequence number.
-    pub(super) fn history_seq(&self) -> Result<u64, StoreError> {
+    fn counter(&self, key: &[u8], default: u64) -> Result<u64, StoreError> {
         match self
             .db
-            .get_cf(self.meta_cf(), HISTORY_SEQ_KEY)
+            .get_cf(self.meta_cf(), key)
             .map_err(StoreError::Read)?
         {
-            None => Ok(1),
+            None => Ok(default),
             Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
                 .map(u64::from_be_bytes)
                 .map_err(|_| StoreError::CorruptAuditHead),
         }
+    }
+
+    /// The next free history sequence number.
+    pub(super) fn history_seq(&self) -> Result<u64, StoreError> {
+        self.counter(HISTORY_SEQ_KEY, 1)
+    }
+
+    /// The next free negative-list change number.
+    pub(super) fn negative_seq(&self) -> Result<u64, StoreError> {
+        self.counter(NEGATIVE_SEQ_KEY, 1)
+    }
+
+    /// The change number of the last bulk load into the negative list (0: none).
+    pub(super) fn negative_bulk_seq(&self) -> Result<u64, StoreError> {
+        self.counter(NEGATIVE_BULK_KEY, 0)
+    }
+
+    /// Records that a bulk load (not logged change by change) took change number `seq`.
+    pub(super) fn mark_negative_bulk(&self, seq: u64) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.meta_cf(), NEGATIVE_BULK_KEY, seq.to_be_bytes());
+        batch.put_cf(self.meta_cf(), NEGATIVE_SEQ_KEY, (seq + 1).to_be_bytes());
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// Calls `f(seq, listed, imei)` for each negative-list change after `after`, in order,
+    /// until it returns `false`.
+    pub(super) fn negative_changes(
+        &self,
+        after: u64,
+        mut f: impl FnMut(u64, bool, Imei) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_NEGATIVE_LOG));
+        iter.seek(after.saturating_add(1).to_be_bytes());
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let seq = <[u8; 8]>::try_from(key).map(u64::from_be_bytes);
+            let imei = value.get(1..).and_then(Imei::from_key);
+            let (Ok(seq), Some(imei)) = (seq, imei) else {
+                return Err(StoreError::CorruptKey {
+                    list: List::Negative,
+                });
+            };
+            if !f(seq, value[0] == NEGATIVE_LISTED, imei) {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)
+    }
+
+    /// Takes a snapshot, calls `snapshot_taken`, then calls `f` with each entry of `list` in
+    /// the snapshot, in key order, until it returns `false`.
+    pub(super) fn scan_values(
+        &self,
+        list: List,
+        snapshot_taken: impl FnOnce(),
+        mut f: impl FnMut(Imei, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let snapshot = self.db.snapshot();
+        snapshot_taken();
+        let mut read_opts = ReadOptions::default();
+        read_opts.fill_cache(false);
+        let mut iter = snapshot.raw_iterator_cf_opt(self.cf(list), read_opts);
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let imei = Imei::from_key(key).ok_or(StoreError::CorruptKey { list })?;
+            if !f(imei, value) {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)
     }
 
     /// The history entries of `imei`, oldest first.
@@ -457,6 +566,9 @@ impl RocksStore {
         self.db.flush_wal(true).map_err(StoreError::Write)
     }
 }
+
+const NEGATIVE_LISTED: u8 = 1;
+const NEGATIVE_REMOVED: u8 = 2;
 
 fn history_key(imei: Imei, seq: u64) -> [u8; 16] {
     let mut key = [0u8; 16];

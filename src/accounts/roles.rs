@@ -236,6 +236,7 @@ mod tests {
                     P::AdministerUsers,
                     P::ReadAudit,
                     P::ManageSellers,
+                    P::Exchange,
                 ],
             ),
             (Role::OrgAdmin, &[P::AdministerUsers]),

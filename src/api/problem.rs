@@ -4,8 +4,6 @@
 //! (TS 29.500 table 5.2.7.2-1 names where one exists), and the body's `status` comes from that
 //! same match, so the two can never disagree. 5xx bodies say little; details go to the log.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -269,7 +267,7 @@ impl ApiError {
     }
 
     /// The problem+json response.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> super::HttpResponse {
         let (status, cause, title) = self.status_and_cause();
         let detail = match &self {
             ApiError::MissingQueryParam { param } => {
@@ -313,7 +311,7 @@ impl ApiError {
             invalid_params,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = Response::new(Full::new(Bytes::from(bytes)));
+        let mut response = Response::new(super::full(bytes));
         *response.status_mut() = status;
         response
             .headers_mut()
@@ -387,7 +385,7 @@ mod tests {
         }
     }
 
-    fn futures_body(body: Full<Bytes>) -> Bytes {
+    fn futures_body(body: super::super::Body) -> bytes::Bytes {
         use http_body_util::BodyExt;
         tokio::runtime::Builder::new_current_thread()
             .build()

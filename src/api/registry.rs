@@ -10,6 +10,9 @@
 //! | `GET /v1/negative/{imei}` | authorities: one record, every lookup audited |
 //! | `POST /v1/registrations` | importers, manufacturers, operators: a CSV or NDJSON stream |
 //! | `GET /v1/registrations/jobs/{job}` | the uploading organisation, regulator admin |
+//! | `GET /v1/exchange/negative` | regulator admin: the whole negative list as CSV, streamed |
+//! | `GET /v1/exchange/negative/changes?since=N` | regulator admin: the changes after N, CSV |
+//! | `POST /v1/exchange/foreign?source=NAME` | regulator admin: a foreign list, CSV streamed |
 //! | `POST /v1/sellers` | operators, regulator admin (records or updates an authorisation) |
 //! | `GET /v1/public/imeis/{imei}` | anyone, no token; rate-limited per client address |
 //! | `GET /v1/public/sellers?q=` | anyone, no token; rate-limited per client address |
@@ -25,19 +28,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper::{Method, Request};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::admin::{created, json_body, json_value};
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse};
+use super::{ApiError, AppState, ChannelBody, HttpResponse};
 use crate::accounts::Principal;
 use crate::accounts::roles::{Permission, Role};
 use crate::imei::Imei;
+use crate::registry::RegistryError;
 use crate::registry::owners::{Activated, ActivationForm, TransferForm};
-use crate::registry::registrations::{Format, Progress, UploadError};
+use crate::registry::registrations::{Format, Progress, RegistrationReport, UploadError};
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::registry::sellers::{Seller, SellerForm};
 use crate::store::List;
@@ -86,6 +92,30 @@ pub async fn route(
         (["v1", "registrations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "registrations", "jobs", job], &Method::GET) => job_status(state, principal, job),
         (["v1", "registrations", "jobs", _], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["v1", "exchange", "negative"], &Method::GET) => {
+            let registry = state.registry.clone();
+            let who = principal.clone();
+            stream_csv(move |out, started| {
+                registry
+                    .export_negative(&who, |seq| started(Some(seq)), out)
+                    .map(|_| ())
+            })
+            .await
+        }
+        (["v1", "exchange", "negative", "changes"], &Method::GET) => {
+            match since(request.uri().query()) {
+                Err(e) => Err(e),
+                Ok(since) => {
+                    let registry = state.registry.clone();
+                    let who = principal.clone();
+                    stream_csv(move |out, _| registry.export_negative_changes(&who, since, out))
+                        .await
+                }
+            }
+        }
+        (["v1", "exchange", "negative", ..], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["v1", "exchange", "foreign"], &Method::POST) => foreign(state, principal, request).await,
+        (["v1", "exchange", "foreign"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "sellers"], &Method::POST) => match json_body::<SellerForm>(state, request).await {
             Err(e) => Err(e),
             Ok(form) => registry
@@ -279,17 +309,36 @@ async fn upload(
             detail: "send the devices as text/csv (header: imei,manufacturer,model,reference) or application/x-ndjson",
         });
     };
-    let (job, progress) = state.jobs.start(principal.org)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
     let registry = state.registry.clone();
     let who = principal.clone();
+    upload_stream(state, principal, request, move |reader, job, progress| {
+        registry.register_upload(&who, format, reader, job, progress)
+    })
+    .await
+}
+
+/// Streams a request body into `apply` on a blocking thread (through a bounded channel: the
+/// body is never whole in memory), with a job others can follow, and renders its report.
+async fn upload_stream<F>(
+    state: &AppState,
+    principal: &Principal,
+    request: Request<Incoming>,
+    apply: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(ChunkReader, u64, &Progress) -> Result<RegistrationReport, UploadError>
+        + Send
+        + 'static,
+{
+    let (job, progress) = state.jobs.start(principal.org)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
     let worker_progress = Arc::clone(&progress);
     let worker = tokio::task::spawn_blocking(move || {
         let reader = ChunkReader {
             chunks: rx,
             current: Bytes::new(),
         };
-        let result = registry.register_upload(&who, format, reader, job, &worker_progress);
+        let result = apply(reader, job, &worker_progress);
         worker_progress.done.store(true, Ordering::Relaxed);
         result
     });
@@ -359,6 +408,118 @@ fn upload_error(error: UploadError) -> ApiError {
         },
         UploadError::Registry(e) => ApiError::from(e),
     }
+}
+
+fn since(query: Option<&str>) -> Result<u64, ApiError> {
+    let mut since = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match (key.as_ref(), value.parse::<u64>()) {
+            ("since", Ok(n)) => since = Some(n),
+            (name, _) => {
+                return Err(ApiError::InvalidParams {
+                    location: ParamLocation::Query,
+                    params: vec![(
+                        name.to_owned(),
+                        "expected since=<the sequence number of your last export or delta>".into(),
+                    )],
+                });
+            }
+        }
+    }
+    since.ok_or(ApiError::MissingQueryParam { param: "since" })
+}
+
+/// Streams the CSV that `produce` writes line by line: the response starts when `produce`
+/// reports the snapshot's sequence number (sent as `X-Imeidb-Sequence`) or its first 64 KiB;
+/// an error before that is an ordinary error response.
+async fn stream_csv<F>(produce: F) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut dyn FnMut(String) -> bool, &dyn Fn(Option<u64>)) -> Result<(), RegistryError>
+        + Send
+        + 'static,
+{
+    const CHUNK: usize = 64 << 10;
+    let (tx, body) = ChannelBody::channel(8);
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Option<u64>>();
+    let worker = tokio::task::spawn_blocking(move || {
+        let start = Mutex::new(Some(start_tx));
+        let started = |seq: Option<u64>| {
+            if let Some(sender) = start.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _ = sender.send(seq);
+            }
+        };
+        let mut buffer = String::with_capacity(CHUNK + 256);
+        let mut out = |line: String| {
+            buffer.push_str(&line);
+            if buffer.len() >= CHUNK {
+                started(None);
+                let chunk = Bytes::from(std::mem::replace(
+                    &mut buffer,
+                    String::with_capacity(CHUNK + 256),
+                ));
+                return tx.blocking_send(chunk).is_ok();
+            }
+            true
+        };
+        let result = produce(&mut out, &started);
+        if result.is_ok() {
+            started(None);
+            if !buffer.is_empty() {
+                let _ = tx.blocking_send(Bytes::from(buffer));
+            }
+        } else if start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            // the response has begun: it can only end early; say why in the log
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "an export failed after it began; the client gets a truncated CSV");
+            }
+        }
+        result
+    });
+    match start_rx.await {
+        Ok(seq) => {
+            let mut response = Response::new(Either::Right(body));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            if let Some(seq) = seq {
+                response
+                    .headers_mut()
+                    .insert("x-imeidb-sequence", HeaderValue::from(seq));
+            }
+            Ok(response)
+        }
+        Err(_) => match worker.await {
+            Ok(Err(e)) => Err(ApiError::from(e)),
+            Ok(Ok(())) | Err(_) => Err(ApiError::Internal),
+        },
+    }
+}
+
+/// `POST /v1/exchange/foreign?source=NAME`: a foreign list streamed into the negative list.
+async fn foreign(
+    state: &AppState,
+    principal: &Principal,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    let mut source = None;
+    for (key, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+        if key == "source" {
+            source = Some(value.into_owned());
+        }
+    }
+    let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
+    let registry = state.registry.clone();
+    let who = principal.clone();
+    upload_stream(state, principal, request, move |reader, job, progress| {
+        let _ = job;
+        registry.import_foreign(&who, &source, reader, progress)
+    })
+    .await
 }
 
 #[derive(Deserialize)]

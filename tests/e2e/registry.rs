@@ -643,3 +643,112 @@ async fn an_importer_uploads_a_file_gets_the_exact_report_and_a_resend_changes_n
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_exchange_exports_in_full_then_by_changes_and_imports_foreign_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(test_config(dir.path())).await;
+    let cast = cast(&server.accounts);
+    let mut client = Client::h2(server.addr).await;
+    for n in 70..73 {
+        let reply = call(
+            &mut client,
+            &cast.operator_a,
+            Method::POST,
+            "/v1/reports",
+            Some(report(n)),
+        )
+        .await;
+        assert_eq!(reply.status, 201);
+    }
+    let full = call(
+        &mut client,
+        &cast.regulator,
+        Method::GET,
+        "/v1/exchange/negative",
+        None,
+    )
+    .await;
+    assert_eq!(full.status, 200);
+    assert!(full.content_type.starts_with("text/csv"));
+    let text = String::from_utf8(full.body.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], "imei,kind,listed_at,source");
+    assert!(
+        !text.contains("79.555.123") && !text.contains("DEN-"),
+        "nothing personal leaves"
+    );
+
+    // the foreign list: one new entry, one already reported here, one bad line
+    let foreign = format!(
+        "imei,kind\n{},lost\n{},stolen\n12,stolen\n",
+        imei(80),
+        imei(70)
+    );
+    let reply = client
+        .request_as(
+            Some(&cast.regulator),
+            Method::POST,
+            "/v1/exchange/foreign?source=GSMA",
+            Bytes::from(foreign),
+            Some("text/csv"),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let report = reply.json();
+    assert_eq!(
+        (
+            report["accepted"].as_u64(),
+            report["already_registered"].as_u64(),
+            report["rejected"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    let check = call(
+        &mut client,
+        &cast.operator_b,
+        Method::GET,
+        &format!("/v1/imeis/{}/status", imei(80)),
+        None,
+    )
+    .await;
+    assert_eq!(check.json()["status"], "BLACKLISTED");
+
+    // the changes since the full export: the foreign entry
+    let reply = call(
+        &mut client,
+        &cast.regulator,
+        Method::GET,
+        "/v1/exchange/negative/changes?since=3",
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let delta = String::from_utf8(reply.body.to_vec()).unwrap();
+    let lines: Vec<&str> = delta.lines().collect();
+    assert_eq!(lines.len(), 2, "{delta}");
+    assert!(
+        lines[1].starts_with(&format!("4,listed,{},lost,", imei(80)))
+            && lines[1].ends_with(",GSMA"),
+        "{delta}"
+    );
+    assert_problem(
+        &call(
+            &mut client,
+            &cast.regulator,
+            Method::GET,
+            "/v1/exchange/negative/changes",
+            None,
+        )
+        .await,
+        400,
+        "MANDATORY_QUERY_PARAM_MISSING",
+    );
+    server.stop().await;
+}

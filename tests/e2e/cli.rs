@@ -300,7 +300,7 @@ fn bootstrap_once_then_the_audit_chain_verifies_until_a_byte_changes() {
 }
 
 #[test]
-fn acknowledged_reports_survive_sigkill() {
+fn acknowledged_reports_and_registrations_survive_sigkill() {
     use std::sync::{Arc, Mutex};
 
     use imeidb::accounts::Accounts;
@@ -323,9 +323,11 @@ fn acknowledged_reports_survive_sigkill() {
     let mut served = serve(&data);
     let addr = served.addr;
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let registered: Arc<Mutex<Vec<u64>>> = Arc::default();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sender = {
         let acked = Arc::clone(&acked);
+        let registered = Arc::clone(&registered);
         runtime.spawn(async move {
             let mut client = Client::h1(addr).await;
             for n in 1..100_000u64 {
@@ -343,6 +345,32 @@ fn acknowledged_reports_survive_sigkill() {
                     Some(reply) if reply.status == 201 => acked.lock().unwrap().push(n),
                     Some(reply) => panic!("report {n}: {}", String::from_utf8_lossy(&reply.body)),
                     None => return, // the server is gone
+                }
+                if n % 10 == 0 {
+                    // a small registration upload between reports: 5 devices
+                    let devices: Vec<u64> = (0..5).map(|i| 500_000 + n * 5 + i).collect();
+                    let mut csv = String::from("imei,manufacturer,model,reference\n");
+                    for d in &devices {
+                        csv.push_str(&format!("{},Acme,X1,DI-{n}\n", imei(*d)));
+                    }
+                    let sent = client
+                        .try_request_as(
+                            Some(&operator),
+                            hyper::Method::POST,
+                            "/v1/registrations",
+                            csv.into(),
+                            Some("text/csv"),
+                        )
+                        .await;
+                    match sent {
+                        Some(reply) if reply.status == 200 => {
+                            registered.lock().unwrap().extend(devices)
+                        }
+                        Some(reply) => {
+                            panic!("upload {n}: {}", String::from_utf8_lossy(&reply.body))
+                        }
+                        None => return,
+                    }
                 }
             }
         })
@@ -370,11 +398,29 @@ fn acknowledged_reports_survive_sigkill() {
         missing.len(),
         acked.len()
     );
-    // a report in flight at the kill may be in or out, but never half: its list entry and its
-    // audit entry together (the set-up wrote 13 entries: bootstrap, then 4 per organisation)
+    let registered = registered.lock().unwrap().clone();
+    assert!(
+        registered.len() >= 100,
+        "{} devices registered",
+        registered.len()
+    );
+    let lost: Vec<u64> = registered
+        .iter()
+        .copied()
+        .filter(|&d| !store.contains(List::Positive, imei(d)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged registrations lost",
+        lost.len()
+    );
+    // a write in flight at the kill may be in or out, but never half: the chain verifies and
+    // every listed report and every applied upload batch has its entry (set-up: 13 entries)
+    let entries = imeidb::accounts::audit::verify(&store).unwrap().entries;
+    let batches = store.len(List::Positive).div_ceil(5);
     assert_eq!(
-        imeidb::accounts::audit::verify(&store).unwrap().entries,
-        13 + store.len(List::Negative),
-        "the audit chain is intact and holds one entry per listed report"
+        entries,
+        13 + store.len(List::Negative) + batches,
+        "one entry per listed report and per applied upload"
     );
 }

@@ -399,10 +399,12 @@ fn acknowledged_reports_and_registrations_survive_sigkill() {
         acked.len()
     );
     let registered = registered.lock().unwrap().clone();
+    // an upload follows every tenth report; the one after the last report may be cut off
     assert!(
-        registered.len() >= 100,
-        "{} devices registered",
-        registered.len()
+        registered.len() >= 5 * (acked.len() / 10 - 1),
+        "{} devices registered after {} reports",
+        registered.len(),
+        acked.len()
     );
     let lost: Vec<u64> = registered
         .iter()

@@ -427,6 +427,95 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin", "auditor"],
             200,
         ),
+        // reports, recovery, history, consultation
+        e(
+            Method::POST,
+            "/v1/reports".into(),
+            Some(json!({})),
+            &["operator", "authority"],
+            422,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/imeis/{}/recovery", imei(2)),
+            Some(json!({ "reference": "owner letter" })),
+            &["operator"],
+            404,
+        ),
+        e(
+            Method::GET,
+            format!("/v1/imeis/{}/history", imei(2)),
+            None,
+            &["regulator_admin", "auditor", "operator", "authority"],
+            200,
+        ),
+        e(
+            Method::GET,
+            format!("/v1/negative/{}", imei(2)),
+            None,
+            &["authority"],
+            404,
+        ),
+        // activation and owners
+        e(
+            Method::POST,
+            "/v1/activations".into(),
+            Some(json!({})),
+            &["operator"],
+            422,
+        ),
+        e(
+            Method::POST,
+            format!("/v1/imeis/{}/owner", imei(2)),
+            Some(json!({})),
+            &["operator"],
+            422,
+        ),
+        // sellers
+        e(
+            Method::POST,
+            "/v1/sellers".into(),
+            Some(json!({})),
+            &["operator", "regulator_admin"],
+            422,
+        ),
+        // registrations: the matrix sends JSON, which an allowed caller is told to send as CSV
+        e(
+            Method::POST,
+            "/v1/registrations".into(),
+            Some(json!({})),
+            &["operator", "importer", "manufacturer"],
+            415,
+        ),
+        e(
+            Method::GET,
+            "/v1/registrations/jobs/0123456789abcdef".into(),
+            None,
+            EVERYONE,
+            404,
+        ),
+        // exchange
+        e(
+            Method::GET,
+            "/v1/exchange/negative".into(),
+            None,
+            &["regulator_admin"],
+            200,
+        ),
+        e(
+            Method::GET,
+            "/v1/exchange/negative/changes?since=0".into(),
+            None,
+            &["regulator_admin"],
+            200,
+        ),
+        e(
+            Method::POST,
+            "/v1/exchange/foreign?source=GSMA".into(),
+            Some(json!({})),
+            &["regulator_admin"],
+            422,
+        ),
         // public: no token needed, a token changes nothing
         e(
             Method::GET,

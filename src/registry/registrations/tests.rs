@@ -147,10 +147,16 @@ fn bad_headers_ndjson_errors_and_roles_are_refused_clearly() {
         r,
         &importer(3),
         Format::Ndjson,
-        "{\"imei\": 5}\nnot json\n\n",
+        "\n{\"imei\": 5}\nnot json\n\n",
         2,
     );
     assert_eq!(report.rejected.get("bad JSON"), Some(&2));
+    // found by fuzzing: blank lines are not data lines, so they are not counted
+    assert_eq!(report.lines, 2);
+    assert_eq!(
+        report.first_rejections.keys().copied().collect::<Vec<_>>(),
+        [2, 3]
+    );
     let authority = Principal {
         roles: vec![Role::Authority],
         ..importer(5)

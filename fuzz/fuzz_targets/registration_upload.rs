@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flag, body)) = data.split_first() else {
         return;
     };
-    let format = if flag % 2 == 0 { Format::Csv } else { Format::Ndjson };
+    let format = if flag % 2 == 0 {
+        Format::Csv
+    } else {
+        Format::Ndjson
+    };
     let who = Principal {
         user: 2,
         org: u64::from(flag % 3) + 1, // a few registrants, so "registered by another" happens
@@ -53,6 +57,9 @@ fuzz_target!(|data: &[u8]| {
             report.lines,
             "every line accounted for once"
         );
-        assert_eq!(registry.store().len(List::Positive), before + report.accepted);
+        assert_eq!(
+            registry.store().len(List::Positive),
+            before + report.accepted
+        );
     }
 });

@@ -332,21 +332,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Write`]; nothing changed then.
     pub fn insert<R: ListRecord>(&self, imei: Imei, record: &R) -> Result<Inserted, StoreError> {
-        let list = R::LIST;
+        // through `transact`, so the negative list's change log sees every write
         let value = record.encode();
-        let _guard = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        self.rocks.put(list, imei, &value)?;
-        self.filters[list.index()].insert(imei);
-        if self.indexes[list.index()].insert(imei) {
-            self.sizes[list.index()].fetch_add(1, Ordering::Relaxed);
-            self.publish_sizes();
-            Ok(Inserted::New)
-        } else {
-            Ok(Inserted::Replaced)
-        }
+        self.transact(|store: &Store| {
+            let existed = store.is_listed(R::LIST, imei);
+            Ok::<_, StoreError>((
+                Mutation {
+                    puts: vec![(R::LIST, imei, value)],
+                    ..Mutation::default()
+                },
+                if existed {
+                    Inserted::Replaced
+                } else {
+                    Inserted::New
+                },
+            ))
+        })
     }
 
     /// Takes `imei` off `list`. Returns whether it was there.
@@ -354,19 +355,21 @@ impl Store {
     /// # Errors
     /// [`StoreError::Write`]; the entry is still there then.
     pub fn remove(&self, list: List, imei: Imei) -> Result<bool, StoreError> {
-        let _guard = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !self.indexes[list.index()].contains(imei) {
-            return Ok(false);
-        }
-        self.rocks.delete(list, imei)?;
-        self.indexes[list.index()].remove(imei);
-        self.filters[list.index()].note_removed();
-        self.sizes[list.index()].fetch_sub(1, Ordering::Relaxed);
-        self.publish_sizes();
-        Ok(true)
+        self.transact(|store: &Store| {
+            let listed = store.is_listed(list, imei);
+            let deletes = if listed {
+                vec![(list, imei)]
+            } else {
+                Vec::new()
+            };
+            Ok::<_, StoreError>((
+                Mutation {
+                    deletes,
+                    ..Mutation::default()
+                },
+                listed,
+            ))
+        })
     }
 
     /// Bulk-loads `count` entries into `list`: `entry(i)` is the i-th IMEI with its encoded

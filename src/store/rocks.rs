@@ -171,20 +171,6 @@ impl RocksStore {
         Ok(value.map(|v| f(&v)))
     }
 
-    /// Writes one entry; durable in the WAL (fsynced if configured) when this returns.
-    pub(super) fn put(&self, list: List, imei: Imei, value: &[u8]) -> Result<(), StoreError> {
-        self.db
-            .put_cf_opt(self.cf(list), imei.key(), value, &self.write_opts)
-            .map_err(StoreError::Write)
-    }
-
-    /// Deletes one entry; durable in the WAL (fsynced if configured) when this returns.
-    pub(super) fn delete(&self, list: List, imei: Imei) -> Result<(), StoreError> {
-        self.db
-            .delete_cf_opt(self.cf(list), imei.key(), &self.write_opts)
-            .map_err(StoreError::Write)
-    }
-
     /// Calls `f` with consecutive chunks of the IMEIs in `list`, as of a snapshot taken now.
     pub(super) fn for_each_key_chunk(
         &self,

@@ -136,6 +136,21 @@ fn foreign_lists_are_kept_apart_and_leave_domestic_reports_alone() {
 }
 
 #[test]
+fn single_list_writes_are_in_the_change_log_too() {
+    let f = fixture();
+    let r = &f.registry;
+    let regulator = who(1, Role::RegulatorAdmin);
+    r.list_negative(imei(20), &NegativeRecord::default())
+        .unwrap();
+    r.unlist_negative(imei(20)).unwrap();
+    let delta = collect(|out| r.export_negative_changes(&regulator, 0, out).unwrap());
+    let lines: Vec<&str> = delta.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{delta}");
+    assert!(lines[0].starts_with(&format!("1,listed,{}", imei(20))));
+    assert_eq!(lines[1], format!("2,removed,{},,,", imei(20)));
+}
+
+#[test]
 fn a_bulk_load_makes_deltas_across_it_ask_for_the_full_list() {
     let f = fixture();
     let r = &f.registry;

@@ -204,12 +204,25 @@ fn suspension_deactivation_and_revocation_refuse_issued_tokens_at_once() {
         .unwrap();
     let (operator, text) = token_for(&accounts, &org_admin, user.id);
     assert!(operator.may(Permission::Check));
+    assert!(accounts.authorize(&text, Permission::Check).is_ok());
+    assert!(matches!(
+        accounts.authorize(&text, Permission::AdministerOrgs),
+        Err(AccountsError::Forbidden)
+    ));
+    assert!(matches!(
+        accounts.authorize("imeidb_nonsense", Permission::Check),
+        Err(AccountsError::Unauthenticated)
+    ));
 
     accounts
         .set_org_suspended(&regulator, org.id, true, Some("unpaid fees".into()))
         .unwrap();
     assert!(matches!(
         accounts.authenticate(&text),
+        Err(AccountsError::Suspended("organisation"))
+    ));
+    assert!(matches!(
+        accounts.authorize(&text, Permission::Check),
         Err(AccountsError::Suspended("organisation"))
     ));
     accounts

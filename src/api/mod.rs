@@ -202,29 +202,31 @@ pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) ->
 /// # Errors
 /// [`ApiError::Unauthenticated`] without a valid token, [`ApiError::Suspended`].
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let bearer = headers
+    Ok(state.accounts.authenticate(bearer(headers)?)?)
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or(ApiError::Unauthenticated)?;
-    Ok(state.accounts.authenticate(bearer)?)
+        .ok_or(ApiError::Unauthenticated)
 }
 
 /// Network checks: open on a trusted listener, otherwise for users who may check.
 ///
-/// Performance-critical: on every check when tokens are required (no I/O, see
-/// [`Accounts::authenticate`]).
+/// Performance-critical: on every check when tokens are required (no allocation, no I/O,
+/// see [`Accounts::authorize`]).
 fn authorize_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.open_checks {
         return Ok(());
     }
-    if authenticate(state, headers)?.may(Permission::Check) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    Ok(state
+        .accounts
+        .authorize(bearer(headers)?, Permission::Check)?)
 }
 
 /// Whether the server is ready to answer checks.

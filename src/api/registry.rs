@@ -39,6 +39,7 @@ use super::admin::{created, json_body, json_value};
 use super::problem::ParamLocation;
 use super::{ApiError, AppState, ChannelBody, HttpResponse};
 use crate::accounts::Principal;
+use crate::accounts::audit::Action;
 use crate::accounts::roles::{Permission, Role};
 use crate::imei::Imei;
 use crate::registry::RegistryError;
@@ -46,7 +47,6 @@ use crate::registry::owners::{Activated, ActivationForm, TransferForm};
 use crate::registry::registrations::{Format, Progress, RegistrationReport, UploadError};
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::registry::sellers::{Seller, SellerForm};
-use crate::store::List;
 use crate::timefmt;
 
 /// Routes the registry's authenticated paths; `None` if the path is none of them.
@@ -148,7 +148,7 @@ pub async fn route(
                         json_value(&json!({
                             "imei": imei.to_string(),
                             "negativeList": false,
-                            "positiveList": registry.store().contains(List::Positive, imei),
+                            "positiveList": registry.listing(imei).positive,
                         }))
                     }),
             },
@@ -275,23 +275,13 @@ async fn upload(
     principal: &Principal,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
-    if !principal.may(Permission::Register) {
-        // refused (and audited) by the registry without reading the body
-        let registry = state.registry.clone();
-        let principal = principal.clone();
-        let refused = tokio::task::spawn_blocking(move || {
-            registry.register_upload(
-                &principal,
-                Format::Csv,
-                std::io::empty(),
-                0,
-                &Progress::default(),
-            )
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?;
-        return Err(refused.err().map_or(ApiError::Forbidden, upload_error));
-    }
+    // refused (and audited) before a byte of the body is read
+    state.registry.require(
+        principal,
+        Permission::Register,
+        Action::Registration,
+        "list/positive",
+    )?;
     let content_type = request
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -512,11 +502,16 @@ async fn foreign(
             source = Some(value.into_owned());
         }
     }
+    state.registry.require(
+        principal,
+        Permission::Exchange,
+        Action::ExchangeImport,
+        "list/negative",
+    )?;
     let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
     let registry = state.registry.clone();
     let who = principal.clone();
-    upload_stream(state, principal, request, move |reader, job, progress| {
-        let _ = job;
+    upload_stream(state, principal, request, move |reader, _job, progress| {
         registry.import_foreign(&who, &source, reader, progress)
     })
     .await
@@ -548,11 +543,11 @@ pub const PUBLIC_IMEIS: &str = "/v1/public/imeis/";
 pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<HttpResponse, ApiError> {
     state.public_limiter.admit(peer)?;
     let imei = path_imei(imei)?;
-    let store = state.registry.store();
+    let listing = state.registry.listing(imei);
     Ok(json_value(&json!({
         "imei": imei.to_string(),
-        "reportedStolenOrLost": store.contains(List::Negative, imei),
-        "registered": store.contains(List::Positive, imei),
+        "reportedStolenOrLost": listing.negative,
+        "registered": listing.positive,
     })))
 }
 

@@ -13,10 +13,9 @@
 //! Nothing personal leaves: no subscriber ID, no reporter, no case reference.
 
 use std::io::Read;
-use std::sync::atomic::Ordering;
 
 use super::import::RejectReason;
-use super::registrations::{Progress, RegistrationReport, UploadError};
+use super::registrations::{Progress, RegistrationReport, UploadError, read_csv};
 use super::{Registry, RegistryError, now_unix};
 use crate::accounts::Principal;
 use crate::accounts::audit::{self, Action, Event, Outcome};
@@ -50,19 +49,6 @@ fn export_line(imei: Imei, record: &NegativeRecord) -> String {
 }
 
 impl Registry {
-    fn exchange_allowed(
-        &self,
-        principal: &Principal,
-        action: Action,
-        target: &str,
-    ) -> Result<(), RegistryError> {
-        if principal.may(Permission::Exchange) {
-            Ok(())
-        } else {
-            Err(self.deny(principal, action, target.into()))
-        }
-    }
-
     fn record_export(&self, principal: &Principal, detail: String) -> Result<(), RegistryError> {
         let event = Event {
             actor: principal.actor(),
@@ -90,7 +76,12 @@ impl Registry {
         mut out: impl FnMut(String) -> bool,
     ) -> Result<u64, RegistryError> {
         const HEADER: &str = "imei,kind,listed_at,source\n";
-        self.exchange_allowed(principal, Action::ExchangeExport, "list/negative")?;
+        self.require(
+            principal,
+            Permission::Exchange,
+            Action::ExchangeExport,
+            "list/negative",
+        )?;
         let mut corrupt = false;
         let mut lines = 0u64;
         let mut header_sent = false;
@@ -135,7 +126,12 @@ impl Registry {
         since: u64,
         mut out: impl FnMut(String) -> bool,
     ) -> Result<(), RegistryError> {
-        self.exchange_allowed(principal, Action::ExchangeExport, "list/negative")?;
+        self.require(
+            principal,
+            Permission::Exchange,
+            Action::ExchangeExport,
+            "list/negative",
+        )?;
         if !out("seq,change,imei,kind,listed_at,source\n".into()) {
             return Ok(());
         }
@@ -186,7 +182,12 @@ impl Registry {
         body: impl Read,
         progress: &Progress,
     ) -> Result<RegistrationReport, UploadError> {
-        self.exchange_allowed(principal, Action::ExchangeImport, "list/negative")?;
+        self.require(
+            principal,
+            Permission::Exchange,
+            Action::ExchangeImport,
+            "list/negative",
+        )?;
         let source = source.trim();
         if source.is_empty()
             || source.len() > 40
@@ -201,77 +202,43 @@ impl Registry {
             )]))
             .into());
         }
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(body);
-        let header = csv.headers().map_err(|e| UploadError::Read {
-            line: 0,
-            message: e.to_string(),
-        })?;
-        let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let (Some(imei_col), kind_col, reference_col) =
-            (find("imei"), find("kind"), find("reference"))
-        else {
-            return Err(UploadError::Header("imei".into()));
-        };
         let mut report = RegistrationReport::default();
         let mut batch: Vec<(u64, Imei, NegativeRecord)> = Vec::with_capacity(BATCH);
         let now = now_unix();
-        let mut record = csv::StringRecord::new();
-        loop {
-            match csv.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    return Err(UploadError::Read {
-                        line: report.lines + 1,
-                        message: e.to_string(),
-                    });
-                }
-            }
-            let line = record.position().map_or(report.lines + 2, |p| p.line());
-            report.lines += 1;
-            progress.lines.store(report.lines, Ordering::Relaxed);
-            let parsed = Imei::parse(record.get(imei_col).unwrap_or(""))
-                .map_err(RejectReason::Imei)
-                .and_then(|imei| {
-                    let kind = match kind_col
-                        .and_then(|c| record.get(c))
-                        .unwrap_or("")
-                        .to_ascii_lowercase()
-                        .as_str()
-                    {
-                        "stolen" => ReportKind::Stolen,
-                        "lost" => ReportKind::Lost,
-                        "" => ReportKind::Unspecified,
-                        _ => {
-                            return Err(RejectReason::Field {
-                                column: "kind",
-                                problem: "must be \"stolen\" or \"lost\"",
-                            });
-                        }
-                    };
-                    let reference = reference_col.and_then(|c| record.get(c)).unwrap_or("");
-                    if reference.chars().count() > 100 || reference.chars().any(char::is_control) {
+        read_csv(body, &["imei"], &["kind", "reference"], |line, fields| {
+            report.count_line(progress);
+            let parsed = fields.and_then(|f| {
+                let imei = Imei::parse(f.get(0)).map_err(RejectReason::Imei)?;
+                let kind = match f.get(1).to_ascii_lowercase().as_str() {
+                    "stolen" => ReportKind::Stolen,
+                    "lost" => ReportKind::Lost,
+                    "" => ReportKind::Unspecified,
+                    _ => {
                         return Err(RejectReason::Field {
-                            column: "reference",
-                            problem: "at most 100 printable characters",
+                            column: "kind",
+                            problem: "must be \"stolen\" or \"lost\"",
                         });
                     }
-                    Ok((
-                        imei,
-                        NegativeRecord {
-                            listed_at: now,
-                            kind,
-                            reporter: format!("foreign list {source}"),
-                            reference: reference.to_owned(),
-                            source: source.to_owned(),
-                            ..NegativeRecord::default()
-                        },
-                    ))
-                });
+                };
+                let reference = f.get(2);
+                if reference.chars().count() > 100 || reference.chars().any(char::is_control) {
+                    return Err(RejectReason::Field {
+                        column: "reference",
+                        problem: "at most 100 printable characters",
+                    });
+                }
+                Ok((
+                    imei,
+                    NegativeRecord {
+                        listed_at: now,
+                        kind,
+                        reporter: format!("foreign list {source}"),
+                        reference: reference.to_owned(),
+                        source: source.to_owned(),
+                        ..NegativeRecord::default()
+                    },
+                ))
+            });
             match parsed {
                 Err(reason) => report.reject_line(progress, line, &reason),
                 Ok((imei, negative)) => batch.push((line, imei, negative)),
@@ -285,11 +252,11 @@ impl Registry {
                     progress,
                 )?;
             }
-        }
+            Ok(())
+        })?;
         if !batch.is_empty() {
             self.apply_foreign(principal, source, batch, &mut report, progress)?;
         }
-        progress.done.store(true, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -338,15 +305,7 @@ impl Registry {
                 (accepted, already, duplicates),
             ))
         })?;
-        report.accepted += accepted;
-        report.already_registered += already;
-        progress.accepted.fetch_add(accepted, Ordering::Relaxed);
-        progress
-            .already_registered
-            .fetch_add(already, Ordering::Relaxed);
-        for (line, reason) in duplicates {
-            report.reject_line(progress, line, &reason);
-        }
+        report.add_batch(progress, accepted, already, duplicates);
         self.store.maybe_rebuild_filter(List::Negative);
         Ok(())
     }

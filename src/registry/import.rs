@@ -59,6 +59,9 @@ pub enum RejectReason {
         /// Line of the first occurrence.
         first: u64,
     },
+    /// A line that is not UTF-8 text.
+    #[error("the line is not UTF-8 text")]
+    NotUtf8,
     /// A line that is not one JSON object (NDJSON uploads).
     #[error("not a JSON object with string fields: {0}")]
     Json(String),
@@ -83,6 +86,7 @@ impl RejectReason {
             }
             RejectReason::RegisteredByAnother => "registered by another registrant",
             RejectReason::Json(_) => "bad JSON",
+            RejectReason::NotUtf8 => "not UTF-8",
             RejectReason::OnNegativeList => "on the negative list",
             RejectReason::Field { .. } => "bad field",
             RejectReason::FieldCount { .. } => "wrong number of fields",

@@ -248,12 +248,19 @@ impl Registry {
     /// shard's and one index shard's read lock, no I/O, no log line.
     #[inline]
     pub fn check(&self, interface: Interface, imei: Imei, imsi: Option<&Imsi>) -> Decision {
-        let negative = self.store.contains(List::Negative, imei);
+        self.policy.decide(interface, self.listing(imei), imsi)
+    }
+
+    /// On which lists an IMEI is: all the public may know of it (art. 2.2.11.6), and what a
+    /// check decides from. From memory, like the check.
+    #[inline]
+    pub fn listing(&self, imei: Imei) -> Listing {
         // A blacklisted IMEI's positive listing does not change the answer, but the native
         // API reports both lists, so look it up anyway: one filter probe when unknown.
-        let positive = self.store.contains(List::Positive, imei);
-        self.policy
-            .decide(interface, Listing { positive, negative }, imsi)
+        Listing {
+            negative: self.store.contains(List::Negative, imei),
+            positive: self.store.contains(List::Positive, imei),
+        }
     }
 
     /// The network check of equipment identified by something other than an IMEI (a MAC or

@@ -187,9 +187,12 @@ impl Registry {
         principal: &Principal,
         form: ActivationForm,
     ) -> Result<Activated, RegistryError> {
-        if !principal.may(Permission::Activate) {
-            return Err(self.deny(principal, Action::Activation, "imei/unknown".into()));
-        }
+        self.require(
+            principal,
+            Permission::Activate,
+            Action::Activation,
+            "imei/unknown",
+        )?;
         let mut errors = FieldErrors::default();
         let imei = Imei::parse(form.imei.trim())
             .map_err(|e| field(&mut errors, "imei", e.to_string()))
@@ -320,9 +323,12 @@ impl Registry {
         form: TransferForm,
     ) -> Result<(), RegistryError> {
         let target = format!("imei/{imei}");
-        if !principal.may(Permission::Activate) {
-            return Err(self.deny(principal, Action::OwnerTransfer, target));
-        }
+        self.require(
+            principal,
+            Permission::Activate,
+            Action::OwnerTransfer,
+            &target,
+        )?;
         let mut errors = FieldErrors::default();
         let current = normalise_id_number(&form.current_owner_id_number);
         if current.is_empty() {

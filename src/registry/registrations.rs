@@ -129,6 +129,31 @@ impl RegistrationReport {
         }
     }
 
+    /// Counts one more data line read.
+    pub(crate) fn count_line(&mut self, progress: &Progress) {
+        self.lines += 1;
+        progress.lines.store(self.lines, Ordering::Relaxed);
+    }
+
+    /// Adds the outcome of one applied batch.
+    pub(crate) fn add_batch(
+        &mut self,
+        progress: &Progress,
+        accepted: u64,
+        already: u64,
+        rejected: Vec<(u64, RejectReason)>,
+    ) {
+        self.accepted += accepted;
+        self.already_registered += already;
+        progress.accepted.fetch_add(accepted, Ordering::Relaxed);
+        progress
+            .already_registered
+            .fetch_add(already, Ordering::Relaxed);
+        for (line, reason) in rejected {
+            self.reject_line(progress, line, &reason);
+        }
+    }
+
     /// Total rejected lines.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
@@ -169,6 +194,126 @@ fn validate(
     ))
 }
 
+/// One CSV data line's fields, in the order the reader was asked for them.
+pub(crate) struct CsvFields<'a> {
+    record: &'a csv::StringRecord,
+    columns: &'a [Option<usize>],
+}
+
+impl CsvFields<'_> {
+    /// The `i`-th asked column's value, trimmed; empty if the column is absent.
+    pub(crate) fn get(&self, i: usize) -> &str {
+        self.columns[i]
+            .and_then(|c| self.record.get(c))
+            .unwrap_or("")
+    }
+}
+
+/// Reads a CSV upload: the header must name every `required` column (any order, any case);
+/// `optional` ones are found if present. `each` gets every data line's number and its
+/// fields (required then optional), or why the line cannot be read (wrong number of fields,
+/// not UTF-8), which rejects that line only.
+///
+/// # Errors
+/// [`UploadError::Header`] naming the missing columns; [`UploadError::Read`] if the body
+/// fails; whatever `each` returns.
+pub(crate) fn read_csv(
+    body: impl Read,
+    required: &[&str],
+    optional: &[&str],
+    mut each: impl FnMut(u64, Result<CsvFields<'_>, RejectReason>) -> Result<(), UploadError>,
+) -> Result<(), UploadError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(body);
+    let read_error = |line: u64, e: csv::Error| UploadError::Read {
+        line,
+        message: e.to_string(),
+    };
+    let header = csv.byte_headers().map_err(|e| read_error(1, e))?.clone();
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|c| find(c).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(UploadError::Header(missing.join(", ")));
+    }
+    let columns: Vec<Option<usize>> = required.iter().chain(optional).map(|c| find(c)).collect();
+    let mut bytes = csv::ByteRecord::new();
+    let mut last_line = 1;
+    while csv
+        .read_byte_record(&mut bytes)
+        .map_err(|e| read_error(last_line + 1, e))?
+    {
+        let line = bytes.position().map_or(last_line + 1, |p| p.line());
+        last_line = line;
+        if bytes.len() != header.len() {
+            each(
+                line,
+                Err(RejectReason::FieldCount {
+                    found: bytes.len(),
+                    expected: header.len(),
+                }),
+            )?;
+            continue;
+        }
+        match csv::StringRecord::from_byte_record(std::mem::take(&mut bytes)) {
+            Ok(record) => {
+                each(
+                    line,
+                    Ok(CsvFields {
+                        record: &record,
+                        columns: &columns,
+                    }),
+                )?;
+                bytes = record.into_byte_record();
+            }
+            Err(_) => each(line, Err(RejectReason::NotUtf8))?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a line-per-record upload: `each` gets every non-blank line's number and text, or
+/// [`RejectReason::NotUtf8`] for a line that is not UTF-8 (that line only is rejected).
+///
+/// # Errors
+/// [`UploadError::Read`] if the body fails; whatever `each` returns.
+fn read_lines(
+    body: impl Read,
+    mut each: impl FnMut(u64, Result<&str, RejectReason>) -> Result<(), UploadError>,
+) -> Result<(), UploadError> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, body);
+    let mut buffer = Vec::new();
+    let mut line = 0u64;
+    loop {
+        buffer.clear();
+        let read = reader
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| UploadError::Read {
+                line: line + 1,
+                message: e.to_string(),
+            })?;
+        if read == 0 {
+            return Ok(());
+        }
+        line += 1;
+        match std::str::from_utf8(&buffer) {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => each(line, Ok(text))?,
+            Err(_) => each(line, Err(RejectReason::NotUtf8))?,
+        }
+    }
+}
+
 impl Registry {
     /// Registers the devices of an upload read from `body`, applying each batch of
     /// [`BATCH_LINES`] atomically. `upload` identifies it (unique per upload).
@@ -185,22 +330,19 @@ impl Registry {
         upload: u64,
         progress: &Progress,
     ) -> Result<RegistrationReport, UploadError> {
-        if !principal.may(Permission::Register) {
-            return Err(self
-                .deny(principal, Action::Registration, "list/positive".into())
-                .into());
-        }
+        self.require(
+            principal,
+            Permission::Register,
+            Action::Registration,
+            "list/positive",
+        )?;
         let mut report = RegistrationReport::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_LINES);
         let now = now_unix();
-        let handle = |line: u64,
-                      parsed: Result<(Imei, [String; 3]), RejectReason>,
-                      report: &mut RegistrationReport,
-                      batch: &mut Vec<Pending>|
+        let mut handle = |line: u64,
+                          parsed: Result<(Imei, [String; 3]), RejectReason>|
          -> Result<(), UploadError> {
-            // data lines, not line numbers: blank lines are skipped and not counted
-            report.lines += 1;
-            progress.lines.store(report.lines, Ordering::Relaxed);
+            report.count_line(progress);
             match parsed {
                 Err(reason) => report.reject_line(progress, line, &reason),
                 Ok((imei, [manufacturer, model, reference])) => batch.push(Pending {
@@ -220,84 +362,39 @@ impl Registry {
                 }),
             }
             if batch.len() >= BATCH_LINES {
-                self.apply_batch(principal, std::mem::take(batch), upload, report, progress)?;
+                self.apply_batch(
+                    principal,
+                    std::mem::take(&mut batch),
+                    upload,
+                    &mut report,
+                    progress,
+                )?;
             }
             Ok(())
         };
         match format {
-            Format::Csv => {
-                let mut csv = csv::ReaderBuilder::new()
-                    .has_headers(true)
-                    .flexible(true)
-                    .trim(csv::Trim::All)
-                    .from_reader(body);
-                let header = csv.headers().map_err(|e| UploadError::Read {
-                    line: 0,
-                    message: e.to_string(),
-                })?;
-                let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-                let columns: Vec<Option<usize>> = ["imei", "manufacturer", "model", "reference"]
-                    .iter()
-                    .map(|c| find(c))
-                    .collect();
-                let missing: Vec<&str> = ["imei", "manufacturer", "model", "reference"]
-                    .iter()
-                    .zip(&columns)
-                    .filter(|(_, c)| c.is_none())
-                    .map(|(n, _)| *n)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(UploadError::Header(missing.join(", ")));
-                }
-                let columns: Vec<usize> = columns.into_iter().flatten().collect();
-                let width = header.len();
-                let mut record = csv::StringRecord::new();
-                loop {
-                    match csv.read_record(&mut record) {
-                        Ok(false) => break,
-                        Ok(true) => {}
-                        Err(e) => {
-                            return Err(UploadError::Read {
-                                line: report.lines + 1,
-                                message: e.to_string(),
-                            });
-                        }
-                    }
-                    let line = record.position().map_or(report.lines + 2, |p| p.line());
-                    let parsed = if record.len() != width {
-                        Err(RejectReason::FieldCount {
-                            found: record.len(),
-                            expected: width,
-                        })
-                    } else {
-                        let field = |i: usize| record.get(columns[i]).unwrap_or("");
-                        validate(field(0), field(1), field(2), field(3))
-                    };
-                    handle(line, parsed, &mut report, &mut batch)?;
-                }
-            }
-            Format::Ndjson => {
-                let reader = std::io::BufReader::with_capacity(1 << 16, body);
-                for (i, text) in reader.lines().enumerate() {
-                    let line = i as u64 + 1;
-                    let text = text.map_err(|e| UploadError::Read {
-                        line,
-                        message: e.to_string(),
-                    })?;
-                    if text.trim().is_empty() {
-                        continue;
-                    }
-                    let parsed = serde_json::from_str::<JsonLine>(&text)
+            Format::Csv => read_csv(
+                body,
+                &["imei", "manufacturer", "model", "reference"],
+                &[],
+                |line, fields| {
+                    let parsed =
+                        fields.and_then(|f| validate(f.get(0), f.get(1), f.get(2), f.get(3)));
+                    handle(line, parsed)
+                },
+            )?,
+            Format::Ndjson => read_lines(body, |line, text| {
+                let parsed = text.and_then(|text| {
+                    serde_json::from_str::<JsonLine>(text)
                         .map_err(|e| RejectReason::Json(e.to_string()))
-                        .and_then(|j| validate(&j.imei, &j.manufacturer, &j.model, &j.reference));
-                    handle(line, parsed, &mut report, &mut batch)?;
-                }
-            }
+                        .and_then(|j| validate(&j.imei, &j.manufacturer, &j.model, &j.reference))
+                });
+                handle(line, parsed)
+            })?,
         }
         if !batch.is_empty() {
             self.apply_batch(principal, batch, upload, &mut report, progress)?;
         }
-        progress.done.store(true, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -371,15 +468,7 @@ impl Registry {
             ))
         })?;
         let (accepted, already, rejected) = outcome;
-        report.accepted += accepted;
-        report.already_registered += already;
-        progress.accepted.fetch_add(accepted, Ordering::Relaxed);
-        progress
-            .already_registered
-            .fetch_add(already, Ordering::Relaxed);
-        for (line, reason) in rejected {
-            report.reject_line(progress, line, &reason);
-        }
+        report.add_batch(progress, accepted, already, rejected);
         self.store.maybe_rebuild_filter(List::Positive);
         Ok(())
     }

@@ -217,9 +217,12 @@ impl Registry {
         principal: &Principal,
         form: ReportForm,
     ) -> Result<Reported, RegistryError> {
-        if !principal.may(Permission::Report) {
-            return Err(self.deny(principal, Action::ReportCreate, "imei/unknown".into()));
-        }
+        self.require(
+            principal,
+            Permission::Report,
+            Action::ReportCreate,
+            "imei/unknown",
+        )?;
         let now = now_unix();
         let (imei, record) = form.into_record(principal, now)?;
         let reported = self.store.transact(|store: &Store| {
@@ -292,9 +295,12 @@ impl Registry {
         reference: &str,
     ) -> Result<(), RegistryError> {
         let target = format!("imei/{imei}");
-        if !principal.may(Permission::Recover) {
-            return Err(self.deny(principal, Action::ReportRecover, target));
-        }
+        self.require(
+            principal,
+            Permission::Recover,
+            Action::ReportRecover,
+            &target,
+        )?;
         let reference = reference.trim();
         if reference.is_empty() || reference.chars().count() > 100 {
             return Err(RegistryError::Invalid(FieldErrors(vec![(
@@ -371,9 +377,12 @@ impl Registry {
         principal: &Principal,
         imei: Imei,
     ) -> Result<Option<NegativeRecord>, RegistryError> {
-        if !principal.may(Permission::ConsultNegative) {
-            return Err(RegistryError::Forbidden);
-        }
+        self.require(
+            principal,
+            Permission::ConsultNegative,
+            Action::NegativeConsult,
+            &format!("imei/{imei}"),
+        )?;
         let record = self.store.get::<NegativeRecord>(imei)?;
         let event = Event {
             actor: principal.actor(),
@@ -452,6 +461,27 @@ impl Registry {
     }
 
     /// Records a refused attempt in the audit trail and returns the refusal.
+    /// Refuses unless one of the caller's roles permits `permission`, and records the refusal
+    /// in the audit trail as `action` on `target`. Every registry operation starts with it;
+    /// the API also calls it before work that must not start for a caller who may not, such
+    /// as reading an upload's body.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`].
+    pub fn require(
+        &self,
+        principal: &Principal,
+        permission: Permission,
+        action: Action,
+        target: &str,
+    ) -> Result<(), RegistryError> {
+        if principal.may(permission) {
+            Ok(())
+        } else {
+            Err(self.deny(principal, action, target.to_owned()))
+        }
+    }
+
     pub(super) fn deny(
         &self,
         principal: &Principal,

@@ -138,9 +138,12 @@ impl Registry {
         principal: &Principal,
         form: SellerForm,
     ) -> Result<Seller, RegistryError> {
-        if !principal.may(Permission::ManageSellers) {
-            return Err(self.deny(principal, Action::SellerRecord, "seller/new".into()));
-        }
+        self.require(
+            principal,
+            Permission::ManageSellers,
+            Action::SellerRecord,
+            "seller/new",
+        )?;
         validate(&form)
             .into_result()
             .map_err(RegistryError::Invalid)?;

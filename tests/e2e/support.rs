@@ -194,39 +194,9 @@ impl Client {
         body: Bytes,
         content_type: Option<&str>,
     ) -> Reply {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            builder = builder.header("authorization", format!("Bearer {token}"));
-        }
-        if let Client::H1(_) = self {
-            builder = builder.header("host", "localhost");
-        }
-        if let Some(ct) = content_type {
-            builder = builder.header("content-type", ct);
-        }
-        let request = builder.body(Full::new(body)).unwrap();
-        let response = match self {
-            Client::H1(sender) => {
-                sender.ready().await.unwrap();
-                sender.send_request(request).await.unwrap()
-            }
-            Client::H2(sender) => {
-                sender.ready().await.unwrap();
-                sender.send_request(request).await.unwrap()
-            }
-        };
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            content_type,
-            body,
-        }
+        self.try_request_as(token, method, path, body, content_type)
+            .await
+            .unwrap_or_else(|| panic!("no answer to a request for {path}"))
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {

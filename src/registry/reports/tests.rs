@@ -1,5 +1,5 @@
 use super::*;
-use crate::accounts::audit::Filter;
+use crate::accounts::audit::{Actor, Filter};
 use crate::accounts::roles::OrgKind;
 use crate::accounts::token::TokenId;
 use crate::registry::tests::fixture;
@@ -233,8 +233,11 @@ fn every_consultation_is_audited_found_or_not() {
     )
     .unwrap()
     .0;
-    assert_eq!(entries.len(), 2);
+    assert_eq!(entries.len(), 3);
     assert_eq!(entries[0].target, format!("imei/{}", imei(6)));
+    // the operator's refused attempt is on the record too
+    assert_eq!(entries[2].outcome, Outcome::Denied);
+    assert!(matches!(entries[2].actor, Actor::User { user: 103, .. }));
     // reading a history is a lookup too
     r.history(&police, imei(6)).unwrap();
     let entries = audit::query(
@@ -248,8 +251,8 @@ fn every_consultation_is_audited_found_or_not() {
     )
     .unwrap()
     .0;
-    assert_eq!(entries.len(), 3);
-    assert_eq!(entries[2].detail.as_deref(), Some("history"));
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[3].detail.as_deref(), Some("history"));
     let entries = &entries[..2];
     assert_eq!(entries[1].detail.as_deref(), Some("not listed"));
     // what an authority sees: the report, the subscriber's ID masked

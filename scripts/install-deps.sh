@@ -3,12 +3,13 @@
 # Used by README's quick start and by .ci/run, so both stay true.
 #   libclang-dev  the rocksdb crate generates its bindings with bindgen (libclang at run time)
 #   clang         its C++ build uses the system compiler; g++ is enough, clang is not needed
-#   wrk, nghttp2-client (h2load)  only for the benchmarks in loadtest/ (pass --bench)
+#   with --bench, for loadtest/run: the baselines it measures imeidb beside (redis-server,
+#   postgresql), taskset (util-linux), bc and curl
 set -euo pipefail
 
 need=(libclang-dev pkg-config)
 if [[ "${1:-}" == "--bench" ]]; then
-  need+=(wrk nghttp2-client util-linux)
+  need+=(redis-server redis-tools postgresql util-linux bc curl)
 fi
 
 missing=()

@@ -2,16 +2,21 @@
 //!
 //! Usage: `gen-dataset OUT_DIR [POSITIVE [NEGATIVE [QUERIES]]]`
 //! (defaults 10000000, 1000000, 1000000). Writes into OUT_DIR:
-//! - `positive.csv` (`imei`), `negative.csv` (`imei,kind`): import files;
-//! - `native-paths.txt`, `eir-paths.txt`: one request path per line in the query mix
-//!   (90% registered, 4% stolen, 5% unknown, 1% malformed);
-//! - `batch.json`: one `POST /v1/checks` body of 10,000 IMEIs from the same mix.
+//! - `positive.csv` (`imei`), `negative.csv` (`imei,kind`): import files for the offline
+//!   CLI (and PostgreSQL's COPY, and Redis);
+//! - `registrations.csv` (`imei,manufacturer,model,reference`): the positive list as an
+//!   importer uploads it over the API;
+//! - `queries.txt`: one IMEI per line in the query mix (90% registered, 4% stolen, 5%
+//!   unknown, 1% malformed), what the load generator asks every system under test.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use imeidb_loadtest::dataset::{self, Mix, QueryKind};
+
+/// What a malformed query looks like: a letter where a digit belongs.
+const MALFORMED: &str = "35209900000000x";
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -41,29 +46,25 @@ fn main() -> std::io::Result<()> {
     }
     w.flush()?;
 
-    let mix = dataset::queries(&data, &Mix::default(), queries, 42);
-    let text = |imei: Option<imeidb::imei::Imei>| match imei {
-        Some(imei) => imei.to_string(),
-        None => "35209900000000x".to_owned(),
-    };
-    let mut native = BufWriter::new(File::create(out.join("native-paths.txt"))?);
-    let mut eir = BufWriter::new(File::create(out.join("eir-paths.txt"))?);
-    for (_, imei) in &mix {
-        let imei = text(*imei);
-        writeln!(native, "/v1/imeis/{imei}/status")?;
-        writeln!(eir, "/n5g-eir-eic/v1/equipment-status?pei=imei-{imei}")?;
+    // the same devices as an importer's upload (POST /v1/registrations)
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(out.join("registrations.csv"))?);
+    writeln!(w, "imei,manufacturer,model,reference")?;
+    for imei in &data.positive {
+        w.write_all(&imei.to_digits())?;
+        w.write_all(b",Acme Devices,X1,DI-2026-000123\n")?;
     }
-    native.flush()?;
-    eir.flush()?;
-    let batch: Vec<String> = mix
-        .iter()
-        .take(10_000)
-        .map(|(_, imei)| text(*imei))
-        .collect();
-    std::fs::write(
-        out.join("batch.json"),
-        format!("{{\"imeis\":[\"{}\"]}}", batch.join("\",\"")),
-    )?;
+    w.flush()?;
+
+    let mix = dataset::queries(&data, &Mix::default(), queries, 42);
+    let mut w = BufWriter::new(File::create(out.join("queries.txt"))?);
+    for (_, imei) in &mix {
+        match imei {
+            Some(imei) => w.write_all(&imei.to_digits())?,
+            None => w.write_all(MALFORMED.as_bytes())?,
+        }
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
     let kinds = |k: QueryKind| mix.iter().filter(|(kind, _)| *kind == k).count();
     eprintln!(
         "wrote {} positive, {} negative, {} queries ({} registered, {} stolen, {} unknown, {} malformed) to {} in {:.1} s",

@@ -7,9 +7,10 @@
 //!   confirmed by the caller in the list's exact index (`index.rs`).
 //! - **Removals never make it lie.** A Bloom filter cannot forget, so a removal leaves a stale
 //!   "maybe" (a false positive, harmless). When removals or growth push the false-positive rate
-//!   up, a fresh filter is built from a RocksDB snapshot in the background and swapped in shard
-//!   by shard. While it is being built, inserts go to both the live and the new filter, so the
-//!   new one cannot miss an insert that raced with the snapshot.
+//!   up, a fresh filter is built from the list's exact index in the background and swapped in
+//!   shard by shard. It begins under the store's write lock, and from then on inserts go to
+//!   both the live and the new filter, so the new one cannot miss an insert that raced with
+//!   the walk of the index.
 //! - **No global lock on the check path.** The filter is split into shards chosen by the
 //!   IMEI's xxh3 hash, each behind its own `RwLock`; a check takes one uncontended read lock.
 
@@ -97,19 +98,25 @@ impl ListFilter {
         }
     }
 
-    /// Records an entry. Must be called before the entry's write is acknowledged.
-    pub fn insert(&self, imei: Imei) {
-        let body = imei.body();
-        let shard = shard_of(body);
+    /// Records entries shard by shard: one lock per shard, and each shard's bits set together
+    /// while its memory is in cache (in IMEI order, a 10 M-line upload spent a fifth of its
+    /// time on cache misses here). Must be called before the entries' write is acknowledged.
+    pub fn insert_many(&self, imeis: &[Imei]) {
+        let by_shard = ByShard::new(0..imeis.len(), |i| shard_of(imeis[i].body()));
         let mut next = self.lock_next();
-        if let Some(next) = next.as_mut() {
-            next[shard].set(&body);
+        for (shard, positions) in by_shard.groups() {
+            let mut live = self.shards[shard]
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &i in positions {
+                let body = imeis[i as usize].body();
+                if let Some(next) = next.as_mut() {
+                    next[shard].set(&body);
+                }
+                live.set(&body);
+            }
         }
-        self.shards[shard]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set(&body);
-        self.added.fetch_add(1, Ordering::Relaxed);
+        self.added.fetch_add(imeis.len() as u64, Ordering::Relaxed);
     }
 
     /// Notes that an entry left the list; its bits stay set until the next rebuild.
@@ -163,7 +170,7 @@ impl ListFilter {
     }
 }
 
-/// A rebuild in progress. Feed it every key of a snapshot taken *after* it began, then
+/// A rebuild in progress. Feed it every entry the list held when it began, then
 /// [`Rebuild::finish`] swaps it in. Dropping it unfinished abandons the rebuild.
 pub struct Rebuild<'a> {
     filter: &'a ListFilter,
@@ -173,7 +180,7 @@ pub struct Rebuild<'a> {
 }
 
 impl Rebuild<'_> {
-    /// Adds a chunk of entries read from the snapshot.
+    /// Adds a chunk of the list's entries.
     pub fn load(&mut self, chunk: &[Imei]) {
         let mut next = self.filter.lock_next();
         if let Some(next) = next.as_mut() {
@@ -241,7 +248,7 @@ mod tests {
     fn false_positive_rate_is_near_the_configured_one() {
         let filter = ListFilter::new(100_000, 0.01);
         for n in 0..100_000 {
-            filter.insert(imei(n * 7));
+            filter.insert_many(&[imei(n * 7)]);
         }
         let fps = (0..100_000u64)
             .filter(|n| filter.may_contain(imei(10_000_000 + n * 7 + 1)))
@@ -252,11 +259,11 @@ mod tests {
     #[test]
     fn inserts_during_a_rebuild_survive_the_swap() {
         let filter = ListFilter::new(1000, 0.01);
-        filter.insert(imei(1));
+        filter.insert_many(&[imei(1)]);
         let mut rebuild = filter.begin_rebuild(10).unwrap();
         assert!(filter.begin_rebuild(10).is_none(), "one rebuild at a time");
         // the snapshot did not see 2, which was inserted concurrently
-        filter.insert(imei(2));
+        filter.insert_many(&[imei(2)]);
         rebuild.load(&[imei(1)]);
         assert_eq!(rebuild.finish(), 1);
         assert!(filter.may_contain(imei(1)));
@@ -267,7 +274,7 @@ mod tests {
     fn a_rebuild_forgets_removed_entries() {
         let filter = ListFilter::new(1000, 0.001);
         for n in 0..1000 {
-            filter.insert(imei(n));
+            filter.insert_many(&[imei(n)]);
         }
         let rebuild = filter.begin_rebuild(0).unwrap();
         rebuild.finish();
@@ -281,7 +288,7 @@ mod tests {
     #[test]
     fn an_abandoned_rebuild_leaves_the_live_filter() {
         let filter = ListFilter::new(1000, 0.01);
-        filter.insert(imei(5));
+        filter.insert_many(&[imei(5)]);
         drop(filter.begin_rebuild(0).unwrap());
         assert!(filter.may_contain(imei(5)));
         assert!(filter.begin_rebuild(0).is_some());
@@ -309,7 +316,7 @@ mod tests {
         fn never_a_false_negative(bodies in proptest::collection::vec(0u64..99_999_999_999_999, 1..500)) {
             let filter = ListFilter::new(10, 0.05);
             for &b in &bodies {
-                filter.insert(imei(b));
+                filter.insert_many(&[imei(b)]);
             }
             for &b in &bodies {
                 prop_assert!(filter.may_contain(imei(b)));

@@ -74,6 +74,14 @@ fn split(imei: Imei) -> (u32, u16) {
     (imei.tac().value() * 16 + (snr >> 16), (snr & 0xffff) as u16)
 }
 
+/// The IMEI of a bucket and member: the inverse of [`split`].
+#[inline]
+fn join(bucket: u32, member: u16) -> Imei {
+    let snr = u64::from((bucket % 16) << 16 | u32::from(member));
+    Imei::from_body(u64::from(bucket / 16) * 1_000_000 + snr)
+        .expect("a bucket and member come from a valid IMEI")
+}
+
 #[inline]
 fn shard_of(bucket: u32) -> usize {
     super::shards::shard_of(&bucket.to_le_bytes())
@@ -129,6 +137,22 @@ impl ListIndex {
             for &(i, member, members) in &found_members {
                 found[i as usize] = members.binary_search(&member).is_ok();
             }
+        }
+    }
+
+    /// Calls `f` with every entry, one shard's at a time, each shard copied out under its read
+    /// lock and `f` called with no lock held. An entry added or removed during the walk may or
+    /// may not be seen; one present throughout is seen exactly once.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(&[Imei])) {
+        let mut chunk = Vec::new();
+        for shard in self.shards.iter() {
+            chunk.clear();
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            for (&bucket, members) in shard.iter() {
+                chunk.extend(members.iter().map(|&member| join(bucket, member)));
+            }
+            drop(shard);
+            f(&chunk);
         }
     }
 
@@ -333,6 +357,10 @@ mod tests {
                 }
             }
             prop_assert_eq!(index.len(), model.len() as u64);
+            let mut walked = Vec::new();
+            index.for_each_chunk(|chunk| walked.extend(chunk.iter().map(|i| i.body())));
+            walked.sort_unstable();
+            prop_assert_eq!(walked, model.iter().copied().collect::<Vec<_>>());
             for &b in &model {
                 prop_assert!(index.contains(imei(b)));
             }

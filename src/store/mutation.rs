@@ -79,11 +79,18 @@ impl Store {
         if let Some((_, head)) = sealed {
             heads.audit = head;
         }
-        for (list, imei, _) in &mutation.puts {
-            self.filters[list.index()].insert(*imei);
-            if self.indexes[list.index()].insert(*imei) {
-                self.sizes[list.index()].fetch_add(1, Ordering::Relaxed);
+        for list in List::ALL {
+            let put: Vec<Imei> = (mutation.puts.iter())
+                .filter(|(on, _, _)| *on == list)
+                .map(|&(_, imei, _)| imei)
+                .collect();
+            if put.is_empty() {
+                continue;
             }
+            self.filters[list.index()].insert_many(&put);
+            let index = &self.indexes[list.index()];
+            let added = put.iter().filter(|&&imei| index.insert(imei)).count();
+            self.sizes[list.index()].fetch_add(added as u64, Ordering::Relaxed);
         }
         for &(list, imei) in &mutation.deletes {
             if self.indexes[list.index()].remove(imei) {

@@ -92,6 +92,9 @@ pub async fn run(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    // one allocation shared by every request: cloning the state itself would be a dozen
+    // reference-count updates per request
+    let state = Arc::new(state);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(());
     let builder = Arc::new(connection_builder(limits));
@@ -121,7 +124,7 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let builder = Arc::clone(&builder);
-        let state = state.clone();
+        let state = Arc::clone(&state);
         let stop = stop_rx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -173,7 +176,7 @@ async fn serve_connection<S>(
     stream: S,
     peer: IpAddr,
     builder: &auto::Builder<TokioExecutor>,
-    state: AppState,
+    state: Arc<AppState>,
     idle_timeout: Duration,
     mut stop: watch::Receiver<()>,
 ) where
@@ -185,8 +188,8 @@ async fn serve_connection<S>(
         activity: Arc::clone(&activity),
     });
     let service = service_fn(move |request| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(api::route(state, peer, request).await) }
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(api::route(&state, peer, request).await) }
     });
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);

@@ -134,28 +134,28 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// Routes one request. Never fails: every error becomes a problem+json response.
-pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
+pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
     let result = match (request.method(), path) {
-        (&Method::GET, "/metrics") => Ok(ops::metrics(&state)),
+        (&Method::GET, "/metrics") => Ok(ops::metrics(state)),
         (&Method::GET, "/healthz") => Ok(ops::healthz()),
-        (&Method::GET, "/readyz") => ops::readyz(&state),
+        (&Method::GET, "/readyz") => ops::readyz(state),
         (_, "/metrics" | "/healthz" | "/readyz") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
-        (method, eir::PATH) => match authorize_check(&state, request.headers()) {
+        (method, eir::PATH) => match authorize_check(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(()) if method == Method::GET => eir::equipment_status(&state, request.uri().query()),
+            Ok(()) if method == Method::GET => eir::equipment_status(state, request.uri().query()),
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
-        (method, checks::BATCH_PATH) => match authorize_check(&state, request.headers()) {
+        (method, checks::BATCH_PATH) => match authorize_check(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(()) if method == Method::POST => checks::batch(&state, request).await,
+            Ok(()) if method == Method::POST => checks::batch(state, request).await,
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
         (method, registry::PUBLIC_SELLERS) => {
             if method == Method::GET {
-                registry::public_sellers(&state, peer, request.uri().query())
+                registry::public_sellers(state, peer, request.uri().query())
             } else {
                 Err(ApiError::MethodNotAllowed { allow: "GET" })
             }
@@ -163,7 +163,7 @@ pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) ->
         (method, path) if path.starts_with(registry::PUBLIC_IMEIS) => {
             let imei = &path[registry::PUBLIC_IMEIS.len()..];
             if method == Method::GET && !imei.contains('/') {
-                registry::public_status(&state, peer, imei)
+                registry::public_status(state, peer, imei)
             } else if imei.contains('/') {
                 Err(ApiError::NotFound)
             } else {
@@ -171,22 +171,22 @@ pub async fn route(state: AppState, peer: IpAddr, request: Request<Incoming>) ->
             }
         }
         (method, path) => match checks::status_path_imei(path) {
-            Some(imei) => match authorize_check(&state, request.headers()) {
+            Some(imei) => match authorize_check(state, request.headers()) {
                 Err(e) => Err(e),
                 Ok(()) if method == Method::GET => {
-                    checks::single(&state, imei, request.uri().query())
+                    checks::single(state, imei, request.uri().query())
                 }
                 Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             },
-            None => match authenticate(&state, request.headers()) {
+            None => match authenticate(state, request.headers()) {
                 Err(e) => Err(e),
                 Ok(principal) => {
                     if admin::handles(path) {
-                        admin::route(&state, &principal, request)
+                        admin::route(state, &principal, request)
                             .await
                             .unwrap_or(Err(ApiError::NotFound))
                     } else {
-                        registry::route(&state, &principal, request)
+                        registry::route(state, &principal, request)
                             .await
                             .unwrap_or(Err(ApiError::NotFound))
                     }

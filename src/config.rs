@@ -96,6 +96,7 @@ struct RawStore {
     block_cache_mb: u64,
     bloom_bits_per_key: f64,
     sync_writes: bool,
+    max_wal_mb: u64,
     positive_filter_fp_rate: f64,
     negative_filter_fp_rate: f64,
 }
@@ -143,6 +144,7 @@ impl Default for RawStore {
             block_cache_mb: (defaults.block_cache_bytes >> 20) as u64,
             bloom_bits_per_key: defaults.bloom_bits_per_key,
             sync_writes: defaults.sync_writes,
+            max_wal_mb: defaults.max_wal_bytes >> 20,
             positive_filter_fp_rate: defaults.filter_fp_rate[List::Positive.index()],
             negative_filter_fp_rate: defaults.filter_fp_rate[List::Negative.index()],
         }
@@ -386,6 +388,7 @@ impl RawConfig {
             8,
             1 << 20,
         )?;
+        let wal_mb = in_range("store.max_wal_mb", self.store.max_wal_mb, 1, 1 << 20)?;
         if !(1.0..=64.0).contains(&self.store.bloom_bits_per_key) {
             return Err(invalid(
                 "store.bloom_bits_per_key",
@@ -413,6 +416,7 @@ impl RawConfig {
             block_cache_bytes: (cache_mb << 20) as usize,
             bloom_bits_per_key: self.store.bloom_bits_per_key,
             sync_writes: self.store.sync_writes,
+            max_wal_bytes: wal_mb << 20,
             filter_fp_rate: List::ALL.map(|list| match list {
                 List::Positive => self.store.positive_filter_fp_rate,
                 List::Negative => self.store.negative_filter_fp_rate,

@@ -48,6 +48,10 @@ pub struct StoreOptions {
     /// fsync the WAL before acknowledging each write (otherwise it is written to the OS, which
     /// survives a process crash but not a power loss).
     pub sync_writes: bool,
+    /// Bytes of write-ahead log kept before RocksDB flushes the column families that hold the
+    /// oldest log file. Without a bound, the small column families (written with every change
+    /// but too small to fill a memtable) keep every log file alive.
+    pub max_wal_bytes: u64,
     /// False-positive rate of the in-memory filter of each list, indexed by [`List::index`].
     pub filter_fp_rate: [f64; 2],
 }
@@ -58,6 +62,7 @@ impl Default for StoreOptions {
             block_cache_bytes: 256 << 20,
             bloom_bits_per_key: 10.0,
             sync_writes: true,
+            max_wal_bytes: 256 << 20,
             // The positive list is asked mostly about its members, which pay every probe of its
             // filter; a looser filter costs them fewer probes, and its false positives cost only
             // a lookup in the exact index. The negative list is asked mostly about non-members,

@@ -86,6 +86,11 @@ impl RocksStore {
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
         db_opts.set_keep_log_file_num(4);
+        // The small column families (meta, accounts, audit) are written with every upload batch
+        // but fill no memtable, so they never flush on their own and kept every WAL file alive:
+        // 870 MB of WAL after a 10 M-line upload, replayed at the next start (11 s instead of 8).
+        // Past this size RocksDB flushes whatever holds the oldest WAL file.
+        db_opts.set_max_total_wal_size(options.max_wal_bytes);
 
         let cfs = [
             ColumnFamilyDescriptor::new(cf_name(List::Positive), list_opts.clone()),

@@ -95,10 +95,11 @@ fn parse_single(imei: &str, query: Option<&str>) -> Result<(Imei, Option<Imsi>),
 
 /// Appends the JSON object of one decision.
 fn write_decision(out: &mut Vec<u8>, imei: Imei, decision: &Decision) {
+    let digits = imei.to_digits();
     out.extend_from_slice(b"{\"imei\":\"");
-    out.extend_from_slice(&imei.to_digits());
+    out.extend_from_slice(&digits);
     out.extend_from_slice(b"\",\"tac\":\"");
-    out.extend_from_slice(&imei.to_digits()[..8]);
+    out.extend_from_slice(&digits[..8]);
     out.extend_from_slice(b"\",\"status\":\"");
     out.extend_from_slice(decision.answer.as_str().as_bytes());
     out.extend_from_slice(b"\",\"reason\":\"");

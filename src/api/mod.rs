@@ -134,6 +134,10 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// Routes one request. Never fails: every error becomes a problem+json response.
+///
+/// The routes that wait (batches, uploads, administration) are boxed: hyper keeps the
+/// request's future in place while it runs, and unboxed they made every network check's
+/// future 3 KB to build and move; the checks themselves answer without waiting.
 pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path();
     let result = match (request.method(), path) {
@@ -150,7 +154,7 @@ pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
         },
         (method, checks::BATCH_PATH) => match authorize_check(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(()) if method == Method::POST => checks::batch(state, request).await,
+            Ok(()) if method == Method::POST => Box::pin(checks::batch(state, request)).await,
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
         (method, registry::PUBLIC_SELLERS) => {
@@ -182,11 +186,11 @@ pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
                 Err(e) => Err(e),
                 Ok(principal) => {
                     if admin::handles(path) {
-                        admin::route(state, &principal, request)
+                        Box::pin(admin::route(state, &principal, request))
                             .await
                             .unwrap_or(Err(ApiError::NotFound))
                     } else {
-                        registry::route(state, &principal, request)
+                        Box::pin(registry::route(state, &principal, request))
                             .await
                             .unwrap_or(Err(ApiError::NotFound))
                     }

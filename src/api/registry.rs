@@ -502,12 +502,9 @@ async fn foreign(
             source = Some(value.into_owned());
         }
     }
-    state.registry.require(
-        principal,
-        Permission::Exchange,
-        Action::ExchangeImport,
-        "list/negative",
-    )?;
+    state
+        .registry
+        .require_exchange(principal, Action::ExchangeImport)?;
     let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
     let registry = state.registry.clone();
     let who = principal.clone();

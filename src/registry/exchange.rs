@@ -49,6 +49,19 @@ fn export_line(imei: Imei, record: &NegativeRecord) -> String {
 }
 
 impl Registry {
+    /// Refuses (and audits) a caller who may not exchange the negative list with other
+    /// registries.
+    ///
+    /// # Errors
+    /// [`RegistryError::Forbidden`].
+    pub fn require_exchange(
+        &self,
+        principal: &Principal,
+        action: Action,
+    ) -> Result<(), RegistryError> {
+        self.require(principal, Permission::Exchange, action, "list/negative")
+    }
+
     fn record_export(&self, principal: &Principal, detail: String) -> Result<(), RegistryError> {
         let event = Event {
             actor: principal.actor(),
@@ -76,12 +89,7 @@ impl Registry {
         mut out: impl FnMut(String) -> bool,
     ) -> Result<u64, RegistryError> {
         const HEADER: &str = "imei,kind,listed_at,source\n";
-        self.require(
-            principal,
-            Permission::Exchange,
-            Action::ExchangeExport,
-            "list/negative",
-        )?;
+        self.require_exchange(principal, Action::ExchangeExport)?;
         let mut corrupt = false;
         let mut lines = 0u64;
         let mut header_sent = false;
@@ -126,12 +134,7 @@ impl Registry {
         since: u64,
         mut out: impl FnMut(String) -> bool,
     ) -> Result<(), RegistryError> {
-        self.require(
-            principal,
-            Permission::Exchange,
-            Action::ExchangeExport,
-            "list/negative",
-        )?;
+        self.require_exchange(principal, Action::ExchangeExport)?;
         if !out("seq,change,imei,kind,listed_at,source\n".into()) {
             return Ok(());
         }
@@ -182,12 +185,7 @@ impl Registry {
         body: impl Read,
         progress: &Progress,
     ) -> Result<RegistrationReport, UploadError> {
-        self.require(
-            principal,
-            Permission::Exchange,
-            Action::ExchangeImport,
-            "list/negative",
-        )?;
+        self.require_exchange(principal, Action::ExchangeImport)?;
         let source = source.trim();
         if source.is_empty()
             || source.len() > 40

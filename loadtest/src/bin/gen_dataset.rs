@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use imeidb::imei::Imei;
 use imeidb_loadtest::dataset::{self, Mix, QueryKind};
 
 /// What a malformed query looks like: a letter where a digit belongs.
@@ -31,29 +32,20 @@ fn main() -> std::io::Result<()> {
     let started = std::time::Instant::now();
     let data = dataset::generate(42, positive, negative, (queries / 10).max(1000));
 
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(out.join("positive.csv"))?);
-    writeln!(w, "imei")?;
-    for imei in &data.positive {
-        w.write_all(&imei.to_digits())?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()?;
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(out.join("negative.csv"))?);
-    writeln!(w, "imei,kind")?;
-    for imei in &data.negative {
-        w.write_all(&imei.to_digits())?;
-        w.write_all(b",stolen\n")?;
-    }
-    w.flush()?;
-
+    write_csv(&out.join("positive.csv"), "imei", &data.positive, "")?;
+    write_csv(
+        &out.join("negative.csv"),
+        "imei,kind",
+        &data.negative,
+        ",stolen",
+    )?;
     // the same devices as an importer's upload (POST /v1/registrations)
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(out.join("registrations.csv"))?);
-    writeln!(w, "imei,manufacturer,model,reference")?;
-    for imei in &data.positive {
-        w.write_all(&imei.to_digits())?;
-        w.write_all(b",Acme Devices,X1,DI-2026-000123\n")?;
-    }
-    w.flush()?;
+    write_csv(
+        &out.join("registrations.csv"),
+        "imei,manufacturer,model,reference",
+        &data.positive,
+        ",Acme Devices,X1,DI-2026-000123",
+    )?;
 
     let mix = dataset::queries(&data, &Mix::default(), queries, 42);
     let mut w = BufWriter::new(File::create(out.join("queries.txt"))?);
@@ -79,4 +71,16 @@ fn main() -> std::io::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes `header`, then one line per IMEI: its 15 digits followed by `rest`.
+fn write_csv(path: &Path, header: &str, imeis: &[Imei], rest: &str) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    writeln!(w, "{header}")?;
+    for imei in imeis {
+        w.write_all(&imei.to_digits())?;
+        w.write_all(rest.as_bytes())?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
 }

@@ -238,10 +238,19 @@ impl Store {
         let mut rebuild = self.filters[list.index()]
             .begin_rebuild(self.rocks.estimate_len(list))
             .expect("no rebuild runs before open returns");
+        // The filter gets large chunks: it sets their bits shard by shard (see filter.rs), which
+        // pays only when each shard gets many entries at a time.
+        const FILTER_CHUNK: usize = 1 << 18;
+        let mut pending = Vec::with_capacity(FILTER_CHUNK);
         self.rocks.for_each_key_chunk(list, |chunk| {
-            rebuild.load(chunk);
             index.extend_sorted(chunk.iter().copied());
+            pending.extend_from_slice(chunk);
+            if pending.len() >= FILTER_CHUNK {
+                rebuild.load(&pending);
+                pending.clear();
+            }
         })?;
+        rebuild.load(&pending);
         index.shrink_to_fit();
         rebuild.finish();
         Ok(index.len())

@@ -341,18 +341,28 @@ impl ListRecord for NegativeRecord {
     }
 }
 
+/// Appends one field: its tag, its length as a LEB128 varint, its bytes. The head is built
+/// on the stack and appended with the value in one reservation (pushing it byte by byte was
+/// a twentieth of a registration upload's time).
+#[inline]
 fn put_field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
-    out.push(tag);
+    let mut head = [0u8; 11];
+    head[0] = tag;
+    let mut used = 1;
     let mut len = value.len();
     loop {
         let byte = (len & 0x7f) as u8;
         len >>= 7;
         if len == 0 {
-            out.push(byte);
+            head[used] = byte;
+            used += 1;
             break;
         }
-        out.push(byte | 0x80);
+        head[used] = byte | 0x80;
+        used += 1;
     }
+    out.reserve(used + value.len());
+    out.extend_from_slice(&head[..used]);
     out.extend_from_slice(value);
 }
 

@@ -172,3 +172,65 @@ fn bad_headers_ndjson_errors_and_roles_are_refused_clearly() {
         Err(UploadError::Registry(RegistryError::Forbidden))
     ));
 }
+
+#[test]
+fn duplicates_in_a_batch_name_their_first_line_whatever_the_imei_order() {
+    let f = fixture();
+    let r = &f.registry;
+    let body = format!(
+        "imei,manufacturer,model,reference\n{five},A,M,R\n{two},A,M,R\n{five},A,M,R\n{two},A,M,R\n{two},A,M,R\n",
+        five = imei(5),
+        two = imei(2),
+    );
+    let report = upload(r, &importer(3), Format::Csv, &body, 1);
+    assert_eq!((report.accepted, report.rejected_total()), (2, 3));
+    let lines: Vec<(u64, &str)> = report
+        .first_rejections
+        .iter()
+        .map(|(l, r)| (*l, r.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (4, "imei: duplicate of line 2"),
+            (5, "imei: duplicate of line 3"),
+            (6, "imei: duplicate of line 3"),
+        ]
+    );
+    let record: PositiveRecord = r.record(imei(5)).unwrap().unwrap();
+    assert_eq!(record.upload_line, 2, "the first line's record is kept");
+}
+
+#[test]
+fn fields_are_trimmed_and_limited_to_100_printable_characters() {
+    let f = fixture();
+    let r = &f.registry;
+    let long_ascii = "x".repeat(101);
+    let long_accented = "é".repeat(100); // 200 bytes, 100 characters: accepted
+    let body = format!(
+        " IMEI , Manufacturer ,model,reference\n {} ,  Acme  ,X1,DI-1\n{},{long_ascii},X1,DI-1\n{},{long_accented},X1,DI-1\n{},Ac\tme,X1,DI-1\n{},Ac\u{85}me,X1,DI-1\n",
+        imei(1),
+        imei(2),
+        imei(3),
+        imei(4),
+        imei(5),
+    );
+    let report = upload(r, &importer(3), Format::Csv, &body, 1);
+    assert_eq!(
+        (report.accepted, report.rejected_total()),
+        (2, 3),
+        "{report:?}"
+    );
+    let record: PositiveRecord = r.record(imei(1)).unwrap().unwrap();
+    assert_eq!(
+        (record.manufacturer.as_str(), record.model.as_str()),
+        ("Acme", "X1")
+    );
+    let rejected: Vec<u64> = report.first_rejections.keys().copied().collect();
+    assert_eq!(rejected, [3, 5, 6]);
+    assert!(
+        (report.first_rejections.values())
+            .all(|reason| reason == "manufacturer: at most 100 printable characters"),
+        "{report:?}"
+    );
+}

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 
@@ -151,6 +152,20 @@ impl RegistrationReport {
             .fetch_add(already, Ordering::Relaxed);
         for (line, reason) in rejected {
             self.reject_line(progress, line, &reason);
+        }
+    }
+
+    /// Adds what another part of the same upload counted (its batches' outcomes).
+    fn merge(&mut self, other: RegistrationReport) {
+        self.lines += other.lines;
+        self.accepted += other.accepted;
+        self.already_registered += other.already_registered;
+        for (kind, count) in other.rejected {
+            *self.rejected.entry(kind).or_default() += count;
+        }
+        self.first_rejections.extend(other.first_rejections);
+        while self.first_rejections.len() > REPORTED_LINES {
+            self.first_rejections.pop_last();
         }
     }
 
@@ -341,6 +356,55 @@ impl Registry {
             Action::Registration,
             "list/positive",
         )?;
+        // Batches are written on a second thread while the next one is read, so reading and
+        // parsing go on while a batch waits for its fsync (at most one batch waits).
+        // A failed write stops the writer, which leaves its error here and hangs up; the
+        // reader then stops too and returns that error.
+        let failed: Mutex<Option<UploadError>> = Mutex::new(None);
+        let take_failure = || failed.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let mut applied = RegistrationReport::default();
+                for batch in batches {
+                    if let Err(e) =
+                        self.apply_batch(principal, batch, upload, &mut applied, progress)
+                    {
+                        *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                        break;
+                    }
+                }
+                applied
+            });
+            let read = self.read_upload(principal, format, body, upload, progress, |batch| {
+                to_writer.send(batch).map_err(|_| {
+                    take_failure().expect("the writer hangs up only after a failed write")
+                })
+            });
+            drop(to_writer);
+            let applied = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if let Some(e) = take_failure() {
+                return Err(e);
+            }
+            let mut report = read?;
+            report.merge(applied);
+            Ok(report)
+        })
+    }
+
+    /// Reads and validates an upload's lines, handing each full batch (and the last one) to
+    /// `write`; stops at the first error `write` returns. Returns the lines read and rejected.
+    fn read_upload(
+        &self,
+        principal: &Principal,
+        format: Format,
+        body: impl Read,
+        upload: u64,
+        progress: &Progress,
+        mut write: impl FnMut(Vec<Pending>) -> Result<(), UploadError>,
+    ) -> Result<RegistrationReport, UploadError> {
         let mut report = RegistrationReport::default();
         let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_LINES);
         // One record reused for every line (its strings keep their capacity) and encoded as
@@ -379,13 +443,10 @@ impl Registry {
                 }
             }
             if batch.len() >= BATCH_LINES {
-                self.apply_batch(
-                    principal,
-                    std::mem::take(&mut batch),
-                    upload,
-                    &mut report,
-                    progress,
-                )?;
+                write(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(BATCH_LINES),
+                ))?;
             }
             Ok(())
         };
@@ -413,7 +474,7 @@ impl Registry {
             })?,
         }
         if !batch.is_empty() {
-            self.apply_batch(principal, batch, upload, &mut report, progress)?;
+            write(batch)?;
         }
         Ok(report)
     }

@@ -2,7 +2,7 @@ use super::*;
 use crate::accounts::roles::{OrgKind, Role};
 use crate::accounts::token::TokenId;
 use crate::registry::tests::fixture;
-use crate::store::NegativeRecord;
+use crate::store::{Mutation, NegativeRecord};
 
 fn importer(org: u64) -> Principal {
     Principal {
@@ -232,5 +232,43 @@ fn fields_are_trimmed_and_limited_to_100_printable_characters() {
         (report.first_rejections.values())
             .all(|reason| reason == "manufacturer: at most 100 printable characters"),
         "{report:?}"
+    );
+}
+
+#[test]
+fn a_batch_that_cannot_be_written_stops_the_upload_and_earlier_batches_stay() {
+    let f = fixture();
+    let r = &f.registry;
+    // a record that does not decode: checking the line against it fails in the second batch
+    let corrupt = imei(100 + BATCH_LINES as u64 + 5);
+    r.store()
+        .transact(|_| {
+            Ok::<_, crate::store::StoreError>((
+                Mutation {
+                    puts: vec![(List::Positive, corrupt, b"\xffnot a record".to_vec())],
+                    ..Mutation::default()
+                },
+                (),
+            ))
+        })
+        .unwrap();
+    let mut body = String::from("imei,manufacturer,model,reference\n");
+    for n in 0..(3 * BATCH_LINES as u64) {
+        body.push_str(&format!("{},Acme,X1,DI-1\n", imei(100 + n)));
+    }
+    let progress = Progress::default();
+    let failed = r.register_upload(&importer(3), Format::Csv, body.as_bytes(), 1, &progress);
+    assert!(
+        matches!(failed, Err(UploadError::Registry(RegistryError::Store(_)))),
+        "{failed:?}"
+    );
+    assert_eq!(
+        r.store().len(List::Positive),
+        BATCH_LINES as u64 + 1,
+        "the first batch stays, the failed one is not half applied"
+    );
+    assert_eq!(
+        progress.accepted.load(Ordering::Relaxed),
+        BATCH_LINES as u64
     );
 }

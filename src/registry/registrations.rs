@@ -16,6 +16,8 @@
 //! Lines are applied in batches of [`BATCH_LINES`]; each batch is one [`Store::transact`]
 //! (entries and the audit entry together), so a crash mid-upload leaves every acknowledged
 //! batch in and no half batch. Progress is published to a [`Progress`] as batches land.
+//! Batches are written, in order, on a second thread while the next one is read; a batch that
+//! cannot be written stops the upload with that error.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -378,7 +380,12 @@ impl Registry {
             });
             let read = self.read_upload(principal, format, body, upload, progress, |batch| {
                 to_writer.send(batch).map_err(|_| {
-                    take_failure().expect("the writer hangs up only after a failed write")
+                    // no failure left only if the writer panicked: the join below re-raises
+                    // that panic before this error could be returned
+                    take_failure().unwrap_or_else(|| UploadError::Read {
+                        line: 0,
+                        message: "the batch writer stopped".into(),
+                    })
                 })
             });
             drop(to_writer);
@@ -493,8 +500,7 @@ impl Registry {
             batch.first().map_or(0, |p| p.line),
             batch.last().map_or(0, |p| p.line),
         );
-        // In IMEI order (outside the lock): a line's duplicates follow it, and RocksDB's
-        // memtable and the index insert in key order much faster than at random.
+        // In IMEI order (sorted outside the lock), a line's duplicates follow it.
         batch.sort_unstable_by_key(|p| (p.imei, p.line));
         let outcome = self.store.transact(|store: &Store| {
             let mut puts = Vec::with_capacity(batch.len());

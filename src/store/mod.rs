@@ -238,8 +238,8 @@ impl Store {
         let mut rebuild = self.filters[list.index()]
             .begin_rebuild(self.rocks.estimate_len(list))
             .expect("no rebuild runs before open returns");
-        // The filter gets large chunks: it sets their bits shard by shard (see filter.rs), which
-        // pays only when each shard gets many entries at a time.
+        // The filter gets large chunks, so that setting their bits shard by shard (filter.rs)
+        // finds many entries per shard at a time.
         const FILTER_CHUNK: usize = 1 << 18;
         let mut pending = Vec::with_capacity(FILTER_CHUNK);
         self.rocks.for_each_key_chunk(list, |chunk| {

@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 
@@ -358,75 +357,63 @@ impl Registry {
             Action::Registration,
             "list/positive",
         )?;
-        // Batches are written on a second thread while the next one is read, so reading and
-        // parsing go on while a batch waits for its fsync (at most one batch waits).
-        // A failed write stops the writer, which leaves its error here and hangs up; the
-        // reader then stops too and returns that error.
-        let failed: Mutex<Option<UploadError>> = Mutex::new(None);
-        let take_failure = || failed.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(1);
-        std::thread::scope(|scope| {
-            let writer = scope.spawn(|| {
-                let mut applied = RegistrationReport::default();
-                for batch in batches {
-                    if let Err(e) =
-                        self.apply_batch(principal, batch, upload, &mut applied, progress)
-                    {
-                        *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
-                        break;
-                    }
-                }
-                applied
-            });
-            let read = self.read_upload(principal, format, body, upload, progress, |batch| {
-                to_writer.send(batch).map_err(|_| {
-                    // no failure left only if the writer panicked: the join below re-raises
-                    // that panic before this error could be returned
-                    take_failure().unwrap_or_else(|| UploadError::Read {
-                        line: 0,
-                        message: "the batch writer stopped".into(),
-                    })
-                })
-            });
-            drop(to_writer);
-            let applied = writer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            if let Some(e) = take_failure() {
-                return Err(e);
-            }
-            let mut report = read?;
-            report.merge(applied);
-            Ok(report)
-        })
-    }
-
-    /// Reads and validates an upload's lines, handing each full batch (and the last one) to
-    /// `write`; stops at the first error `write` returns. Returns the lines read and rejected.
-    fn read_upload(
-        &self,
-        principal: &Principal,
-        format: Format,
-        body: impl Read,
-        upload: u64,
-        progress: &Progress,
-        mut write: impl FnMut(Vec<Pending>) -> Result<(), UploadError>,
-    ) -> Result<RegistrationReport, UploadError> {
-        let mut report = RegistrationReport::default();
-        let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_LINES);
-        // One record reused for every line (its strings keep their capacity) and encoded as
-        // the line is read: a line costs one allocation, its encoded value.
-        let mut record = PositiveRecord {
+        // What every line's record shares; `read_upload` fills in the rest line by line.
+        let record = PositiveRecord {
             registered_at: now_unix(),
             // the registrant is `registrant_org`; no text repeated per line
             registrant_org: principal.org,
             upload,
             ..PositiveRecord::default()
         };
-        let mut encoded = Vec::new();
-        let mut handle = |line: u64,
-                          parsed: Result<(Imei, [&str; 3]), RejectReason>|
-         -> Result<(), UploadError> {
+        // Batches are written on a second thread while the next one is read, so reading and
+        // parsing go on while a batch waits for its fsync (at most one batch waits). A failed
+        // write ends the writer with its error, which is the upload's; the reader stops at its
+        // next batch, whose send fails once the writer has hung up.
+        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let mut applied = RegistrationReport::default();
+                for batch in batches {
+                    self.apply_batch(principal, batch, upload, &mut applied, progress)?;
+                }
+                Ok::<_, UploadError>(applied)
+            });
+            let read = read_upload(format, body, record, progress, |batch| {
+                // the writer's own error (or panic) is what the upload reports; see below
+                to_writer.send(batch).map_err(|_| UploadError::Read {
+                    line: 0,
+                    message: "the batch writer stopped".into(),
+                })
+            });
+            drop(to_writer);
+            let applied = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            let mut report = read?;
+            report.merge(applied);
+            Ok(report)
+        })
+    }
+}
+
+/// Reads and validates an upload's lines into records like `record` (whose text fields and
+/// line it fills in), handing each full batch (and the last one) to `write`; stops at the
+/// first error `write` returns. Returns the lines read and rejected.
+///
+/// `record` is reused for every line (its strings keep their capacity) and encoded as the line
+/// is read: a line costs one allocation, its encoded value.
+fn read_upload(
+    format: Format,
+    body: impl Read,
+    mut record: PositiveRecord,
+    progress: &Progress,
+    mut write: impl FnMut(Vec<Pending>) -> Result<(), UploadError>,
+) -> Result<RegistrationReport, UploadError> {
+    let mut report = RegistrationReport::default();
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_LINES);
+    let mut encoded = Vec::new();
+    let mut handle =
+        |line: u64, parsed: Result<(Imei, [&str; 3]), RejectReason>| -> Result<(), UploadError> {
             report.count_line(progress);
             match parsed {
                 Err(reason) => report.reject_line(progress, line, &reason),
@@ -457,35 +444,36 @@ impl Registry {
             }
             Ok(())
         };
-        match format {
-            Format::Csv => read_csv(
-                body,
-                &["imei", "manufacturer", "model", "reference"],
-                &[],
-                |line, fields| match fields {
-                    Ok(f) => handle(line, validate(f.get(0), f.get(1), f.get(2), f.get(3))),
-                    Err(reason) => handle(line, Err(reason)),
-                },
-            )?,
-            Format::Ndjson => read_lines(body, |line, text| {
-                match text.and_then(|text| {
-                    serde_json::from_str::<JsonLine>(text)
-                        .map_err(|e| RejectReason::Json(e.to_string()))
-                }) {
-                    Ok(j) => handle(
-                        line,
-                        validate(&j.imei, &j.manufacturer, &j.model, &j.reference),
-                    ),
-                    Err(reason) => handle(line, Err(reason)),
-                }
-            })?,
-        }
-        if !batch.is_empty() {
-            write(batch)?;
-        }
-        Ok(report)
+    match format {
+        Format::Csv => read_csv(
+            body,
+            &["imei", "manufacturer", "model", "reference"],
+            &[],
+            |line, fields| match fields {
+                Ok(f) => handle(line, validate(f.get(0), f.get(1), f.get(2), f.get(3))),
+                Err(reason) => handle(line, Err(reason)),
+            },
+        )?,
+        Format::Ndjson => read_lines(body, |line, text| {
+            match text.and_then(|text| {
+                serde_json::from_str::<JsonLine>(text)
+                    .map_err(|e| RejectReason::Json(e.to_string()))
+            }) {
+                Ok(j) => handle(
+                    line,
+                    validate(&j.imei, &j.manufacturer, &j.model, &j.reference),
+                ),
+                Err(reason) => handle(line, Err(reason)),
+            }
+        })?,
     }
+    if !batch.is_empty() {
+        write(batch)?;
+    }
+    Ok(report)
+}
 
+impl Registry {
     /// Decides and writes one batch atomically, under the store's write lock.
     fn apply_batch(
         &self,

@@ -176,8 +176,9 @@ pub struct Store {
     open_time: Duration,
 }
 
-/// Entries a bulk ingestion adds to the filter at a time.
-const INGEST_CHUNK: usize = 1 << 16;
+/// Entries handed to a filter at a time (bulk ingestion, the start-up scan): it sets their
+/// bits shard by shard, which pays when each shard gets many entries at once.
+const FILTER_CHUNK: usize = 1 << 16;
 impl Store {
     /// Opens (or creates) the store in `dir` and builds both lists' filters and indexes from it.
     ///
@@ -238,19 +239,10 @@ impl Store {
         let mut rebuild = self.filters[list.index()]
             .begin_rebuild(self.rocks.estimate_len(list))
             .expect("no rebuild runs before open returns");
-        // The filter gets large chunks, so that setting their bits shard by shard (filter.rs)
-        // finds many entries per shard at a time.
-        const FILTER_CHUNK: usize = 1 << 18;
-        let mut pending = Vec::with_capacity(FILTER_CHUNK);
-        self.rocks.for_each_key_chunk(list, |chunk| {
+        self.rocks.for_each_key_chunk(list, FILTER_CHUNK, |chunk| {
+            rebuild.load(chunk);
             index.extend_sorted(chunk.iter().copied());
-            pending.extend_from_slice(chunk);
-            if pending.len() >= FILTER_CHUNK {
-                rebuild.load(&pending);
-                pending.clear();
-            }
         })?;
-        rebuild.load(&pending);
         index.shrink_to_fit();
         rebuild.finish();
         Ok(index.len())
@@ -420,10 +412,10 @@ impl Store {
             heads.negative_seq += 1;
         }
         let filter = &self.filters[list.index()];
-        let mut chunk = Vec::with_capacity(INGEST_CHUNK.min(count));
-        for start in (0..count).step_by(INGEST_CHUNK) {
+        let mut chunk = Vec::with_capacity(FILTER_CHUNK.min(count));
+        for start in (0..count).step_by(FILTER_CHUNK) {
             chunk.clear();
-            chunk.extend((start..count.min(start + INGEST_CHUNK)).map(|i| entry(i).0));
+            chunk.extend((start..count.min(start + FILTER_CHUNK)).map(|i| entry(i).0));
             filter.insert_many(&chunk);
         }
         let added = self.indexes[list.index()].extend_sorted((0..count).map(|i| entry(i).0));

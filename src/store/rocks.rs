@@ -176,13 +176,14 @@ impl RocksStore {
         Ok(value.map(|v| f(&v)))
     }
 
-    /// Calls `f` with consecutive chunks of the IMEIs in `list`, as of a snapshot taken now.
+    /// Calls `f` with consecutive chunks of `chunk_len` IMEIs of `list` (the last one shorter),
+    /// as of a snapshot taken now.
     pub(super) fn for_each_key_chunk(
         &self,
         list: List,
+        chunk_len: usize,
         mut f: impl FnMut(&[Imei]),
     ) -> Result<(), StoreError> {
-        const CHUNK: usize = 4096;
         let snapshot = self.db.snapshot();
         // A full scan must not evict the blocks that checks use.
         let mut read_opts = ReadOptions::default();
@@ -190,11 +191,11 @@ impl RocksStore {
         read_opts.set_readahead_size(4 << 20);
         let mut iter = snapshot.raw_iterator_cf_opt(self.cf(list), read_opts);
         iter.seek_to_first();
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Vec::with_capacity(chunk_len);
         while let Some(key) = iter.key() {
             let imei = Imei::from_key(key).ok_or(StoreError::CorruptKey { list })?;
             chunk.push(imei);
-            if chunk.len() == CHUNK {
+            if chunk.len() == chunk_len {
                 f(&chunk);
                 chunk.clear();
             }

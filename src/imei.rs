@@ -156,7 +156,8 @@ impl Imei {
         if s.len() == 15 {
             if let CheckDigitRule::Verify = rule {
                 let found = s[14] - b'0';
-                let expected = imei.check_digit();
+                // from the digits at hand: no divisions (bulk uploads parse millions)
+                let expected = luhn_check_digit(s[..BODY_DIGITS].iter().rev().map(|b| b - b'0'));
                 if found != expected {
                     return Err(ParseImeiError::CheckDigit { expected, found });
                 }
@@ -199,7 +200,8 @@ impl Imei {
 
     /// The Luhn check digit of TAC+SNR (TS 23.003 annex B).
     pub fn check_digit(self) -> u8 {
-        luhn_check_digit(self.0)
+        let from_right = std::iter::successors(Some(self.0), |n| Some(n / 10));
+        luhn_check_digit(from_right.take(BODY_DIGITS).map(|n| (n % 10) as u8))
     }
 
     /// The canonical 15-digit text, without allocating.
@@ -220,23 +222,21 @@ impl Imei {
     }
 }
 
-/// Luhn check digit over the 14 digits of `body` (D14..D1, D1 rightmost): double every second
-/// digit starting with D1, add the digits of the products and the undoubled digits,
+/// Luhn check digit over the 14 body digits given from D1 (the rightmost) to D14: double every
+/// second digit starting with D1, add the digits of the products and the undoubled digits,
 /// CD = (10 - sum mod 10) mod 10.
-fn luhn_check_digit(mut body: u64) -> u8 {
-    let mut sum = 0u32;
-    let mut double = true;
-    for _ in 0..BODY_DIGITS {
-        let d = (body % 10) as u32;
-        body /= 10;
-        sum += if double {
-            let p = d * 2;
-            p / 10 + p % 10
-        } else {
-            d
-        };
-        double = !double;
-    }
+fn luhn_check_digit(digits_from_right: impl Iterator<Item = u8>) -> u8 {
+    let sum: u32 = digits_from_right
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(d);
+            if i % 2 == 0 {
+                (d * 2) / 10 + (d * 2) % 10
+            } else {
+                d
+            }
+        })
+        .sum();
     ((10 - sum % 10) % 10) as u8
 }
 

@@ -21,7 +21,7 @@ use crate::accounts::Principal;
 use crate::accounts::audit::{self, Action, Event, Outcome};
 use crate::accounts::roles::Permission;
 use crate::imei::Imei;
-use crate::store::{List, ListRecord, Mutation, NegativeRecord, ReportKind, Store};
+use crate::store::{List, ListRecord, Mutation, NegativeRecord, Puts, ReportKind, Store};
 use crate::timefmt;
 
 /// Foreign entries applied per atomic batch.
@@ -268,7 +268,7 @@ impl Registry {
     ) -> Result<(), UploadError> {
         let now = now_unix();
         let (accepted, already, duplicates) = self.store.transact(|store: &Store| {
-            let mut puts = Vec::with_capacity(batch.len());
+            let mut puts = Puts::default();
             let mut seen = std::collections::HashMap::with_capacity(batch.len());
             let mut already = 0u64;
             let mut duplicates = Vec::new();
@@ -280,7 +280,7 @@ impl Registry {
                     seen.insert(*imei, *line);
                 } else {
                     seen.insert(*imei, *line);
-                    puts.push((List::Negative, *imei, record.encode()));
+                    puts.push(List::Negative, *imei, &record.encode());
                 }
             }
             let accepted = puts.len() as u64;

@@ -26,7 +26,7 @@ use crate::accounts::forms::{FieldErrors, check_nit, normalise_id_number};
 use crate::accounts::roles::Permission;
 use crate::imei::Imei;
 use crate::imsi::Imsi;
-use crate::store::{List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Store};
+use crate::store::{List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, Store};
 
 /// Identification types an owner may present.
 const ID_TYPES: &[&str] = &["CC", "CE", "PA", "TI", "NIT", "PEP", "PPT"];
@@ -289,9 +289,9 @@ impl Registry {
             Ok((
                 Mutation {
                     puts: if bound || added {
-                        vec![(List::Positive, imei, record.encode())]
+                        Puts::one(List::Positive, imei, &record.encode())
                     } else {
-                        Vec::new()
+                        Puts::default()
                     },
                     history: vec![(imei, encode_event(&event))],
                     audit: Some(audit::seal_owned(audit_event, now)),
@@ -408,7 +408,7 @@ impl Registry {
             };
             Ok((
                 Mutation {
-                    puts: vec![(List::Positive, imei, record.encode())],
+                    puts: Puts::one(List::Positive, imei, &record.encode()),
                     history: vec![(imei, encode_event(&event))],
                     audit: Some(audit::seal_owned(audit_event, now)),
                     ..Mutation::default()

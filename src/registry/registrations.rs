@@ -31,7 +31,7 @@ use crate::accounts::Principal;
 use crate::accounts::audit::{self, Action, Event, Outcome};
 use crate::accounts::roles::Permission;
 use crate::imei::Imei;
-use crate::store::{List, ListRecord, Mutation, PositiveRecord, Store};
+use crate::store::{List, ListRecord, Mutation, PositiveRecord, Puts, Store};
 
 /// Lines applied per atomic batch.
 pub const BATCH_LINES: usize = 50_000;
@@ -117,7 +117,15 @@ struct JsonLine {
 struct Pending {
     line: u64,
     imei: Imei,
-    value: Vec<u8>,
+    /// Where the line's encoded record is in its batch's `records`.
+    record: std::ops::Range<usize>,
+}
+
+/// Read lines on their way to the writer, their records in one buffer (see [`Puts`]).
+#[derive(Default)]
+struct LineBatch {
+    lines: Vec<Pending>,
+    records: Vec<u8>,
 }
 
 impl RegistrationReport {
@@ -177,16 +185,16 @@ impl RegistrationReport {
 }
 
 fn text<'a>(value: &'a str, column: &'static str) -> Result<&'a str, RejectReason> {
-    let value = value.trim();
+    let value = trimmed(value);
     if value.is_empty() {
         return Err(RejectReason::Field {
             column,
             problem: "is required",
         });
     }
-    // Bytes first: ASCII text (nearly every line) needs no decoding.
-    let printable = if value.is_ascii() {
-        value.len() <= MAX_FIELD && !value.bytes().any(|b| b.is_ascii_control())
+    // Bytes first: printable ASCII (nearly every line) needs no decoding.
+    let printable = if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        value.len() <= MAX_FIELD
     } else {
         value.chars().count() <= MAX_FIELD && !value.chars().any(char::is_control)
     };
@@ -205,7 +213,7 @@ fn validate<'a>(
     model: &'a str,
     reference: &'a str,
 ) -> Result<(Imei, [&'a str; 3]), RejectReason> {
-    let imei = Imei::parse(imei.trim()).map_err(RejectReason::Imei)?;
+    let imei = Imei::parse(trimmed(imei)).map_err(RejectReason::Imei)?;
     Ok((
         imei,
         [
@@ -227,7 +235,17 @@ impl CsvFields<'_> {
     pub(crate) fn get(&self, i: usize) -> &str {
         self.columns[i]
             .and_then(|c| self.record.get(c))
-            .map_or("", str::trim)
+            .map_or("", trimmed)
+    }
+}
+
+/// `s.trim()`, without looking for Unicode white space when `s` begins and ends with a visible
+/// ASCII character, as nearly every field does (the full trim was 1.5% of an upload).
+#[inline]
+fn trimmed(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
@@ -366,10 +384,11 @@ impl Registry {
             ..PositiveRecord::default()
         };
         // Batches are written on a second thread while the next one is read, so reading and
-        // parsing go on while a batch waits for its fsync (at most one batch waits). A failed
+        // parsing go on while a batch waits for its fsync. Up to two read batches wait for the
+        // writer (with one, the core sat idle 4% of an upload when an fsync ran long). A failed
         // write ends the writer with its error, which is the upload's; the reader stops at its
         // next batch, whose send fails once the writer has hung up.
-        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<Pending>>(1);
+        let (to_writer, batches) = std::sync::mpsc::sync_channel::<LineBatch>(2);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {
                 let mut applied = RegistrationReport::default();
@@ -401,17 +420,20 @@ impl Registry {
 /// first error `write` returns. Returns the lines read and rejected.
 ///
 /// `record` is reused for every line (its strings keep their capacity) and encoded as the line
-/// is read: a line costs one allocation, its encoded value.
+/// is read into the batch's buffer: a line costs no allocation.
 fn read_upload(
     format: Format,
     body: impl Read,
     mut record: PositiveRecord,
     progress: &Progress,
-    mut write: impl FnMut(Vec<Pending>) -> Result<(), UploadError>,
+    mut write: impl FnMut(LineBatch) -> Result<(), UploadError>,
 ) -> Result<RegistrationReport, UploadError> {
     let mut report = RegistrationReport::default();
-    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_LINES);
-    let mut encoded = Vec::new();
+    let new_batch = || LineBatch {
+        lines: Vec::with_capacity(BATCH_LINES),
+        records: Vec::with_capacity(BATCH_LINES * 96),
+    };
+    let mut batch = new_batch();
     let mut handle =
         |line: u64, parsed: Result<(Imei, [&str; 3]), RejectReason>| -> Result<(), UploadError> {
             report.count_line(progress);
@@ -427,20 +449,17 @@ fn read_upload(
                         field.push_str(text);
                     }
                     record.upload_line = line;
-                    encoded.clear();
-                    record.encode_into(&mut encoded);
-                    batch.push(Pending {
+                    let start = batch.records.len();
+                    record.encode_into(&mut batch.records);
+                    batch.lines.push(Pending {
                         line,
                         imei,
-                        value: encoded.as_slice().to_vec(),
+                        record: start..batch.records.len(),
                     });
                 }
             }
-            if batch.len() >= BATCH_LINES {
-                write(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(BATCH_LINES),
-                ))?;
+            if batch.lines.len() >= BATCH_LINES {
+                write(std::mem::replace(&mut batch, new_batch()))?;
             }
             Ok(())
         };
@@ -467,7 +486,7 @@ fn read_upload(
             }
         })?,
     }
-    if !batch.is_empty() {
+    if !batch.lines.is_empty() {
         write(batch)?;
     }
     Ok(report)
@@ -478,25 +497,26 @@ impl Registry {
     fn apply_batch(
         &self,
         principal: &Principal,
-        mut batch: Vec<Pending>,
+        batch: LineBatch,
         upload: u64,
         report: &mut RegistrationReport,
         progress: &Progress,
     ) -> Result<(), UploadError> {
         let now = now_unix();
-        let lines = (
-            batch.first().map_or(0, |p| p.line),
-            batch.last().map_or(0, |p| p.line),
+        let LineBatch { mut lines, records } = batch;
+        let span = (
+            lines.first().map_or(0, |p| p.line),
+            lines.last().map_or(0, |p| p.line),
         );
         // In IMEI order (sorted outside the lock), a line's duplicates follow it.
-        batch.sort_unstable_by_key(|p| (p.imei, p.line));
+        lines.sort_unstable_by_key(|p| (p.imei, p.line));
         let outcome = self.store.transact(|store: &Store| {
-            let mut puts = Vec::with_capacity(batch.len());
+            let mut puts = Puts::with_capacity(lines.len(), records.len());
             let mut rejected: Vec<(u64, RejectReason)> = Vec::new();
             let mut already = 0u64;
             // the IMEI's earliest line in this batch that was registered or already was
             let mut first: Option<(Imei, u64)> = None;
-            for pending in batch {
+            for pending in lines {
                 if store.is_listed(List::Negative, pending.imei) {
                     rejected.push((pending.line, RejectReason::OnNegativeList));
                     continue;
@@ -525,7 +545,7 @@ impl Registry {
                     continue;
                 }
                 first = Some((pending.imei, pending.line));
-                puts.push((List::Positive, pending.imei, pending.value));
+                puts.push(List::Positive, pending.imei, &records[pending.record]);
             }
             let accepted = puts.len() as u64;
             let event = Event {
@@ -536,8 +556,8 @@ impl Registry {
                 reason: None,
                 detail: Some(format!(
                     "upload {upload:x}, lines {}-{}: {accepted} registered, {already} already registered, {} rejected",
-                    lines.0,
-                    lines.1,
+                    span.0,
+                    span.1,
                     rejected.len()
                 )),
             };

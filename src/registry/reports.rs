@@ -27,7 +27,8 @@ use crate::accounts::forms::{FieldErrors, normalise_id_number};
 use crate::accounts::roles::{Permission, Role};
 use crate::imei::Imei;
 use crate::store::{
-    List, ListRecord, Mutation, NegativeRecord, PositiveRecord, ReportKind, ReporterKind, Store,
+    List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, ReportKind, ReporterKind,
+    Store,
 };
 use crate::timefmt;
 
@@ -270,7 +271,7 @@ impl Registry {
             };
             Ok((
                 Mutation {
-                    puts: vec![(List::Negative, imei, record.encode())],
+                    puts: Puts::one(List::Negative, imei, &record.encode()),
                     history: vec![(imei, encode_event(&event))],
                     audit: Some(audit::seal_owned(audit_event, now)),
                     ..Mutation::default()
@@ -317,7 +318,7 @@ impl Registry {
                 // audited below, once the write lock is released
                 return Err(RegistryError::Forbidden);
             }
-            let mut puts = Vec::new();
+            let mut puts = Puts::default();
             if store.get::<PositiveRecord>(imei)?.is_none() {
                 let record = PositiveRecord {
                     registered_at: now,
@@ -326,7 +327,7 @@ impl Registry {
                     reference: reference.to_owned(),
                     ..PositiveRecord::default()
                 };
-                puts.push((List::Positive, imei, record.encode()));
+                puts.push(List::Positive, imei, &record.encode());
             }
             let event = HistoryEvent {
                 at: now,

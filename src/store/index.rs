@@ -67,6 +67,16 @@ fn touch(members: &[u16]) -> u16 {
     }
 }
 
+/// Adds `member` to a bucket's sorted `members`; returns whether it was new.
+#[inline]
+fn insert_member(members: &mut Vec<u16>, member: u16) -> bool {
+    let Err(position) = members.binary_search(&member) else {
+        return false;
+    };
+    members.insert(position, member);
+    true
+}
+
 /// An IMEI's bucket and member (see the module doc).
 #[inline]
 fn split(imei: Imei) -> (u32, u16) {
@@ -156,20 +166,21 @@ impl ListIndex {
         }
     }
 
-    /// Adds `imei`; returns whether it was new.
-    pub fn insert(&self, imei: Imei) -> bool {
-        let (bucket, member) = split(imei);
-        let mut shard = self.shards[shard_of(bucket)]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let members = shard.entry(bucket).or_default();
-        match members.binary_search(&member) {
-            Ok(_) => false,
-            Err(position) => {
-                members.insert(position, member);
-                true
+    /// Adds a batch, shard by shard: one write lock per shard instead of one per IMEI (a
+    /// 50,000-line upload batch took 50,000 locks). Returns how many were new.
+    pub fn insert_many(&self, imeis: &[Imei]) -> u64 {
+        let by_shard = ByShard::new(0..imeis.len(), |i| shard_of(split(imeis[i]).0));
+        let mut added = 0;
+        for (shard, positions) in by_shard.groups() {
+            let mut shard = self.shards[shard]
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &i in positions {
+                let (bucket, member) = split(imeis[i as usize]);
+                added += u64::from(insert_member(shard.entry(bucket).or_default(), member));
             }
         }
+        added
     }
 
     /// Removes `imei`; returns whether it was there.
@@ -287,6 +298,12 @@ mod tests {
         Imei::from_body(body).unwrap()
     }
 
+    impl ListIndex {
+        fn insert(&self, imei: Imei) -> bool {
+            self.insert_many(&[imei]) == 1
+        }
+    }
+
     #[test]
     fn buckets_split_tac_and_serial_without_collisions() {
         // same TAC, serials differing only above bit 16, and the extremes
@@ -324,6 +341,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u64),
+        InsertMany(Vec<u64>),
         Remove(u64),
         Extend(Vec<u64>),
     }
@@ -338,6 +356,7 @@ mod tests {
         #[test]
         fn matches_a_set_model(ops in proptest::collection::vec(prop_oneof![
             4 => body().prop_map(Op::Insert),
+            1 => proptest::collection::vec(body(), 0..40).prop_map(Op::InsertMany),
             2 => body().prop_map(Op::Remove),
             1 => proptest::collection::vec(body(), 0..40).prop_map(Op::Extend),
         ], 1..120)) {
@@ -346,6 +365,13 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Insert(b) => prop_assert_eq!(index.insert(imei(b)), model.insert(b)),
+                    Op::InsertMany(bodies) => {
+                        // unsorted, possibly repeating: each IMEI counts once
+                        let imeis: Vec<Imei> = bodies.iter().map(|&b| imei(b)).collect();
+                        let before = model.len();
+                        model.extend(bodies);
+                        prop_assert_eq!(index.insert_many(&imeis), (model.len() - before) as u64);
+                    }
                     Op::Remove(b) => prop_assert_eq!(index.remove(imei(b)), model.remove(&b)),
                     Op::Extend(mut bodies) => {
                         bodies.sort_unstable();

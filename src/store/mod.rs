@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use audit::{AuditHead, RawRecord, SealAudit};
-pub use mutation::{Mutation, OwnedSeal};
+pub use mutation::{Mutation, OwnedSeal, Puts};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, ReporterKind};
 
 use crate::imei::Imei;
@@ -353,7 +353,7 @@ impl Store {
             let existed = store.is_listed(R::LIST, imei);
             Ok::<_, StoreError>((
                 Mutation {
-                    puts: vec![(R::LIST, imei, value)],
+                    puts: Puts::one(R::LIST, imei, &value),
                     ..Mutation::default()
                 },
                 if existed {

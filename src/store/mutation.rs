@@ -17,11 +17,68 @@ use crate::imei::Imei;
 /// A sealing function that owns what it seals (see [`SealAudit`](super::SealAudit)).
 pub type OwnedSeal = Box<dyn Fn(AuditHead) -> (Vec<u8>, [u8; 32]) + Send>;
 
+/// List entries to put: each an IMEI and its encoded record, the records kept in one buffer.
+/// A 50,000-line upload batch costs two allocations instead of one per line: the per-line
+/// vectors, allocated by the upload's reader thread and freed by its writer thread, were 4% of
+/// an upload's time in malloc and free.
+#[derive(Default)]
+pub struct Puts {
+    /// List, IMEI, and where its record ends in `bytes` (it starts where the previous one ends).
+    entries: Vec<(List, Imei, usize)>,
+    bytes: Vec<u8>,
+}
+
+impl Puts {
+    /// Room for `entries` records of `bytes` bytes in all.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Puts {
+        Puts {
+            entries: Vec::with_capacity(entries),
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// One entry.
+    pub fn one(list: List, imei: Imei, record: &[u8]) -> Puts {
+        let mut puts = Puts::with_capacity(1, record.len());
+        puts.push(list, imei, record);
+        puts
+    }
+
+    /// Adds an entry.
+    pub fn push(&mut self, list: List, imei: Imei, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.entries.push((list, imei, self.bytes.len()));
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of all records together.
+    pub fn record_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The entries in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (List, Imei, &[u8])> {
+        let starts = std::iter::once(0).chain(self.entries.iter().map(|&(_, _, end)| end));
+        (self.entries.iter())
+            .zip(starts)
+            .map(|(&(list, imei, end), start)| (list, imei, &self.bytes[start..end]))
+    }
+}
+
 /// Everything one decision writes.
 #[derive(Default)]
 pub struct Mutation {
-    /// List entries to put (encoded records).
-    pub puts: Vec<(List, Imei, Vec<u8>)>,
+    /// List entries to put.
+    pub puts: Puts,
     /// List entries to remove.
     pub deletes: Vec<(List, Imei)>,
     /// History events to append, per IMEI, in order.
@@ -81,16 +138,15 @@ impl Store {
         }
         for list in List::ALL {
             let put: Vec<Imei> = (mutation.puts.iter())
-                .filter(|(on, _, _)| *on == list)
-                .map(|&(_, imei, _)| imei)
+                .filter(|&(on, _, _)| on == list)
+                .map(|(_, imei, _)| imei)
                 .collect();
             if put.is_empty() {
                 continue;
             }
             self.filters[list.index()].insert_many(&put);
-            let index = &self.indexes[list.index()];
-            let added = put.iter().filter(|&&imei| index.insert(imei)).count();
-            self.sizes[list.index()].fetch_add(added as u64, Ordering::Relaxed);
+            let added = self.indexes[list.index()].insert_many(&put);
+            self.sizes[list.index()].fetch_add(added, Ordering::Relaxed);
         }
         for &(list, imei) in &mutation.deletes {
             if self.indexes[list.index()].remove(imei) {
@@ -164,6 +220,35 @@ mod tests {
     use super::*;
     use crate::store::{ListRecord, NegativeRecord, PositiveRecord};
 
+    #[test]
+    fn puts_give_back_each_record_in_order() {
+        let records: [&[u8]; 4] = [b"first", b"", b"third record", b"4"];
+        let mut puts = Puts::with_capacity(1, 1);
+        for (i, record) in records.iter().enumerate() {
+            let list = if i % 2 == 0 {
+                List::Positive
+            } else {
+                List::Negative
+            };
+            puts.push(list, imei(i as u64), record);
+        }
+        assert_eq!(puts.len(), 4);
+        assert_eq!(puts.record_bytes(), 18);
+        let back: Vec<(List, Imei, &[u8])> = puts.iter().collect();
+        for (i, (list, at, record)) in back.into_iter().enumerate() {
+            assert_eq!(
+                list,
+                if i % 2 == 0 {
+                    List::Positive
+                } else {
+                    List::Negative
+                }
+            );
+            assert_eq!((at, record), (imei(i as u64), records[i]));
+        }
+        assert!(Puts::default().is_empty() && Puts::default().iter().next().is_none());
+    }
+
     fn imei(n: u64) -> Imei {
         Imei::from_body(35_000_000_000_000 + n).unwrap()
     }
@@ -178,7 +263,11 @@ mod tests {
                 let was = s.contains(List::Negative, imei(1));
                 Ok((
                     Mutation {
-                        puts: vec![(List::Positive, imei(1), PositiveRecord::default().encode())],
+                        puts: Puts::one(
+                            List::Positive,
+                            imei(1),
+                            &PositiveRecord::default().encode(),
+                        ),
                         deletes: vec![(List::Negative, imei(1))],
                         history: vec![(imei(1), b"recovered".to_vec()), (imei(2), b"x".to_vec())],
                         audit: Some(Box::new(|head: AuditHead| {

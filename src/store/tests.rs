@@ -262,10 +262,10 @@ fn the_write_ahead_log_stays_within_its_bound() {
             .transact(|_| {
                 let imeis = (0..1000).map(|i| imei(batch * 1000 + i));
                 let mutation = Mutation {
-                    puts: imeis
-                        .clone()
-                        .map(|imei| (List::Positive, imei, record.clone()))
-                        .collect(),
+                    puts: imeis.clone().fold(Puts::default(), |mut puts, imei| {
+                        puts.push(List::Positive, imei, &record);
+                        puts
+                    }),
                     history: imeis.map(|imei| (imei, vec![7; 16])).collect(),
                     ..Mutation::default()
                 };

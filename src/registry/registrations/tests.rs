@@ -2,7 +2,7 @@ use super::*;
 use crate::accounts::roles::{OrgKind, Role};
 use crate::accounts::token::TokenId;
 use crate::registry::tests::fixture;
-use crate::store::{Mutation, NegativeRecord};
+use crate::store::{Mutation, NegativeRecord, Puts};
 
 fn importer(org: u64) -> Principal {
     Principal {
@@ -245,7 +245,7 @@ fn a_batch_that_cannot_be_written_stops_the_upload_and_earlier_batches_stay() {
         .transact(|_| {
             Ok::<_, crate::store::StoreError>((
                 Mutation {
-                    puts: vec![(List::Positive, corrupt, b"\xffnot a record".to_vec())],
+                    puts: Puts::one(List::Positive, corrupt, b"\xffnot a record"),
                     ..Mutation::default()
                 },
                 (),
@@ -271,4 +271,12 @@ fn a_batch_that_cannot_be_written_stops_the_upload_and_earlier_batches_stay() {
         progress.accepted.load(Ordering::Relaxed),
         BATCH_LINES as u64
     );
+}
+
+proptest::proptest! {
+    /// The fast path of `trimmed` never changes what `str::trim` gives.
+    #[test]
+    fn trimmed_is_trim(s in "\\PC{0,6}|[ \t\u{b}\u{a0}\u{3000}a-z~!é]{0,6}") {
+        proptest::prop_assert_eq!(trimmed(&s), s.trim());
+    }
 }

@@ -115,7 +115,11 @@ impl ListIndex {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&bucket)
-            .is_some_and(|members| members.binary_search(&member).is_ok())
+            .is_some_and(|members| {
+                // the binary search's first loads, issued together rather than one by one
+                std::hint::black_box(touch(members));
+                members.binary_search(&member).is_ok()
+            })
     }
 
     /// Confirms a batch's filter answers: for each `i` where `found[i]` is set (the filter's

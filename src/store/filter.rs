@@ -261,6 +261,18 @@ mod tests {
     }
 
     #[test]
+    fn probes_follow_the_rate_one_at_one_half() {
+        // the default positive rate (0.5) is chosen for one probe per check; see config
+        for (rate, probes) in [(0.5, 1), (0.1, 3), (0.01, 7)] {
+            let filter = ListFilter::new(100_000, rate);
+            for shard in filter.shards.iter() {
+                let bloom = shard.read().unwrap();
+                assert_eq!(bloom.number_of_hash_functions(), probes, "at {rate}");
+            }
+        }
+    }
+
+    #[test]
     fn inserts_during_a_rebuild_survive_the_swap() {
         let filter = ListFilter::new(1000, 0.01);
         filter.insert_many(&[imei(1)]);

@@ -65,9 +65,9 @@ impl Default for StoreOptions {
             max_wal_bytes: 256 << 20,
             // The positive list is asked mostly about its members, which pay every probe of its
             // filter; a looser filter costs them fewer probes, and its false positives cost only
-            // a lookup in the exact index. The negative list is asked mostly about non-members,
-            // which the filter should answer alone.
-            filter_fp_rate: [0.1, 0.01],
+            // a lookup in the exact index: at 0.5 a member costs one probe. The negative list is
+            // asked mostly about non-members, which the filter should answer alone.
+            filter_fp_rate: [0.5, 0.01],
         }
     }
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use hyper::Method;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use imeidb::imei::Imei;
 use imeidb::store::{NegativeRecord, PositiveRecord, ReportKind};
@@ -384,7 +384,6 @@ async fn oversized_headers_are_refused_without_harm() {
         "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
         "a".repeat(64 * 1024)
     );
-    use tokio::io::AsyncWriteExt;
     let _ = stream.write_all(request.as_bytes()).await;
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
@@ -410,6 +409,44 @@ async fn idle_connections_are_closed() {
         .await
         .expect("the server should have closed the idle connection");
     assert_eq!(read.unwrap_or(0), 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_trickled_byte_by_byte_does_not_hold_a_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.server.idle_timeout = Duration::from_millis(500);
+    let server = TestServer::start_with(config).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")
+        .await
+        .unwrap();
+    // one byte every 100 ms keeps bytes moving, but the head never completes
+    let started = std::time::Instant::now();
+    let closed = loop {
+        if stream.write_all(b"a").await.is_err() {
+            break true;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(_)) => panic!("the server answered a request whose head never ended"),
+            Err(_) if started.elapsed() > Duration::from_secs(5) => break false,
+            Err(_) => {}
+        }
+    };
+    assert!(
+        closed,
+        "the server kept a connection whose head never completed"
+    );
+    // a connection that is used stays open past the timeout
+    let mut client = Client::h1(server.addr).await;
+    for _ in 0..8 {
+        assert_eq!(client.get("/healthz").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await;
 }
 

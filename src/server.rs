@@ -319,7 +319,13 @@ const CLOSE_NOW: u8 = 2;
 impl Watches {
     fn add(&self) -> Arc<Watch> {
         let watch = Arc::new(Watch::default());
-        self.lock().push(WatchedConnection {
+        let mut watched = self.lock();
+        // Closed connections leave at the next tick, or here before the list would grow: many
+        // short connections between two ticks keep it within twice the open ones.
+        if watched.len() == watched.capacity() {
+            watched.retain(|c| c.watch.strong_count() > 0);
+        }
+        watched.push(WatchedConnection {
             watch: Arc::downgrade(&watch),
             seen_moved: 0,
             quiet_ticks: 0,
@@ -444,5 +450,58 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close_of(watch: &Watch) -> u8 {
+        watch.close.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn the_reaper_closes_idle_and_stalled_connections_and_spares_busy_ones() {
+        let watches = Watches::default();
+        let idle = watches.add();
+        let trickling = watches.add(); // reads a byte now and then, nothing else
+        let serving = watches.add(); // one long request in flight, nothing moving
+        let active = watches.add(); // requests and answers every tick
+        let _request = Serving::start(&serving);
+        for tick in 1..=TICKS_PER_TIMEOUT + 1 {
+            trickling.note_moved();
+            let _ = Serving::start(&active);
+            active.note_written();
+            watches.tick();
+            let expected = match tick {
+                t if t < TICKS_PER_TIMEOUT => 0,
+                t if t == TICKS_PER_TIMEOUT => CLOSE_GRACEFULLY,
+                _ => CLOSE_NOW,
+            };
+            assert_eq!(close_of(&idle), expected, "idle, tick {tick}");
+            assert_eq!(close_of(&trickling), expected, "trickling, tick {tick}");
+            let graceful = if tick >= TICKS_PER_TIMEOUT {
+                CLOSE_GRACEFULLY
+            } else {
+                0
+            };
+            assert_eq!(close_of(&serving), graceful, "serving is never cut off");
+            assert_eq!(close_of(&active), 0, "active, tick {tick}");
+        }
+    }
+
+    #[test]
+    fn closed_connections_leave_the_list() {
+        let watches = Watches::default();
+        let kept = watches.add();
+        for _ in 0..100 {
+            drop(watches.add());
+        }
+        assert!(watches.lock().len() <= 2 * 2, "pruned before growing");
+        watches.tick();
+        assert_eq!(watches.lock().len(), 1);
+        watches.close_all();
+        assert_eq!(close_of(&kept), CLOSE_GRACEFULLY);
     }
 }

@@ -270,13 +270,13 @@ impl ListIndex {
         let mut shard = self.shards[shard_of(bucket)]
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let Some(members) = shard.get_mut(&bucket) else {
+        let Some(found) = shard.get_mut(&bucket) else {
             return false;
         };
-        if !members.remove(member) {
+        if !found.remove(member) {
             return false;
         }
-        if members.members.is_empty() {
+        if found.members.is_empty() {
             shard.remove(&bucket);
         }
         true

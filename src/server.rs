@@ -234,9 +234,9 @@ async fn serve_connection<S>(
 /// One connection as the reaper sees it.
 #[derive(Default)]
 struct Watch {
-    /// Reads and writes that moved bytes so far. Only the connection's task writes it.
-    moved: AtomicU64,
-    /// Writes that moved bytes so far (also counted in `moved`).
+    /// Reads that moved bytes so far. Only the connection's task writes it (and `written`).
+    read: AtomicU64,
+    /// Writes that moved bytes so far.
     written: AtomicU64,
     /// Requests whose head was read, so far.
     started: AtomicU64,
@@ -252,17 +252,13 @@ struct Watch {
 
 impl Watch {
     #[inline]
-    fn note_moved(&self) {
-        // one writer (the connection's task): no read-modify-write instruction needed
-        let moved = self.moved.load(Ordering::Relaxed);
-        self.moved.store(moved + 1, Ordering::Relaxed);
+    fn note_read(&self) {
+        bump(&self.read);
     }
 
     #[inline]
     fn note_written(&self) {
-        self.note_moved();
-        let written = self.written.load(Ordering::Relaxed);
-        self.written.store(written + 1, Ordering::Relaxed);
+        bump(&self.written);
     }
 
     /// Asks the connection to close: `how` is [`CLOSE_GRACEFULLY`] or [`CLOSE_NOW`].
@@ -273,6 +269,12 @@ impl Watch {
             waker.wake_by_ref();
         }
     }
+}
+
+/// Adds one to a counter only the connection's task writes: no read-modify-write instruction.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// A request being served: counted in its connection's [`Watch`] until dropped.
@@ -298,7 +300,8 @@ struct Watches(Mutex<Vec<WatchedConnection>>);
 
 struct WatchedConnection {
     watch: Weak<Watch>,
-    /// `moved` at the reaper's last tick, and for how many ticks in a row it had not changed.
+    /// `read + written` at the reaper's last tick, and for how many ticks in a row it had not
+    /// changed.
     seen_moved: u64,
     quiet_ticks: u32,
     /// `written + started` at the last tick, and for how many ticks in a row it had not
@@ -347,9 +350,9 @@ impl Watches {
             let Some(watch) = c.watch.upgrade() else {
                 return false;
             };
-            let moved = watch.moved.load(Ordering::Relaxed);
-            let progress =
-                watch.written.load(Ordering::Relaxed) + watch.started.load(Ordering::Relaxed);
+            let written = watch.written.load(Ordering::Relaxed);
+            let moved = watch.read.load(Ordering::Relaxed) + written;
+            let progress = written + watch.started.load(Ordering::Relaxed);
             let serving = watch.in_flight.load(Ordering::Relaxed) > 0;
             c.quiet_ticks = if moved == c.seen_moved {
                 c.quiet_ticks + 1
@@ -409,7 +412,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.watch.note_moved();
+            self.watch.note_read();
         }
         poll
     }
@@ -470,7 +473,7 @@ mod tests {
         let active = watches.add(); // requests and answers every tick
         let _request = Serving::start(&serving);
         for tick in 1..=TICKS_PER_TIMEOUT + 1 {
-            trickling.note_moved();
+            trickling.note_read();
             let _ = Serving::start(&active);
             active.note_written();
             watches.tick();

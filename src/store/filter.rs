@@ -1,5 +1,7 @@
-//! The Bloom front of one list: answers "definitely not listed" from memory so that most
-//! network checks of an unlisted IMEI end at a few bit probes.
+//! The Bloom front of one list: answers "definitely not listed" from memory so that a network
+//! check of an unlisted IMEI usually ends at a few bit probes (all but the filter's false
+//! positives; the positive list's filter is deliberately loose: see
+//! `store.positive_filter_fp_rate` in config/imeidb.toml).
 //!
 //! Invariants, and how they are kept:
 //! - **No false negatives.** Writers call [`ListFilter::insert`] *before* the RocksDB write is

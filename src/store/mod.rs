@@ -290,8 +290,8 @@ impl Store {
         });
     }
 
-    /// Whether `imei` is on `list`. The filter answers most unlisted IMEIs; a "maybe" is
-    /// confirmed in the exact index.
+    /// Whether `imei` is on `list`. The filter answers unlisted IMEIs but for its false
+    /// positives; a "maybe" is confirmed in the exact index.
     ///
     /// Performance-critical: the network check path. No allocation, no global lock, no I/O.
     #[inline]

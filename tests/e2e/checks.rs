@@ -397,12 +397,18 @@ async fn oversized_headers_are_refused_without_harm() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_connections_are_closed() {
+/// A server with a short idle timeout, and the data directory it must not outlive.
+async fn server_with_idle_timeout(timeout: Duration) -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.server.idle_timeout = Duration::from_millis(500);
+    config.server.idle_timeout = timeout;
     let server = TestServer::start_with(config).await;
+    (dir, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let (_dir, server) = server_with_idle_timeout(Duration::from_millis(500)).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
@@ -414,10 +420,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_head_trickled_byte_by_byte_does_not_hold_a_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    config.server.idle_timeout = Duration::from_millis(500);
-    let server = TestServer::start_with(config).await;
+    let (_dir, server) = server_with_idle_timeout(Duration::from_millis(500)).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")

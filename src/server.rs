@@ -198,10 +198,17 @@ async fn serve_connection<S>(
     });
     let serving = Arc::clone(&watch);
     let service = service_fn(move |request| {
-        let state = Arc::clone(&state);
         let request_served = Serving::start(&serving);
+        // answered here, before hyper reads again: see `api::route_now`
+        let routed = api::route_now(&state, peer, request);
+        let state = Arc::clone(&state);
         async move {
-            let response = api::route(&state, peer, request).await;
+            let response = match routed {
+                Ok(response) => response,
+                // boxed: unboxed, the waiting routes made every check's future kilobytes
+                // to build and move
+                Err(request) => Box::pin(api::route_waiting(&state, request)).await,
+            };
             drop(request_served);
             Ok::<_, Infallible>(response)
         }

@@ -133,12 +133,23 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
 }
 
-/// Routes one request. Never fails: every error becomes a problem+json response.
+/// Answers a request whose route never waits (network checks, public lookups, operations),
+/// or gives it back for [`route_waiting`]. Never fails: every error becomes a problem+json
+/// response.
 ///
-/// The routes that wait (batches, uploads, administration) are boxed: hyper keeps the
-/// request's future in place while it runs, and unboxed they made every network check's
-/// future 3 KB to build and move; the checks themselves answer without waiting.
-pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
+/// The server calls this as soon as hyper hands it the request, so the request is dropped
+/// before hyper reads the socket again. While a request lives, it shares hyper's read buffer,
+/// and hyper's next read (it looks for a peer that hung up while the response is pending)
+/// then allocated a fresh buffer: two allocations and a cold buffer on every check.
+///
+/// # Errors
+/// The request itself when its route waits (batches, uploads, administration).
+#[allow(clippy::result_large_err)] // handed straight back to the caller, never propagated
+pub fn route_now(
+    state: &AppState,
+    peer: IpAddr,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, Request<Incoming>> {
     let path = request.uri().path();
     let result = match (request.method(), path) {
         (&Method::GET, "/metrics") => Ok(ops::metrics(state)),
@@ -151,11 +162,6 @@ pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
             Err(e) => Err(e),
             Ok(()) if method == Method::GET => eir::equipment_status(state, request.uri().query()),
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        },
-        (method, checks::BATCH_PATH) => match authorize_check(state, request.headers()) {
-            Err(e) => Err(e),
-            Ok(()) if method == Method::POST => Box::pin(checks::batch(state, request)).await,
-            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
         (method, registry::PUBLIC_SELLERS) => {
             if method == Method::GET {
@@ -182,21 +188,32 @@ pub async fn route(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
                 }
                 Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             },
-            None => match authenticate(state, request.headers()) {
-                Err(e) => Err(e),
-                Ok(principal) => {
-                    if admin::handles(path) {
-                        Box::pin(admin::route(state, &principal, request))
-                            .await
-                            .unwrap_or(Err(ApiError::NotFound))
-                    } else {
-                        Box::pin(registry::route(state, &principal, request))
-                            .await
-                            .unwrap_or(Err(ApiError::NotFound))
-                    }
-                }
-            },
+            None => return Err(request),
         },
+    };
+    Ok(result.unwrap_or_else(ApiError::into_response))
+}
+
+/// Routes a request [`route_now`] gave back: the batch check, and every authenticated route
+/// of the registry and its administration. Never fails: every error becomes a problem+json
+/// response.
+pub async fn route_waiting(state: &AppState, request: Request<Incoming>) -> HttpResponse {
+    let result = if request.uri().path() == checks::BATCH_PATH {
+        match authorize_check(state, request.headers()) {
+            Err(e) => Err(e),
+            Ok(()) if request.method() == Method::POST => checks::batch(state, request).await,
+            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        }
+    } else {
+        match authenticate(state, request.headers()) {
+            Err(e) => Err(e),
+            Ok(principal) => if admin::handles(request.uri().path()) {
+                admin::route(state, &principal, request).await
+            } else {
+                registry::route(state, &principal, request).await
+            }
+            .unwrap_or(Err(ApiError::NotFound)),
+        }
     };
     result.unwrap_or_else(ApiError::into_response)
 }

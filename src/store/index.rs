@@ -202,20 +202,20 @@ impl ListIndex {
             let shard = self.shards[shard]
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            // Three passes, each issuing the batch's loads together (independent loads the
-            // CPU overlaps): every bucket and its fences, then every IMEI's chunk, then the
-            // searches within the chunks, in cache.
+            // Four passes, each issuing the batch's loads together (independent loads the
+            // CPU overlaps): every bucket, then their fences, then every IMEI's chunk, then
+            // the searches within the chunks, in cache.
             let mut buckets: Vec<(u32, u16, &Bucket)> = Vec::with_capacity(positions.len());
-            let mut touched = 0u16;
             for &i in positions {
                 let (bucket, member) = split(imeis[i as usize]);
                 match shard.get(&bucket) {
-                    Some(bucket) => {
-                        touched ^= bucket.touch();
-                        buckets.push((i, member, bucket));
-                    }
+                    Some(bucket) => buckets.push((i, member, bucket)),
                     None => found[i as usize] = false,
                 }
+            }
+            let mut touched = 0u16;
+            for (_, _, bucket) in &buckets {
+                touched ^= bucket.touch();
             }
             let chunks: Vec<(u32, u16, &[u16])> = (buckets.into_iter())
                 .map(|(i, member, bucket)| {

@@ -42,7 +42,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Routed};
 use crate::config::ServerLimits;
 
 /// Why the TLS certificate or key could not be used.
@@ -204,10 +204,10 @@ async fn serve_connection<S>(
         let state = Arc::clone(&state);
         async move {
             let response = match routed {
-                Ok(response) => response,
+                Routed::Answered(response) => response,
                 // boxed: unboxed, the waiting routes made every check's future kilobytes
                 // to build and move
-                Err(request) => Box::pin(api::route_waiting(&state, request)).await,
+                Routed::Waits(request) => Box::pin(api::route_waiting(&state, request)).await,
             };
             drop(request_served);
             Ok::<_, Infallible>(response)

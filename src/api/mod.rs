@@ -133,23 +133,23 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
 }
 
+/// What [`route_now`] did with a request.
+pub enum Routed {
+    /// Its response: every error is a problem+json response already.
+    Answered(HttpResponse),
+    /// The request, whose route waits (batches, uploads, administration): for
+    /// [`route_waiting`].
+    Waits(Request<Incoming>),
+}
+
 /// Answers a request whose route never waits (network checks, public lookups, operations),
-/// or gives it back for [`route_waiting`]. Never fails: every error becomes a problem+json
-/// response.
+/// or gives it back.
 ///
 /// The server calls this as soon as hyper hands it the request, so the request is dropped
 /// before hyper reads the socket again. While a request lives, it shares hyper's read buffer,
 /// and hyper's next read (it looks for a peer that hung up while the response is pending)
 /// then allocated a fresh buffer: two allocations and a cold buffer on every check.
-///
-/// # Errors
-/// The request itself when its route waits (batches, uploads, administration).
-#[allow(clippy::result_large_err)] // handed straight back to the caller, never propagated
-pub fn route_now(
-    state: &AppState,
-    peer: IpAddr,
-    request: Request<Incoming>,
-) -> Result<HttpResponse, Request<Incoming>> {
+pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> Routed {
     let path = request.uri().path();
     let result = match (request.method(), path) {
         (&Method::GET, "/metrics") => Ok(ops::metrics(state)),
@@ -188,10 +188,10 @@ pub fn route_now(
                 }
                 Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             },
-            None => return Err(request),
+            None => return Routed::Waits(request),
         },
     };
-    Ok(result.unwrap_or_else(ApiError::into_response))
+    Routed::Answered(result.unwrap_or_else(ApiError::into_response))
 }
 
 /// Routes a request [`route_now`] gave back: the batch check, and every authenticated route

@@ -228,8 +228,6 @@ impl Drop for Rebuild<'_> {
     }
 }
 
-/// The shard of an IMEI body. 64 shards keep read-lock contention negligible on any core
-/// count this server runs on, and each shard's bitmap still large enough to be accurate.
 /// A batch reads a shard's bits in order before probing them when it has at least one probe
 /// per this many cache lines of the shard: the probes then hit cache instead of waiting on
 /// memory one by one.
@@ -245,6 +243,8 @@ fn touch(bytes: &[u8]) {
     std::hint::black_box(seen);
 }
 
+/// The shard of an IMEI body. 64 shards keep read-lock contention negligible on any core
+/// count this server runs on, and each shard's bitmap still large enough to be accurate.
 #[inline]
 fn shard_of(body: u64) -> usize {
     super::shards::shard_of(&body.to_le_bytes())

@@ -200,19 +200,25 @@ impl Imei {
 
     /// The Luhn check digit of TAC+SNR (TS 23.003 annex B).
     pub fn check_digit(self) -> u8 {
-        let from_right = std::iter::successors(Some(self.0), |n| Some(n / 10));
-        luhn_check_digit(from_right.take(BODY_DIGITS).map(|n| (n % 10) as u8))
+        self.to_digits()[14] - b'0'
     }
 
     /// The canonical 15-digit text, without allocating.
+    ///
+    /// Two digits at a time from the right ([`DIGIT_PAIRS`]): seven divisions instead of the
+    /// fourteen of digit by digit, and fourteen more for the check digit (every answer of a
+    /// batch writes one).
     pub fn to_digits(self) -> [u8; 15] {
         let mut out = [b'0'; 15];
-        let mut n = self.0;
-        for slot in out[..BODY_DIGITS].iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            n /= 10;
+        let mut rest = self.0;
+        let mut sum = 0;
+        for k in (0..BODY_DIGITS / 2).rev() {
+            let (digits, share) = DIGIT_PAIRS[(rest % 100) as usize];
+            rest /= 100;
+            out[2 * k..2 * k + 2].copy_from_slice(&digits);
+            sum += u32::from(share);
         }
-        out[14] = b'0' + self.check_digit();
+        out[14] = b'0' + check_digit_of(sum);
         out
     }
 
@@ -237,8 +243,31 @@ fn luhn_check_digit(digits_from_right: impl Iterator<Item = u8>) -> u8 {
             }
         })
         .sum();
+    check_digit_of(sum)
+}
+
+/// The check digit that completes a Luhn sum.
+fn check_digit_of(sum: u32) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
+
+/// Every two-digit number `p` as a pair of body digits counted from the right (D2 D1, D4 D3,
+/// and so on: the right one of each pair is doubled by Luhn): its ASCII digits, and its share
+/// of the Luhn sum, D2 plus the digit sum of 2 x D1.
+const DIGIT_PAIRS: [([u8; 2], u8); 100] = {
+    let mut pairs = [([0; 2], 0); 100];
+    let mut p = 0;
+    while p < 100 {
+        let (left, right) = ((p / 10) as u8, (p % 10) as u8);
+        let doubled = 2 * right;
+        pairs[p] = (
+            [b'0' + left, b'0' + right],
+            left + doubled / 10 + doubled % 10,
+        );
+        p += 1;
+    }
+    pairs
+};
 
 impl fmt::Display for Imei {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -215,7 +215,7 @@ impl Imei {
 
     /// The canonical 15-digit text, without allocating.
     ///
-    /// Two digits at a time from the right ([`DIGIT_PAIRS`]): seven divisions instead of the
+    /// Two digits at a time from the right (`DIGIT_PAIRS`): seven divisions instead of the
     /// fourteen of digit by digit, and fourteen more for the check digit (every answer of a
     /// batch writes one).
     pub fn to_digits(self) -> [u8; 15] {

@@ -198,19 +198,25 @@ async fn serve_connection<S>(
     });
     let serving = Arc::clone(&watch);
     let service = service_fn(move |request| {
-        let request_served = Serving::start(&serving);
-        // answered here, before hyper reads again: see `api::route_now`
-        let routed = api::route_now(&state, peer, request);
-        let state = Arc::clone(&state);
+        // answered here, before hyper reads again: see `api::route_now`. A check is answered
+        // by the time it could be counted as being served, so it only counts as started (no
+        // reference counts, no shared counter updated twice).
+        let waiting = match api::route_now(&state, peer, request) {
+            Routed::Answered(response) => {
+                serving.note_started();
+                Ok(response)
+            }
+            Routed::Waits(request) => Err((request, Serving::start(&serving), Arc::clone(&state))),
+        };
         async move {
-            let response = match routed {
-                Routed::Answered(response) => response,
+            Ok::<_, Infallible>(match waiting {
+                Ok(response) => response,
                 // boxed: unboxed, the waiting routes made every check's future kilobytes
                 // to build and move
-                Routed::Waits(request) => Box::pin(api::route_waiting(&state, request)).await,
-            };
-            drop(request_served);
-            Ok::<_, Infallible>(response)
+                Err((request, _served, state)) => {
+                    Box::pin(api::route_waiting(&state, request)).await
+                }
+            })
         }
     });
     let mut connection = std::pin::pin!(builder.serve_connection(io, service));
@@ -245,7 +251,7 @@ struct Watch {
     read: AtomicU64,
     /// Writes that moved bytes so far.
     written: AtomicU64,
-    /// Requests whose head was read, so far.
+    /// Requests whose head was read, so far. Only the connection's task writes it.
     started: AtomicU64,
     /// Requests being served (HTTP/2 serves several at once, on other tasks).
     in_flight: AtomicU64,
@@ -268,6 +274,13 @@ impl Watch {
         bump(&self.written);
     }
 
+    /// A request's head was read. Called on the connection's task, as hyper calls the service
+    /// there for HTTP/1.1 and HTTP/2 alike.
+    #[inline]
+    fn note_started(&self) {
+        bump(&self.started);
+    }
+
     /// Asks the connection to close: `how` is [`CLOSE_GRACEFULLY`] or [`CLOSE_NOW`].
     fn ask_to_close(&self, how: u8) {
         self.close.fetch_max(how, Ordering::Release);
@@ -284,12 +297,13 @@ fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// A request being served: counted in its connection's [`Watch`] until dropped.
+/// A request whose route waits, being served: counted in its connection's [`Watch`] until
+/// dropped (on whichever task runs it).
 struct Serving(Arc<Watch>);
 
 impl Serving {
     fn start(watch: &Arc<Watch>) -> Serving {
-        watch.started.fetch_add(1, Ordering::Relaxed);
+        watch.note_started();
         watch.in_flight.fetch_add(1, Ordering::Relaxed);
         Serving(Arc::clone(watch))
     }

@@ -79,6 +79,7 @@ struct RawServer {
     max_header_bytes: u64,
     idle_timeout_secs: u64,
     shutdown_grace_secs: u64,
+    direct_path: bool,
     tls: RawTls,
 }
 
@@ -131,6 +132,7 @@ impl Default for RawServer {
             max_header_bytes: 16 << 10,
             idle_timeout_secs: 60,
             shutdown_grace_secs: 10,
+            direct_path: true,
             tls: RawTls::default(),
         }
     }
@@ -223,6 +225,8 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// How long in-flight requests get on shutdown.
     pub shutdown_grace: Duration,
+    /// Cleartext HTTP/1.1 requests that never wait are read and answered without hyper.
+    pub direct_path: bool,
 }
 
 /// A configuration problem, naming the key (or variable, or file) at fault.
@@ -381,6 +385,7 @@ impl RawConfig {
                 0,
                 3_600,
             )?),
+            direct_path: self.server.direct_path,
         };
         let cache_mb = in_range(
             "store.block_cache_mb",

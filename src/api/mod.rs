@@ -142,6 +142,38 @@ pub enum Routed {
     Waits(Request<Incoming>),
 }
 
+/// What the routes that never wait read of a request: its head, never its body. The server
+/// reads it from hyper's request, or from the bytes of a request it answers without hyper
+/// (`server/direct.rs`).
+pub trait Head {
+    /// Whether the method is `GET`.
+    fn is_get(&self) -> bool;
+    /// The path of the request target.
+    fn path(&self) -> &str;
+    /// The query of the request target, without its `?`.
+    fn query(&self) -> Option<&str>;
+    /// The first `Authorization` header's value.
+    fn authorization(&self) -> Option<&[u8]>;
+}
+
+impl<B> Head for Request<B> {
+    fn is_get(&self) -> bool {
+        self.method() == Method::GET
+    }
+
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+
+    fn authorization(&self) -> Option<&[u8]> {
+        self.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)
+    }
+}
+
 /// Answers a request whose route never waits (network checks, public lookups, operations),
 /// or gives it back.
 ///
@@ -150,29 +182,38 @@ pub enum Routed {
 /// and hyper's next read (it looks for a peer that hung up while the response is pending)
 /// then allocated a fresh buffer: two allocations and a cold buffer on every check.
 pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> Routed {
-    let path = request.uri().path();
-    let result = match (request.method(), path) {
-        (&Method::GET, "/metrics") => Ok(ops::metrics(state)),
-        (&Method::GET, "/healthz") => Ok(ops::healthz()),
-        (&Method::GET, "/readyz") => ops::readyz(state),
-        (_, "/metrics" | "/healthz" | "/readyz") => {
+    match answer_now(state, peer, &request) {
+        Some(response) => Routed::Answered(response),
+        None => Routed::Waits(request),
+    }
+}
+
+/// The response of a route that never waits, or `None` for a request whose route waits (see
+/// [`route_waiting`]). The one routing table of those routes, whoever read the request.
+pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<HttpResponse> {
+    let path = head.path();
+    let result = match path {
+        "/metrics" | "/healthz" | "/readyz" if !head.is_get() => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
-        (method, eir::PATH) => match authorize_check(state, request.headers()) {
+        "/metrics" => Ok(ops::metrics(state)),
+        "/healthz" => Ok(ops::healthz()),
+        "/readyz" => ops::readyz(state),
+        eir::PATH => match authorize_check(state, head.authorization()) {
             Err(e) => Err(e),
-            Ok(()) if method == Method::GET => eir::equipment_status(state, request.uri().query()),
+            Ok(()) if head.is_get() => eir::equipment_status(state, head.query()),
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
-        (method, registry::PUBLIC_SELLERS) => {
-            if method == Method::GET {
-                registry::public_sellers(state, peer, request.uri().query())
+        registry::PUBLIC_SELLERS => {
+            if head.is_get() {
+                registry::public_sellers(state, peer, head.query())
             } else {
                 Err(ApiError::MethodNotAllowed { allow: "GET" })
             }
         }
-        (method, path) if path.starts_with(registry::PUBLIC_IMEIS) => {
+        path if path.starts_with(registry::PUBLIC_IMEIS) => {
             let imei = &path[registry::PUBLIC_IMEIS.len()..];
-            if method == Method::GET && !imei.contains('/') {
+            if head.is_get() && !imei.contains('/') {
                 registry::public_status(state, peer, imei)
             } else if imei.contains('/') {
                 Err(ApiError::NotFound)
@@ -180,18 +221,16 @@ pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> 
                 Err(ApiError::MethodNotAllowed { allow: "GET" })
             }
         }
-        (method, path) => match checks::status_path_imei(path) {
-            Some(imei) => match authorize_check(state, request.headers()) {
+        path => match checks::status_path_imei(path) {
+            Some(imei) => match authorize_check(state, head.authorization()) {
                 Err(e) => Err(e),
-                Ok(()) if method == Method::GET => {
-                    checks::single(state, imei, request.uri().query())
-                }
+                Ok(()) if head.is_get() => checks::single(state, imei, head.query()),
                 Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
             },
-            None => return Routed::Waits(request),
+            None => return None,
         },
     };
-    Routed::Answered(result.unwrap_or_else(ApiError::into_response))
+    Some(result.unwrap_or_else(ApiError::into_response))
 }
 
 /// Routes a request [`route_now`] gave back: the batch check, and every authenticated route
@@ -199,7 +238,7 @@ pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> 
 /// response.
 pub async fn route_waiting(state: &AppState, request: Request<Incoming>) -> HttpResponse {
     let result = if request.uri().path() == checks::BATCH_PATH {
-        match authorize_check(state, request.headers()) {
+        match authorize_check(state, request.authorization()) {
             Err(e) => Err(e),
             Ok(()) if request.method() == Method::POST => checks::batch(state, request).await,
             Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
@@ -228,9 +267,15 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
 
 /// The token of an `Authorization: Bearer` header.
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    bearer_token(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
+}
+
+/// The token of an `Authorization` header's value, if it is `Bearer TOKEN`.
+fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, ApiError> {
+    authorization
+        // visible ASCII, as `HeaderValue::to_str` wants
+        .filter(|v| v.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)))
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
@@ -241,13 +286,13 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 ///
 /// Performance-critical: on every check when tokens are required (no allocation, no I/O,
 /// see [`Accounts::authorize`]).
-fn authorize_check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize_check(state: &AppState, authorization: Option<&[u8]>) -> Result<(), ApiError> {
     if state.open_checks {
         return Ok(());
     }
     Ok(state
         .accounts
-        .authorize(bearer(headers)?, Permission::Check)?)
+        .authorize(bearer_token(authorization)?, Permission::Check)?)
 }
 
 /// Whether the server is ready to answer checks.

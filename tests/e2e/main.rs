@@ -4,6 +4,7 @@
 mod authz;
 mod checks;
 mod cli;
+mod direct;
 mod registry;
 mod support;
 mod tls;

@@ -2,6 +2,12 @@
 //! TLS (rustls, ALPN `h2` and `http/1.1`) when a certificate is configured, with the
 //! connection, header, body and idle limits from config, and graceful shutdown.
 //!
+//! Cleartext HTTP/1.1 connections start on the *direct path* (`direct.rs`): the requests
+//! that never wait (network checks, operations, public lookups) are read with `httparse` and
+//! answered without hyper; the first request that is anything else hands the connection to
+//! hyper, from that request's first byte, for the rest of its life. `server.direct_path =
+//! false` gives every connection to hyper from the start.
+//!
 //! [`run`] takes the listener and a shutdown future, so tests pass a oneshot and `main` passes
 //! SIGTERM/ctrl-c. Shape: one task per connection holding a semaphore permit (at most
 //! `max_connections` at once; further clients wait in the kernel's backlog), accept errors
@@ -27,7 +33,9 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+
+use bytes::Bytes;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -43,6 +51,25 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::{self, AppState, Routed};
+
+mod direct;
+
+/// The direct path's answers to the whole requests at the front of `bytes` (see
+/// `server/direct.rs`): the responses are appended to `out`; returns how many bytes those
+/// requests took and whether the request after them is one the direct path leaves to hyper.
+/// For fuzzing: the server itself reads from a socket.
+///
+/// # Errors
+/// [`io::ErrorKind::InvalidData`] if a route answered at once streamed its body (none does).
+#[doc(hidden)]
+pub fn answer_direct(
+    state: &AppState,
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<(usize, bool)> {
+    let peer = IpAddr::from([127, 0, 0, 1]);
+    direct::answer_all(bytes, out, state, peer, &mut || {})
+}
 use crate::config::ServerLimits;
 
 /// Why the TLS certificate or key could not be used.
@@ -114,6 +141,7 @@ pub async fn run(
     let reaper = tokio::spawn(reap_idle(Arc::clone(&watches), limits.idle_timeout));
     let builder = Arc::new(connection_builder(limits));
     let idle_timeout = limits.idle_timeout;
+    let direct = limits.direct_path.then_some(limits.max_header_bytes);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
 
@@ -144,9 +172,11 @@ pub async fn run(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, &builder, state, watch).await,
+                None => serve_connection(stream, peer, &builder, state, watch, direct).await,
                 Some(tls) => match tokio::time::timeout(idle_timeout, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, peer, &builder, state, watch).await,
+                    Ok(Ok(stream)) => {
+                        serve_connection(stream, peer, &builder, state, watch, None).await;
+                    }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 },
@@ -183,19 +213,34 @@ fn connection_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Serves one connection: first on the direct path when `direct` gives its largest head (see
+/// `direct.rs`), then, from the first request that path leaves, with hyper.
 async fn serve_connection<S>(
     stream: S,
     peer: IpAddr,
     builder: &auto::Builder<TokioExecutor>,
     state: Arc<AppState>,
     watch: Arc<Watch>,
+    direct: Option<usize>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(Tracked {
+    let mut stream = Tracked {
         inner: stream,
         watch: Arc::clone(&watch),
-    });
+        unread: Bytes::new(),
+    };
+    if let Some(max_head) = direct {
+        match serve_direct(&mut stream, peer, &state, &watch, max_head).await {
+            Ok(direct::Ended::HandOver(unread)) => stream.unread = unread,
+            Ok(direct::Ended::Closed) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection ended with an error");
+                return;
+            }
+        }
+    }
+    let io = TokioIo::new(stream);
     let serving = Arc::clone(&watch);
     let service = service_fn(move |request| {
         // answered here, before hyper reads again: see `api::route_now`. A check is answered
@@ -223,12 +268,7 @@ async fn serve_connection<S>(
     let mut closing = false;
     // The connection, closed once the reaper asks: a poll reads one flag.
     let ended = std::future::poll_fn(|cx| {
-        if watch.waker.get().is_none() {
-            let _ = watch.waker.set(cx.waker().clone());
-            // pairs with the fence in `ask_to_close`: the reaper sees the waker or this poll
-            // sees the flag
-            fence(Ordering::SeqCst);
-        }
+        watch.keep_waker(cx);
         match watch.close.load(Ordering::Acquire) {
             CLOSE_NOW => return Poll::Ready(Ok(())), // dropping the connection closes it
             CLOSE_GRACEFULLY if !closing => {
@@ -242,6 +282,35 @@ async fn serve_connection<S>(
     if let Err(e) = ended.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// The direct path on one connection, closed when the reaper asks unless a response is being
+/// written: the direct path answers every request it reads at once, so between writes it
+/// holds none.
+async fn serve_direct<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut Tracked<S>,
+    peer: IpAddr,
+    state: &AppState,
+    watch: &Watch,
+    max_head: usize,
+) -> io::Result<direct::Ended> {
+    let writing = AtomicBool::new(false);
+    let mut served = std::pin::pin!(direct::serve(
+        stream, state, peer, watch, max_head, &writing
+    ));
+    std::future::poll_fn(|cx| {
+        watch.keep_waker(cx);
+        let poll = served.as_mut().poll(cx);
+        let asked = watch.close.load(Ordering::Acquire);
+        match poll {
+            Poll::Pending if asked == CLOSE_NOW => Poll::Ready(Ok(direct::Ended::Closed)),
+            Poll::Pending if asked != 0 && !writing.load(Ordering::Relaxed) => {
+                Poll::Ready(Ok(direct::Ended::Closed))
+            }
+            poll => poll,
+        }
+    })
+    .await
 }
 
 /// One connection as the reaper sees it.
@@ -272,6 +341,17 @@ impl Watch {
     #[inline]
     fn note_written(&self) {
         bump(&self.written);
+    }
+
+    /// Keeps the connection task's waker for the reaper, at the task's first poll.
+    #[inline]
+    fn keep_waker(&self, cx: &Context<'_>) {
+        if self.waker.get().is_none() {
+            let _ = self.waker.set(cx.waker().clone());
+            // pairs with the fence in `ask_to_close`: the reaper sees the waker or this poll
+            // sees the flag
+            fence(Ordering::SeqCst);
+        }
     }
 
     /// A request's head was read. Called on the connection's task, as hyper calls the service
@@ -422,6 +502,8 @@ async fn reap_idle(watches: Arc<Watches>, idle_timeout: Duration) {
 struct Tracked<S> {
     inner: S,
     watch: Arc<Watch>,
+    /// Bytes the direct path read and left to hyper: read before the socket.
+    unread: Bytes,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -430,6 +512,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            // counted as read when the direct path read them
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            if self.unread.is_empty() {
+                // let go of the direct path's read buffer
+                self.unread = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {

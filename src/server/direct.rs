@@ -1,0 +1,327 @@
+//! The direct path: the HTTP/1.1 requests that [`api::answer_now`] answers at once (network
+//! checks, operations, public lookups) read and answered without hyper.
+//!
+//! Why: a native check is kernel-bound, and hyper's own work was the largest part of the rest
+//! (7,200 of 9,800 instructions per check, measured with callgrind; see docs/PERFORMANCE.md).
+//! Here a check costs one `httparse` parse of the head, the route and the check, and one
+//! buffer written.
+//!
+//! What it answers, and why that is safe: a request it takes is one hyper would read the same
+//! way, because it is a head `httparse` (hyper's own parser) reads whole, of an HTTP/1.1 `GET`
+//! with no body, no `Content-Length`, `Transfer-Encoding`, `Expect` or `Upgrade`, no
+//! `Connection` but `keep-alive`, at most [`MAX_HEADERS`] headers, and a target of plain path
+//! characters. The first request that is anything else (a body, a route that waits, HTTP/1.0,
+//! the HTTP/2 preface, a malformed or oversized head) is left unread: the connection goes to
+//! hyper from that request's first byte on, for the rest of its life, so the two never
+//! disagree about where a request ends. Responses are written in request order, so pipelined
+//! requests are answered in order across the hand-over too.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::Either;
+use hyper::body::Body as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::Watch;
+use crate::api::{self, AppState, Head, HttpResponse};
+
+/// Most headers a request answered here may have; a request with more goes to hyper.
+pub const MAX_HEADERS: usize = 32;
+
+/// Bytes asked of the socket per read, as hyper's first read.
+const READ_SIZE: usize = 8192;
+
+/// How the direct path left a connection.
+pub enum Ended {
+    /// The peer closed it between requests.
+    Closed,
+    /// A request the direct path does not answer: hyper serves the connection from here on,
+    /// starting with these bytes (the first one is that request's first).
+    HandOver(Bytes),
+}
+
+/// Answers requests on `io` until the peer closes or a request needs hyper. `writing` is set
+/// while a response is being written, so that a close asked meanwhile waits for it.
+///
+/// # Errors
+/// The socket's errors, and [`io::ErrorKind::InvalidData`] if a route answered at once
+/// streamed its body (none does).
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    state: &AppState,
+    peer: IpAddr,
+    watch: &Watch,
+    max_head: usize,
+    writing: &AtomicBool,
+) -> io::Result<Ended> {
+    let mut unread = BytesMut::with_capacity(READ_SIZE);
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        let (used, hand_over) = answer_all(&unread, &mut out, state, peer, &mut || {
+            watch.note_started();
+        })?;
+        unread.advance(used);
+        if !out.is_empty() {
+            writing.store(true, Ordering::Relaxed);
+            io.write_all(&out).await?;
+            writing.store(false, Ordering::Relaxed);
+            out.clear();
+        }
+        if hand_over || unread.len() >= max_head {
+            return Ok(Ended::HandOver(unread.freeze()));
+        }
+        unread.reserve(READ_SIZE);
+        if io.read_buf(&mut unread).await? == 0 {
+            return Ok(if unread.is_empty() {
+                Ended::Closed
+            } else {
+                // an unfinished head: hyper says what it says of one
+                Ended::HandOver(unread.freeze())
+            });
+        }
+    }
+}
+
+/// Answers the whole requests at the front of `unread`, appending the responses to `out` and
+/// calling `started` for each. Returns how many bytes those requests took, and whether the
+/// request after them is for hyper (rather than not read whole yet).
+///
+/// # Errors
+/// [`io::ErrorKind::InvalidData`] if a route answered at once streamed its body (none does).
+pub fn answer_all(
+    unread: &[u8],
+    out: &mut Vec<u8>,
+    state: &AppState,
+    peer: IpAddr,
+    started: &mut impl FnMut(),
+) -> io::Result<(usize, bool)> {
+    let mut used = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        let length = match request.parse(&unread[used..]) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return Ok((used, false)),
+            // malformed, or too many headers: hyper answers as it always has
+            Err(_) => return Ok((used, true)),
+        };
+        let Some(response) =
+            DirectHead::of(&request).and_then(|head| api::answer_now(state, peer, &head))
+        else {
+            return Ok((used, true));
+        };
+        started();
+        encode(response, out)?;
+        used += length;
+    }
+}
+
+/// The head of a request the direct path may answer (see the module doc).
+struct DirectHead<'a> {
+    path: &'a str,
+    query: Option<&'a str>,
+    authorization: Option<&'a [u8]>,
+}
+
+impl<'a> DirectHead<'a> {
+    fn of(request: &httparse::Request<'_, 'a>) -> Option<DirectHead<'a>> {
+        if request.method != Some("GET") || request.version != Some(1) {
+            return None;
+        }
+        let target = request.path?;
+        if !target.starts_with('/') || !target.bytes().all(is_plain_target_byte) {
+            return None;
+        }
+        let mut authorization = None;
+        for header in request.headers.iter() {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("authorization") {
+                authorization.get_or_insert(header.value);
+            } else if name.eq_ignore_ascii_case("connection") {
+                if !header.value.eq_ignore_ascii_case(b"keep-alive") {
+                    return None;
+                }
+            } else if ["content-length", "transfer-encoding", "expect", "upgrade"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                return None;
+            }
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        Some(DirectHead {
+            path,
+            query,
+            authorization,
+        })
+    }
+}
+
+/// Bytes of a request target the direct path takes: letters, digits and the path and query
+/// punctuation a check uses. Anything else (`#`, `%`, quotes, brackets...) goes to hyper,
+/// whose URI parser then decides.
+fn is_plain_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"/?=&-._~+".contains(&b)
+}
+
+impl Head for DirectHead<'_> {
+    fn is_get(&self) -> bool {
+        true
+    }
+
+    fn path(&self) -> &str {
+        self.path
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+
+    fn authorization(&self) -> Option<&[u8]> {
+        self.authorization
+    }
+}
+
+/// Appends `response` as HTTP/1.1 bytes, with the `content-length` and `date` hyper would add.
+fn encode(response: HttpResponse, out: &mut Vec<u8>) -> io::Result<()> {
+    let (parts, body) = response.into_parts();
+    let body = whole_body(body)?;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(body.len(), &mut digits));
+    out.extend_from_slice(b"\r\ndate: ");
+    with_date(|date| out.extend_from_slice(date));
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+/// The bytes of a whole-buffer body (every body [`api::answer_now`] makes).
+fn whole_body(body: api::Body) -> io::Result<Bytes> {
+    let Either::Left(mut full) = body else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a route answered at once streamed its body",
+        ));
+    };
+    // a whole buffer is ready at the first poll: its data, or nothing if it is empty
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut full).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+        _ => Ok(Bytes::new()),
+    }
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[start..];
+        }
+    }
+}
+
+/// Calls `f` with the current time as an HTTP date, formatted once per second per thread.
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            *cached = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        f(text.as_bytes())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &[u8]) -> Option<(String, Option<String>, Option<Vec<u8>>)> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(raw).unwrap().is_complete());
+        DirectHead::of(&request).map(|h| {
+            (
+                h.path.to_owned(),
+                h.query.map(str::to_owned),
+                h.authorization.map(<[u8]>::to_vec),
+            )
+        })
+    }
+
+    #[test]
+    fn takes_plain_gets_and_leaves_everything_else_to_hyper() {
+        let taken = head(b"GET /v1/imeis/490154203237518/status?imsi=732101 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t1\r\nauthorization: Bearer t2\r\nConnection: Keep-Alive\r\n\r\n");
+        assert_eq!(
+            taken,
+            Some((
+                "/v1/imeis/490154203237518/status".to_owned(),
+                Some("imsi=732101".to_owned()),
+                Some(b"Bearer t1".to_vec())
+            ))
+        );
+        for raw in [
+            &b"POST /v1/checks HTTP/1.1\r\n\r\n"[..],
+            b"HEAD /metrics HTTP/1.1\r\n\r\n",
+            b"GET /metrics HTTP/1.0\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n\r\n",
+            b"GET http://host/healthz HTTP/1.1\r\n\r\n",
+            b"GET * HTTP/1.1\r\n\r\n",
+            b"GET /v1/imeis/1%32/status HTTP/1.1\r\n\r\n",
+            b"GET /healthz#x HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(head(raw), None, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn decimal_writes_every_magnitude() {
+        let mut digits = [0u8; 20];
+        for n in [0usize, 7, 10, 160, 65_535, usize::MAX] {
+            assert_eq!(decimal(n, &mut digits), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn dates_are_http_dates() {
+        let date = with_date(|d| String::from_utf8(d.to_vec()).unwrap());
+        assert!(httpdate::parse_http_date(&date).is_ok(), "{date}");
+        assert!(date.ends_with(" GMT"));
+    }
+}

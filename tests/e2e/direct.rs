@@ -1,0 +1,267 @@
+//! The direct path (`src/server/direct.rs`): cleartext HTTP/1.1 requests that never wait are
+//! answered without hyper, and everything else is handed to hyper on the same connection. Raw
+//! bytes over a real socket, so what is on the wire is what is checked.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use imeidb::store::{NegativeRecord, PositiveRecord, ReportKind};
+
+use crate::support::{TestServer, imei, test_config};
+
+/// One response off the wire: status, headers (lower-case names, `date` left out), body.
+#[derive(Debug, PartialEq)]
+struct Wire {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// Writes `bytes` in one go and reads `count` responses, or as many as come before the server
+/// closes (then `closed` is true).
+async fn exchange(addr: SocketAddr, bytes: &[u8], count: usize) -> (Vec<Wire>, bool) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut read = Vec::new();
+    let mut answers = Vec::new();
+    let mut closed = false;
+    while answers.len() < count {
+        if let Some((wire, used)) = parse_response(&read) {
+            answers.push(wire);
+            read.drain(..used);
+            continue;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("the server should answer")
+            .unwrap_or(0);
+        if n == 0 {
+            closed = true;
+            break;
+        }
+        read.extend_from_slice(&chunk[..n]);
+    }
+    if !closed && answers.len() == count {
+        // nothing more than asked for, and the connection stays open (or closes) as it should
+        let mut chunk = [0u8; 64];
+        if let Ok(n) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut chunk)).await
+        {
+            let n = n.unwrap_or(0);
+            assert_eq!(n, 0, "unexpected bytes: {:?}", &chunk[..n]);
+            closed = true;
+        }
+    }
+    assert!(read.is_empty(), "a partial response: {read:?}");
+    (answers, closed)
+}
+
+/// One whole response at the front of `read` (bodies have a `content-length`).
+fn parse_response(read: &[u8]) -> Option<(Wire, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head) = response.parse(read).unwrap() else {
+        return None;
+    };
+    let mut length = 0;
+    let mut kept = Vec::new();
+    let mut dated = false;
+    for h in response.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        let value = String::from_utf8(h.value.to_vec()).unwrap();
+        if name == "content-length" {
+            length = value.parse::<usize>().unwrap();
+        }
+        if name == "date" {
+            assert!(httpdate::parse_http_date(&value).is_ok(), "date {value}");
+            dated = true;
+        } else {
+            kept.push((name, value));
+        }
+    }
+    assert!(dated, "every response has a date");
+    kept.sort();
+    if read.len() < head + length {
+        return None;
+    }
+    let wire = Wire {
+        status: response.code.unwrap(),
+        headers: kept,
+        body: String::from_utf8(read[head..head + length].to_vec()).unwrap(),
+    };
+    Some((wire, head + length))
+}
+
+/// imei(1) registered, imei(2) stolen.
+fn seed(server: &TestServer) {
+    let r = &server.registry;
+    r.list_positive(imei(1), &PositiveRecord::default())
+        .unwrap();
+    let stolen = NegativeRecord {
+        kind: ReportKind::Stolen,
+        ..Default::default()
+    };
+    r.list_negative(imei(2), &stolen).unwrap();
+}
+
+fn get(target: &str, extra_headers: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nhost: imeidb\r\n{extra_headers}\r\n")
+}
+
+fn post(target: &str, json: &str) -> String {
+    format!(
+        "POST {target} HTTP/1.1\r\nhost: imeidb\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+        json.len()
+    )
+}
+
+/// Requests whose answers do not depend on what the server served before (not `/metrics`).
+fn requests() -> Vec<String> {
+    let registered = imei(1).to_string();
+    let stolen = imei(2).to_string();
+    let mut wrong = imei(1).to_string();
+    wrong.replace_range(14.., if wrong.ends_with('0') { "1" } else { "0" });
+    vec![
+        get(&format!("/v1/imeis/{registered}/status"), ""),
+        get(
+            &format!("/v1/imeis/{stolen}/status?imsi=732101234567890"),
+            "",
+        ),
+        get(&format!("/v1/imeis/{wrong}/status"), ""),
+        get(
+            "/v1/imeis/12345/status?imsi=x",
+            "connection: keep-alive\r\n",
+        ),
+        get(
+            &format!("/n5g-eir-eic/v1/equipment-status?pei=imei-{stolen}"),
+            "",
+        ),
+        get("/n5g-eir-eic/v1/equipment-status?pei=imei-35", ""),
+        get("/n5g-eir-eic/v1/equipment-status", ""),
+        get("/healthz", ""),
+        get("/readyz", "accept: */*\r\n"),
+        get("/v1/public/imeis/12", ""),
+        // hyper's from here on: the direct path leaves these, and every request after them
+        get("/v1/orgs", ""),
+        post(
+            "/v1/checks",
+            &format!("{{\"imeis\":[\"{}\"]}}", &registered[..8]),
+        ),
+        get(&format!("/v1/imeis/{registered}/status"), ""),
+    ]
+}
+
+async fn server(dir: &std::path::Path, direct_path: bool) -> TestServer {
+    let mut config = test_config(dir);
+    config.server.direct_path = direct_path;
+    let server = TestServer::start_with(config).await;
+    seed(&server);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_as_hyper_answers_them() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let direct = server(a.path(), true).await;
+    let hyper_only = server(b.path(), false).await;
+    let requests = requests();
+    let all: String = requests.concat();
+    let (pipelined, closed) = exchange(direct.addr, all.as_bytes(), requests.len()).await;
+    assert!(!closed);
+    assert_eq!(pipelined.len(), requests.len());
+    let statuses: Vec<u16> = pipelined.iter().map(|w| w.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            200, 200, 400, 400, 200, 400, 400, 200, 200, 400, 401, 200, 200
+        ]
+    );
+    assert!(pipelined[0].body.contains("\"WHITELISTED\""));
+    assert!(pipelined[1].body.contains("\"BLACKLISTED\""));
+    assert!(
+        pipelined[11].body.contains("\"error\""),
+        "{:?}",
+        pipelined[11]
+    );
+    // the same bytes, one request per connection, to a server where hyper reads everything
+    for (request, answer) in requests.iter().zip(&pipelined) {
+        let (alone, _) = exchange(hyper_only.addr, request.as_bytes(), 1).await;
+        assert_eq!(alone.first(), Some(answer), "{request}");
+    }
+    direct.stop().await;
+    hyper_only.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_split_anywhere_are_answered_once_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), true).await;
+    let request = get(&format!("/v1/imeis/{}/status", imei(1)), "");
+    let twice = request.repeat(2);
+    for split in [1, 10, request.len() - 1, request.len(), request.len() + 3] {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let (first, rest) = twice.as_bytes().split_at(split);
+        stream.write_all(first).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(rest).await.unwrap();
+        let mut read = Vec::new();
+        let mut answers = 0;
+        while answers < 2 {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed after {answers} answers (split at {split})");
+            read.extend_from_slice(&chunk[..n]);
+            while let Some((wire, used)) = parse_response(&read) {
+                assert_eq!(wire.status, 200);
+                assert!(wire.body.contains("WHITELISTED"));
+                read.drain(..used);
+                answers += 1;
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_requests_and_http_1_0_are_answered_then_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), true).await;
+    let check = format!("/v1/imeis/{}/status", imei(1));
+    for request in [
+        get(&check, "connection: close\r\n"),
+        format!("GET {check} HTTP/1.0\r\n\r\n"),
+        // a check answered directly, then one that closes: both answered, in order
+        get(&check, "") + &get("/healthz", "Connection: close\r\n"),
+    ] {
+        let count = request.matches("GET").count();
+        let (answers, closed) = exchange(server.addr, request.as_bytes(), count).await;
+        assert_eq!(answers.len(), count, "{request}");
+        assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+        assert!(closed, "{request}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_on_a_check_goes_to_hyper_and_cannot_smuggle_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), true).await;
+    // the "body" looks like a second request: it must be read as a body, never answered
+    let hidden = get("/healthz", "");
+    let request = format!(
+        "GET /v1/imeis/{}/status HTTP/1.1\r\ncontent-length: {}\r\n\r\n{hidden}",
+        imei(1),
+        hidden.len()
+    );
+    // one answer, and no second one (`exchange` fails on bytes past the answers it expects)
+    let (answers, _) = exchange(server.addr, request.as_bytes(), 1).await;
+    assert!(answers[0].body.contains("WHITELISTED"));
+    server.stop().await;
+}

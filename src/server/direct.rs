@@ -265,7 +265,100 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::accounts::Accounts;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::registry::Registry;
+    use crate::store::Store;
+
+    /// A server state over a store in a temporary directory, shared by the cases.
+    fn state() -> &'static AppState {
+        static STATE: OnceLock<(AppState, tempfile::TempDir)> = OnceLock::new();
+        &STATE
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let mut config = Config::default_config();
+                config.store.sync_writes = false;
+                config.store.block_cache_bytes = 8 << 20;
+                let metrics = Arc::new(Metrics::new());
+                let store = Store::open(dir.path(), &config.store, metrics.store()).unwrap();
+                let store = Arc::new(store);
+                let accounts = Accounts::open(Arc::clone(&store)).unwrap();
+                let registry = Registry::new(store, config.check.clone());
+                let state = AppState::new(registry, accounts, metrics, &config);
+                (state, dir)
+            })
+            .0
+    }
+
+    /// Pieces of what clients send: requests the direct path answers, requests it leaves,
+    /// and bytes that are no request.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"GET /v1/imeis/490154203237518/status HTTP/1.1\r\nhost: x\r\n\r\n".to_vec()),
+            Just(b"GET /healthz HTTP/1.1\r\n\r\n".to_vec()),
+            Just(b"GET /n5g-eir-eic/v1/equipment-status?pei=imei-35 HTTP/1.1\r\n\r\n".to_vec()),
+            Just(b"GET /v1/imeis/1/status HTTP/1.1\r\ncontent-length: 27\r\n\r\n".to_vec()),
+            Just(b"POST /v1/checks HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()),
+            Just(b"GET /healthz HTTP/1.0\r\n\r\n".to_vec()),
+            Just(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..24),
+            "[ -~]{0,40}\r\n".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives, the direct path answers only whole, bodiless HTTP/1.1 `GET`
+        /// heads, one response each, and consumes exactly those requests' bytes.
+        #[test]
+        fn answers_only_whole_bodiless_gets(pieces in proptest::collection::vec(piece(), 0..6)) {
+            let bytes = pieces.concat();
+            let mut out = Vec::new();
+            let mut answered = 0;
+            let (used, _) = answer_all(&bytes, &mut out, state(), IpAddr::from([127, 0, 0, 1]), &mut || answered += 1).unwrap();
+            prop_assert!(used <= bytes.len());
+            let mut rest = &bytes[..used];
+            let mut requests = 0;
+            while !rest.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; 64];
+                let mut request = httparse::Request::new(&mut headers);
+                let Ok(httparse::Status::Complete(length)) = request.parse(rest) else {
+                    return Err(TestCaseError::fail("answered bytes that are not a whole head"));
+                };
+                prop_assert_eq!(request.method, Some("GET"));
+                prop_assert_eq!(request.version, Some(1));
+                let bodiless = request.headers.iter().all(|h| {
+                    !h.name.eq_ignore_ascii_case("content-length")
+                        && !h.name.eq_ignore_ascii_case("transfer-encoding")
+                });
+                prop_assert!(bodiless);
+                rest = &rest[length..];
+                requests += 1;
+            }
+            prop_assert_eq!(answered, requests);
+            let mut responses = 0;
+            let mut written = &out[..];
+            while !written.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; 16];
+                let mut response = httparse::Response::new(&mut headers);
+                let Ok(httparse::Status::Complete(head)) = response.parse(written) else {
+                    return Err(TestCaseError::fail("a response head that does not parse"));
+                };
+                let length: usize = response.headers.iter()
+                    .find(|h| h.name == "content-length")
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .expect("every response has a content-length");
+                written = &written[head + length..];
+                responses += 1;
+            }
+            prop_assert_eq!(responses, requests);
+        }
+    }
 
     fn head(raw: &[u8]) -> Option<(String, Option<String>, Option<Vec<u8>>)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

@@ -34,12 +34,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
-
-use bytes::Bytes;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -51,6 +50,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::{self, AppState, Routed};
+use crate::config::ServerLimits;
 
 mod direct;
 
@@ -70,7 +70,6 @@ pub fn answer_direct(
     let peer = IpAddr::from([127, 0, 0, 1]);
     direct::answer_all(bytes, out, state, peer, &mut || {})
 }
-use crate::config::ServerLimits;
 
 /// Why the TLS certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,9 +105,10 @@ pub fn answer_all(
 ) -> io::Result<(usize, bool)> {
     let mut used = 0;
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let length = match request.parse(&unread[used..]) {
+        // left uninitialised: the parser writes those it returns (hyper does the same)
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let length = match request.parse_with_uninit_headers(&unread[used..], &mut headers) {
             Ok(httparse::Status::Complete(length)) => length,
             Ok(httparse::Status::Partial) => return Ok((used, false)),
             // malformed, or too many headers: hyper answers as it always has
@@ -169,9 +171,23 @@ impl<'a> DirectHead<'a> {
 
 /// Bytes of a request target the direct path takes: letters, digits and the path and query
 /// punctuation a check uses. Anything else (`#`, `%`, quotes, brackets...) goes to hyper,
-/// whose URI parser then decides.
+/// whose URI parser then decides. A table: the test runs on every byte of every target.
 fn is_plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"/?=&-._~+".contains(&b)
+    const PLAIN: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'/' | b'?' | b'=' | b'&' | b'-' | b'.' | b'_' | b'~' | b'+'
+                );
+            b += 1;
+        }
+        table
+    };
+    PLAIN[usize::from(b)]
 }
 
 impl Head for DirectHead<'_> {
@@ -401,6 +417,18 @@ mod tests {
         ] {
             assert_eq!(head(raw), None, "{}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn plain_target_bytes_are_letters_digits_and_path_and_query_punctuation() {
+        let plain: Vec<u8> = (0..=255u8).filter(|&b| is_plain_target_byte(b)).collect();
+        let mut expected: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
+        expected.extend_from_slice(b"/?=&-._~+");
+        expected.sort_unstable();
+        assert_eq!(plain, expected);
     }
 
     #[test]

@@ -125,6 +125,69 @@ pub fn answer_all(
     }
 }
 
+/// Runs [`answer_all`] on `bytes` and checks what the direct path promises (see the module
+/// doc): it consumed whole, bodiless HTTP/1.1 `GET` heads and nothing else, and wrote one
+/// whole response, with its `content-length`, for each. For the property test and the fuzz
+/// target (`server::check_direct_path`); `Err` says which promise was broken.
+pub fn check_answers(state: &AppState, bytes: &[u8]) -> Result<(), String> {
+    let mut out = Vec::new();
+    let mut started = 0;
+    let (used, _) = answer_all(
+        bytes,
+        &mut out,
+        state,
+        IpAddr::from([127, 0, 0, 1]),
+        &mut || {
+            started += 1;
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rest = bytes
+        .get(..used)
+        .ok_or("consumed more bytes than were read")?;
+    let mut requests = 0;
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(length)) = request.parse(rest) else {
+            return Err("answered bytes that are not a whole request head".into());
+        };
+        let bodiless = request.headers.iter().all(|h| {
+            !h.name.eq_ignore_ascii_case("content-length")
+                && !h.name.eq_ignore_ascii_case("transfer-encoding")
+        });
+        if request.method != Some("GET") || request.version != Some(1) || !bodiless {
+            return Err(format!("answered a request it should leave: {request:?}"));
+        }
+        rest = &rest[length..];
+        requests += 1;
+    }
+    if started != requests {
+        return Err(format!("{requests} requests, {started} counted as started"));
+    }
+    let mut responses = 0;
+    let mut written = &out[..];
+    while !written.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(head)) = response.parse(written) else {
+            return Err("a response head that does not parse".into());
+        };
+        let length: usize = (response.headers.iter())
+            .find(|h| h.name == "content-length")
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+            .ok_or("a response without a content-length")?;
+        written = written
+            .get(head + length..)
+            .ok_or("a response shorter than its content-length")?;
+        responses += 1;
+    }
+    if responses != requests {
+        return Err(format!("{requests} requests, {responses} responses"));
+    }
+    Ok(())
+}
+
 /// The head of a request the direct path may answer (see the module doc).
 struct DirectHead<'a> {
     path: &'a str,
@@ -333,46 +396,7 @@ mod tests {
         /// heads, one response each, and consumes exactly those requests' bytes.
         #[test]
         fn answers_only_whole_bodiless_gets(pieces in proptest::collection::vec(piece(), 0..6)) {
-            let bytes = pieces.concat();
-            let mut out = Vec::new();
-            let mut answered = 0;
-            let (used, _) = answer_all(&bytes, &mut out, state(), IpAddr::from([127, 0, 0, 1]), &mut || answered += 1).unwrap();
-            prop_assert!(used <= bytes.len());
-            let mut rest = &bytes[..used];
-            let mut requests = 0;
-            while !rest.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; 64];
-                let mut request = httparse::Request::new(&mut headers);
-                let Ok(httparse::Status::Complete(length)) = request.parse(rest) else {
-                    return Err(TestCaseError::fail("answered bytes that are not a whole head"));
-                };
-                prop_assert_eq!(request.method, Some("GET"));
-                prop_assert_eq!(request.version, Some(1));
-                let bodiless = request.headers.iter().all(|h| {
-                    !h.name.eq_ignore_ascii_case("content-length")
-                        && !h.name.eq_ignore_ascii_case("transfer-encoding")
-                });
-                prop_assert!(bodiless);
-                rest = &rest[length..];
-                requests += 1;
-            }
-            prop_assert_eq!(answered, requests);
-            let mut responses = 0;
-            let mut written = &out[..];
-            while !written.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; 16];
-                let mut response = httparse::Response::new(&mut headers);
-                let Ok(httparse::Status::Complete(head)) = response.parse(written) else {
-                    return Err(TestCaseError::fail("a response head that does not parse"));
-                };
-                let length: usize = response.headers.iter()
-                    .find(|h| h.name == "content-length")
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                    .expect("every response has a content-length");
-                written = &written[head + length..];
-                responses += 1;
-            }
-            prop_assert_eq!(responses, requests);
+            prop_assert_eq!(check_answers(state(), &pieces.concat()), Ok(()));
         }
     }
 

@@ -54,21 +54,12 @@ use crate::config::ServerLimits;
 
 mod direct;
 
-/// The direct path's answers to the whole requests at the front of `bytes` (see
-/// `server/direct.rs`): the responses are appended to `out`; returns how many bytes those
-/// requests took and whether the request after them is one the direct path leaves to hyper.
-/// For fuzzing: the server itself reads from a socket.
-///
-/// # Errors
-/// [`io::ErrorKind::InvalidData`] if a route answered at once streamed its body (none does).
+/// Runs the direct path (see `server/direct.rs`) on `bytes` as a client's first bytes, and
+/// checks what it promises: only whole, bodiless HTTP/1.1 `GET` heads answered, one whole
+/// response each. For fuzzing; `Err` says which promise was broken.
 #[doc(hidden)]
-pub fn answer_direct(
-    state: &AppState,
-    bytes: &[u8],
-    out: &mut Vec<u8>,
-) -> io::Result<(usize, bool)> {
-    let peer = IpAddr::from([127, 0, 0, 1]);
-    direct::answer_all(bytes, out, state, peer, &mut || {})
+pub fn check_direct_path(state: &AppState, bytes: &[u8]) -> Result<(), String> {
+    direct::check_answers(state, bytes)
 }
 
 /// Why the TLS certificate or key could not be used.

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, json_response, read_body};
+use super::{ApiError, AppState, HttpResponse, Reply, read_body};
 use crate::accounts::audit::{Action, Filter};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User, time_json};
@@ -346,7 +346,11 @@ fn bad<T>(invalid: &mut Vec<(String, String)>, param: &str, expected: &str) -> O
 }
 
 pub(super) fn json_value(value: &Value) -> HttpResponse {
-    json_response(serde_json::to_vec(value).unwrap_or_default())
+    json_reply(value).into_response()
+}
+
+pub(super) fn json_reply(value: &Value) -> Reply {
+    Reply::json(serde_json::to_vec(value).unwrap_or_default())
 }
 
 pub(super) fn created(location: &str, value: &Value) -> HttpResponse {

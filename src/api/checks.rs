@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, json_response, read_body};
+use super::{ApiError, AppState, HttpResponse, Reply, json_response, read_body};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
 use crate::metrics::CheckResult;
@@ -45,7 +45,7 @@ pub fn status_path_imei(path: &str) -> Option<&str> {
 ///
 /// # Errors
 /// 400 naming `{imei}` or `query imsi` when malformed.
-pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<Reply, ApiError> {
     let started = Instant::now();
     let outcome = parse_single(imei, query).map(|(imei, imsi)| {
         let decision = state.registry.check(Interface::Native, imei, imsi.as_ref());
@@ -58,7 +58,7 @@ pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<HttpR
     let response = outcome.map(|(imei, decision)| {
         let mut out = Vec::with_capacity(160);
         write_decision(&mut out, imei, &decision);
-        json_response(out)
+        Reply::json(out)
     });
     state
         .metrics

@@ -12,10 +12,8 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, json_response};
+use super::{ApiError, AppState, Reply};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
 use crate::metrics::CheckResult;
@@ -38,7 +36,7 @@ pub enum Equipment {
 /// # Errors
 /// 400 for a missing or malformed parameter (named in `invalidParams`), 404
 /// `ERROR_EQUIPMENT_UNKNOWN` for equipment on neither list when so configured.
-pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<Reply, ApiError> {
     let started = Instant::now();
     let answer = parse_query(query).map(|equipment| match equipment {
         Equipment::Imei(imei, imsi) => {
@@ -62,17 +60,17 @@ pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<HttpRes
         .metrics
         .observe_check(Interface::N5gEir, result, Some(started.elapsed()));
     match answer? {
-        Answer::Status(status) => Ok(json_response(status_body(status))),
+        Answer::Status(status) => Ok(Reply::json(status_body(status))),
         Answer::Unknown => Err(ApiError::EquipmentUnknown),
     }
 }
 
-fn status_body(status: EquipmentStatus) -> Bytes {
-    Bytes::from_static(match status {
+fn status_body(status: EquipmentStatus) -> &'static [u8] {
+    match status {
         EquipmentStatus::Whitelisted => br#"{"status":"WHITELISTED"}"#,
         EquipmentStatus::Blacklisted => br#"{"status":"BLACKLISTED"}"#,
         EquipmentStatus::Greylisted => br#"{"status":"GREYLISTED"}"#,
-    })
+    }
 }
 
 /// Parses the query string (untrusted bytes: fuzzed in `fuzz/`).

@@ -24,6 +24,7 @@ pub mod ops;
 pub mod problem;
 pub mod registry;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,7 +37,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Frame;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::accounts::roles::Permission;
@@ -133,6 +136,61 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Either::Left(Full::new(bytes.into()))
 }
 
+/// A response whose body is one buffer and whose headers are its content type and at most
+/// one more: what the routes that never wait answer, and what every error renders as. Lighter
+/// than an [`HttpResponse`], whose header map costs two allocations and its body's `Bytes` a
+/// third: answering a direct-path check with a `Reply` took it from 6,600 to 5,500 user-space
+/// instructions (callgrind). The direct path writes it out as it is (`server/direct.rs`);
+/// hyper gets [`Reply::into_response`].
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: StatusCode,
+    /// The `content-type` header's value.
+    pub content_type: &'static str,
+    /// One more header (`allow`, `www-authenticate`, `retry-after`), if any.
+    pub header: Option<(HeaderName, HeaderValue)>,
+    /// The body.
+    pub body: Cow<'static, [u8]>,
+}
+
+impl Reply {
+    /// A `200` JSON reply.
+    pub fn json(body: impl Into<Cow<'static, [u8]>>) -> Reply {
+        Reply::new(StatusCode::OK, "application/json", body)
+    }
+
+    /// A reply with `status`, a `content-type` and a body, and no other header.
+    pub fn new(
+        status: StatusCode,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Reply {
+        Reply {
+            status,
+            content_type,
+            header: None,
+            body: body.into(),
+        }
+    }
+
+    /// The same response for hyper.
+    pub fn into_response(self) -> HttpResponse {
+        let body = match self.body {
+            Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+            Cow::Owned(bytes) => Bytes::from(bytes),
+        };
+        let mut response = Response::new(full(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        if let Some((name, value)) = self.header {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
 /// What [`route_now`] did with a request.
 pub enum Routed {
     /// Its response: every error is a problem+json response already.
@@ -183,14 +241,14 @@ impl<B> Head for Request<B> {
 /// then allocated a fresh buffer: two allocations and a cold buffer on every check.
 pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> Routed {
     match answer_now(state, peer, &request) {
-        Some(response) => Routed::Answered(response),
+        Some(reply) => Routed::Answered(reply.into_response()),
         None => Routed::Waits(request),
     }
 }
 
-/// The response of a route that never waits, or `None` for a request whose route waits (see
+/// The reply of a route that never waits, or `None` for a request whose route waits (see
 /// [`route_waiting`]). The one routing table of those routes, whoever read the request.
-pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<HttpResponse> {
+pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<Reply> {
     let path = head.path();
     let result = match path {
         "/metrics" | "/healthz" | "/readyz" if !head.is_get() => {
@@ -230,7 +288,7 @@ pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<Ht
             None => return None,
         },
     };
-    Some(result.unwrap_or_else(ApiError::into_response))
+    Some(result.unwrap_or_else(ApiError::into_reply))
 }
 
 /// Routes a request [`route_now`] gave back: the batch check, and every authenticated route
@@ -301,26 +359,8 @@ pub fn is_ready(state: &AppState) -> bool {
 }
 
 /// A `200` JSON response.
-pub fn json_response(body: impl Into<Bytes>) -> HttpResponse {
-    let mut response = Response::new(full(body));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// A response with `status` and a plain-text body.
-pub fn text_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> HttpResponse {
-    let mut response = Response::new(full(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+pub fn json_response(body: impl Into<Cow<'static, [u8]>>) -> HttpResponse {
+    Reply::json(body).into_response()
 }
 
 /// Reads the whole body, refusing (413) one larger than `max` bytes before reading it when

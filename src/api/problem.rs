@@ -4,10 +4,11 @@
 //! (TS 29.500 table 5.2.7.2-1 names where one exists), and the body's `status` comes from that
 //! same match, so the two can never disagree. 5xx bodies say little; details go to the log.
 
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
+use hyper::header::HeaderValue;
 use serde::Serialize;
 
+use super::Reply;
 use crate::accounts::AccountsError;
 use crate::registry::RegistryError;
 
@@ -266,8 +267,8 @@ impl ApiError {
         }
     }
 
-    /// The problem+json response.
-    pub fn into_response(self) -> super::HttpResponse {
+    /// The problem+json reply.
+    pub fn into_reply(self) -> Reply {
         let (status, cause, title) = self.status_and_cause();
         let detail = match &self {
             ApiError::MissingQueryParam { param } => {
@@ -310,37 +311,37 @@ impl ApiError {
             cause,
             invalid_params,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = Response::new(super::full(bytes));
-        *response.status_mut() = status;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        match self {
+        let header = match self {
             ApiError::MethodNotAllowed { allow } => {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+                Some((hyper::header::ALLOW, HeaderValue::from_static(allow)))
             }
-            ApiError::Unauthenticated => {
-                response.headers_mut().insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"imeidb\""),
-                );
-            }
+            ApiError::Unauthenticated => Some((
+                hyper::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"imeidb\""),
+            )),
             ApiError::TooManyRequests { retry_after } => {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+                Some((hyper::header::RETRY_AFTER, HeaderValue::from(retry_after)))
             }
-            _ => {}
+            _ => None,
+        };
+        Reply {
+            status,
+            content_type: PROBLEM_JSON,
+            header,
+            body: serde_json::to_vec(&body).unwrap_or_default().into(),
         }
-        response
+    }
+
+    /// The problem+json response for hyper.
+    pub fn into_response(self) -> super::HttpResponse {
+        self.into_reply().into_response()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use hyper::header::CONTENT_TYPE;
+
     use super::*;
 
     #[test]

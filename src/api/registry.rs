@@ -35,9 +35,9 @@ use hyper::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::{created, json_body, json_value};
+use super::admin::{created, json_body, json_reply, json_value};
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, ChannelBody, HttpResponse};
+use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply};
 use crate::accounts::Principal;
 use crate::accounts::audit::Action;
 use crate::accounts::roles::{Permission, Role};
@@ -537,11 +537,11 @@ pub const PUBLIC_IMEIS: &str = "/v1/public/imeis/";
 /// # Errors
 /// [`ApiError::TooManyRequests`] past the client's rate, [`ApiError::InvalidParams`] for a
 /// malformed IMEI.
-pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<HttpResponse, ApiError> {
+pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<Reply, ApiError> {
     state.public_limiter.admit(peer)?;
     let imei = path_imei(imei)?;
     let listing = state.registry.listing(imei);
-    Ok(json_value(&json!({
+    Ok(json_reply(&json!({
         "imei": imei.to_string(),
         "reportedStolenOrLost": listing.negative,
         "registered": listing.positive,
@@ -559,7 +559,7 @@ pub fn public_sellers(
     state: &AppState,
     peer: IpAddr,
     query: Option<&str>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Reply, ApiError> {
     state.public_limiter.admit(peer)?;
     let mut q = String::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -575,7 +575,7 @@ pub fn public_sellers(
     }
     let sellers = state.registry.search_sellers(&q)?;
     let sellers: Vec<Value> = sellers.iter().map(|s| seller_json(state, s)).collect();
-    Ok(json_value(&json!({ "sellers": sellers })))
+    Ok(json_reply(&json!({ "sellers": sellers })))
 }
 
 fn seller_json(state: &AppState, seller: &Seller) -> Value {

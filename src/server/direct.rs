@@ -4,7 +4,7 @@
 //! Why: a native check is kernel-bound, and of its user-space work hyper's handling was most:
 //! a hyper server answering a constant takes 7,200 instructions per request, a check through
 //! hyper took 9,800 (callgrind; see docs/PERFORMANCE.md). Here a check costs one `httparse`
-//! parse of the head, the route and the check, and one buffer written: 6,600 in all.
+//! parse of the head, the route and the check, and one buffer written: 5,500 in all.
 //!
 //! What it answers, and why that is safe: a request it takes is one hyper would read the same
 //! way, because it is a head `httparse` (hyper's own parser) reads whole, of an HTTP/1.1 `GET`
@@ -20,18 +20,14 @@ use std::cell::RefCell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http_body_util::Either;
-use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Watch;
-use crate::api::{self, AppState, Head, HttpResponse};
+use crate::api::{self, AppState, Head, Reply};
 
 /// Most headers a request answered here may have; a request with more goes to hyper.
 pub const MAX_HEADERS: usize = 32;
@@ -52,8 +48,7 @@ pub enum Ended {
 /// while a response is being written, so that a close asked meanwhile waits for it.
 ///
 /// # Errors
-/// The socket's errors, and [`io::ErrorKind::InvalidData`] if a route answered at once
-/// streamed its body (none does).
+/// The socket's errors.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     state: &AppState,
@@ -67,7 +62,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let (used, hand_over) = answer_all(&unread, &mut out, state, peer, &mut || {
             watch.note_started();
-        })?;
+        });
         unread.advance(used);
         if !out.is_empty() {
             writing.store(true, Ordering::Relaxed);
@@ -93,16 +88,13 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 /// Answers the whole requests at the front of `unread`, appending the responses to `out` and
 /// calling `started` for each. Returns how many bytes those requests took, and whether the
 /// request after them is for hyper (rather than not read whole yet).
-///
-/// # Errors
-/// [`io::ErrorKind::InvalidData`] if a route answered at once streamed its body (none does).
 pub fn answer_all(
     unread: &[u8],
     out: &mut Vec<u8>,
     state: &AppState,
     peer: IpAddr,
     started: &mut impl FnMut(),
-) -> io::Result<(usize, bool)> {
+) -> (usize, bool) {
     let mut used = 0;
     loop {
         // left uninitialised: the parser writes those it returns (hyper does the same)
@@ -110,17 +102,17 @@ pub fn answer_all(
         let mut request = httparse::Request::new(&mut []);
         let length = match request.parse_with_uninit_headers(&unread[used..], &mut headers) {
             Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) => return Ok((used, false)),
+            Ok(httparse::Status::Partial) => return (used, false),
             // malformed, or too many headers: hyper answers as it always has
-            Err(_) => return Ok((used, true)),
+            Err(_) => return (used, true),
         };
-        let Some(response) =
+        let Some(reply) =
             DirectHead::of(&request).and_then(|head| api::answer_now(state, peer, &head))
         else {
-            return Ok((used, true));
+            return (used, true);
         };
         started();
-        encode(response, out)?;
+        encode(&reply, out);
         used += length;
     }
 }
@@ -140,8 +132,7 @@ pub fn check_answers(state: &AppState, bytes: &[u8]) -> Result<(), String> {
         &mut || {
             started += 1;
         },
-    )
-    .map_err(|e| e.to_string())?;
+    );
     let mut rest = bytes
         .get(..used)
         .ok_or("consumed more bytes than were read")?;
@@ -271,46 +262,29 @@ impl Head for DirectHead<'_> {
     }
 }
 
-/// Appends `response` as HTTP/1.1 bytes, with the `content-length` and `date` hyper would add.
-fn encode(response: HttpResponse, out: &mut Vec<u8>) -> io::Result<()> {
-    let (parts, body) = response.into_parts();
-    let body = whole_body(body)?;
+/// Appends `reply` as HTTP/1.1 bytes: the bytes hyper writes for the same response (its
+/// headers in order, then the `content-length` and `date` hyper adds).
+fn encode(reply: &Reply, out: &mut Vec<u8>) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.extend_from_slice(reply.status.as_str().as_bytes());
     out.push(b' ');
-    let reason = parts.status.canonical_reason().unwrap_or("");
+    let reason = reply.status.canonical_reason().unwrap_or("");
     out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(reply.content_type.as_bytes());
+    if let Some((name, value)) = &reply.header {
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(b"\r\ncontent-length: ");
     let mut digits = [0u8; 20];
-    out.extend_from_slice(decimal(body.len(), &mut digits));
+    out.extend_from_slice(decimal(reply.body.len(), &mut digits));
     out.extend_from_slice(b"\r\ndate: ");
     with_date(|date| out.extend_from_slice(date));
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(&body);
-    Ok(())
-}
-
-/// The bytes of a whole-buffer body (every body [`api::answer_now`] makes).
-fn whole_body(body: api::Body) -> io::Result<Bytes> {
-    let Either::Left(mut full) = body else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a route answered at once streamed its body",
-        ));
-    };
-    // a whole buffer is ready at the first poll: its data, or nothing if it is empty
-    let mut cx = Context::from_waker(Waker::noop());
-    match Pin::new(&mut full).poll_frame(&mut cx) {
-        Poll::Ready(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
-        _ => Ok(Bytes::new()),
-    }
+    out.extend_from_slice(&reply.body);
 }
 
 /// `n` in decimal, written at the end of `digits`.

@@ -13,7 +13,7 @@ use imeidb::store::{NegativeRecord, PositiveRecord, ReportKind};
 use crate::support::{TestServer, imei, test_config};
 
 /// One response off the wire: status, headers (lower-case names, `date` left out), body.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Wire {
     status: u16,
     headers: Vec<(String, String)>,
@@ -156,8 +156,17 @@ fn requests() -> Vec<String> {
 }
 
 async fn server(dir: &std::path::Path, direct_path: bool) -> TestServer {
+    server_with(dir, direct_path, |_| {}).await
+}
+
+async fn server_with(
+    dir: &std::path::Path,
+    direct_path: bool,
+    configure: impl FnOnce(&mut imeidb::config::Config),
+) -> TestServer {
     let mut config = test_config(dir);
     config.server.direct_path = direct_path;
+    configure(&mut config);
     let server = TestServer::start_with(config).await;
     seed(&server);
     server
@@ -191,6 +200,62 @@ async fn pipelined_requests_are_answered_in_order_and_as_hyper_answers_them() {
     for (request, answer) in requests.iter().zip(&pipelined) {
         let (alone, _) = exchange(hyper_only.addr, request.as_bytes(), 1).await;
         assert_eq!(alone.first(), Some(answer), "{request}");
+    }
+    direct.stop().await;
+    hyper_only.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_a_header_of_their_own_are_written_as_hyper_writes_them() {
+    let tokens_and_a_low_rate = |config: &mut imeidb::config::Config| {
+        config.open_checks = false;
+        config.public_per_minute = 1;
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let direct = server_with(a.path(), true, tokens_and_a_low_rate).await;
+    let hyper_only = server_with(b.path(), false, tokens_and_a_low_rate).await;
+    let check = format!("/v1/imeis/{}/status", imei(1));
+    let public = format!("/v1/public/imeis/{}", imei(1));
+    let requests = [
+        get(&check, ""),
+        get(&check, "authorization: Bearer not-a-token\r\n"),
+        get(&public, ""),
+        get(&public, ""),
+    ];
+    let all: String = requests.concat();
+    let (pipelined, closed) = exchange(direct.addr, all.as_bytes(), requests.len()).await;
+    assert!(!closed);
+    let header = |wire: &Wire, name: &str| {
+        (wire.headers.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let statuses: Vec<u16> = pipelined.iter().map(|w| w.status).collect();
+    assert_eq!(statuses, [401, 401, 200, 429]);
+    assert!(header(&pipelined[0], "www-authenticate").is_some());
+    // the seconds left in the window may differ by one between the two servers
+    let seconds = |wire: &Wire| {
+        let mut wire = wire.clone();
+        for (name, value) in &mut wire.headers {
+            if name == "retry-after" {
+                let s: u64 = value.parse().expect("retry-after in seconds");
+                assert!((1..=60).contains(&s), "retry-after {s}");
+                *value = "<seconds>".into();
+            }
+        }
+        wire
+    };
+    assert_eq!(
+        header(&seconds(&pipelined[3]), "retry-after").as_deref(),
+        Some("<seconds>")
+    );
+    for (request, answer) in requests.iter().zip(&pipelined) {
+        let (alone, _) = exchange(hyper_only.addr, request.as_bytes(), 1).await;
+        assert_eq!(
+            alone.first().map(seconds),
+            Some(seconds(answer)),
+            "{request}"
+        );
     }
     direct.stop().await;
     hyper_only.stop().await;

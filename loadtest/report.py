@@ -96,7 +96,7 @@ def main():
         open_loop = p.get("open_loop", {})
         figures = {
             "single_check_rps": rate("native"),
-            "redis_sismember_rps": rate("redis"),
+            "redis_sismember_rps": around("redis"),
             "eir_h2_rps": rate("eir_h2"),
             "hello_h2_rps": around("hello_h2"),
             "hello_h1_rps": around("hello_h1"),

@@ -3,14 +3,10 @@
 //! `GET` head with no body, and each gets exactly one response.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use imeidb::accounts::Accounts;
 use imeidb::api::AppState;
 use imeidb::config::Config;
-use imeidb::metrics::Metrics;
-use imeidb::registry::Registry;
-use imeidb::store::Store;
 use libfuzzer_sys::fuzz_target;
 
 fn state() -> &'static AppState {
@@ -19,13 +15,10 @@ fn state() -> &'static AppState {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let mut config = Config::default_config();
+            config.data_dir = dir.path().to_owned();
             config.store.sync_writes = false;
             config.store.block_cache_bytes = 8 << 20;
-            let metrics = Arc::new(Metrics::new());
-            let store = Arc::new(Store::open(dir.path(), &config.store, metrics.store()).unwrap());
-            let accounts = Accounts::open(Arc::clone(&store)).unwrap();
-            let registry = Registry::new(store, config.check.clone());
-            (AppState::new(registry, accounts, metrics, &config), dir)
+            (AppState::open(&config).unwrap(), dir)
         })
         .0
 }

@@ -43,10 +43,11 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::accounts::roles::Permission;
-use crate::accounts::{Accounts, Principal};
+use crate::accounts::{Accounts, AccountsError, Principal};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::store::Store;
 pub use problem::ApiError;
 
 /// What every handler shares. Cheap to clone: a few `Arc`s.
@@ -94,6 +95,24 @@ impl AppState {
             max_batch: config.max_batch,
             ready: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The state over the store at `config.data_dir`, opened, with its accounts loaded and
+    /// fresh metrics; not yet ready.
+    ///
+    /// # Errors
+    /// [`AccountsError::Store`] if the store does not open, another [`AccountsError`] if the
+    /// accounts do not load.
+    pub fn open(config: &Config) -> Result<AppState, AccountsError> {
+        let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(Store::open(
+            &config.data_dir,
+            &config.store,
+            metrics.store(),
+        )?);
+        let accounts = Accounts::open(Arc::clone(&store))?;
+        let registry = Registry::new(store, config.check.clone());
+        Ok(AppState::new(registry, accounts, metrics, config))
     }
 }
 

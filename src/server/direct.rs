@@ -318,16 +318,12 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, OnceLock};
+    use std::sync::OnceLock;
 
     use proptest::prelude::*;
 
     use super::*;
-    use crate::accounts::Accounts;
     use crate::config::Config;
-    use crate::metrics::Metrics;
-    use crate::registry::Registry;
-    use crate::store::Store;
 
     /// A server state over a store in a temporary directory, shared by the cases.
     fn state() -> &'static AppState {
@@ -336,15 +332,10 @@ mod tests {
             .get_or_init(|| {
                 let dir = tempfile::tempdir().unwrap();
                 let mut config = Config::default_config();
+                config.data_dir = dir.path().to_owned();
                 config.store.sync_writes = false;
                 config.store.block_cache_bytes = 8 << 20;
-                let metrics = Arc::new(Metrics::new());
-                let store = Store::open(dir.path(), &config.store, metrics.store()).unwrap();
-                let store = Arc::new(store);
-                let accounts = Accounts::open(Arc::clone(&store)).unwrap();
-                let registry = Registry::new(store, config.check.clone());
-                let state = AppState::new(registry, accounts, metrics, &config);
-                (state, dir)
+                (AppState::open(&config).unwrap(), dir)
             })
             .0
     }

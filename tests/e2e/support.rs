@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -17,9 +16,7 @@ use imeidb::accounts::Accounts;
 use imeidb::api::AppState;
 use imeidb::config::Config;
 use imeidb::imei::Imei;
-use imeidb::metrics::Metrics;
 use imeidb::registry::Registry;
-use imeidb::store::Store;
 
 /// The server, started on 127.0.0.1:0 over a data directory.
 pub struct TestServer {
@@ -50,12 +47,8 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
-        let metrics = Arc::new(Metrics::new());
-        let store = Store::open(&config.data_dir, &config.store, metrics.store()).unwrap();
-        let store = Arc::new(store);
-        let accounts = Accounts::open(Arc::clone(&store)).unwrap();
-        let registry = Registry::new(store, config.check.clone());
-        let state = AppState::new(registry.clone(), accounts.clone(), metrics, &config);
+        let state = AppState::open(&config).unwrap();
+        let (registry, accounts) = (state.registry.clone(), state.accounts.clone());
         state.ready.store(true, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

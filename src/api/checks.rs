@@ -95,11 +95,14 @@ fn parse_single(imei: &str, query: Option<&str>) -> Result<(Imei, Option<Imsi>),
 
 /// Appends the JSON object of one decision.
 fn write_decision(out: &mut Vec<u8>, imei: Imei, decision: &Decision) {
+    // `{"imei":"<15 digits>","tac":"<8 digits>` put together on the stack and copied once:
+    // a batch writes one per entry
+    const HEAD: &[u8; 41] = b"{\"imei\":\"...............\",\"tac\":\"........";
     let digits = imei.to_digits();
-    out.extend_from_slice(b"{\"imei\":\"");
-    out.extend_from_slice(&digits);
-    out.extend_from_slice(b"\",\"tac\":\"");
-    out.extend_from_slice(&digits[..8]);
+    let mut head = *HEAD;
+    head[9..24].copy_from_slice(&digits);
+    head[33..41].copy_from_slice(&digits[..8]);
+    out.extend_from_slice(&head);
     out.extend_from_slice(b"\",\"status\":\"");
     out.extend_from_slice(decision.answer.as_str().as_bytes());
     out.extend_from_slice(b"\",\"reason\":\"");
@@ -290,10 +293,15 @@ impl ParsedBatch {
 /// # Errors
 /// [`ApiError::MalformedBody`] or [`ApiError::PayloadTooLarge`].
 pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<ParsedBatch, ApiError> {
-    let parsed: BatchRequest<'_> =
-        serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody {
+    let parsed: BatchRequest<'_> = match plain_imeis(body) {
+        Some(imeis) => BatchRequest {
+            imeis: Some(imeis),
+            checks: None,
+        },
+        None => serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody {
             detail: format!("{e}"),
-        })?;
+        })?,
+    };
     let (list, items) = match (parsed.imeis, parsed.checks) {
         (Some(imeis), None) => (
             "imeis",
@@ -368,9 +376,146 @@ pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<ParsedBatch, ApiErro
     Ok(ParsedBatch { entries, checks })
 }
 
+/// The common body `{"imeis":["...", ...]}` whose strings are plain printable ASCII (no
+/// escape), read without serde: what every batch client sends, and serde's generic walk of it
+/// (a `Loose` visitor per entry) was a tenth of the batch path. Anything else, valid or not,
+/// is `None` and goes to serde, so this path only ever agrees with it (property-tested below,
+/// fuzzed through `parse_batch`).
+fn plain_imeis(body: &[u8]) -> Option<Vec<Loose<'_>>> {
+    let skip_ws = |at: &mut usize| {
+        while body
+            .get(*at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            *at += 1;
+        }
+    };
+    let expect = |at: &mut usize, token: &[u8]| -> Option<()> {
+        skip_ws(at);
+        body.get(*at..)?
+            .starts_with(token)
+            .then(|| *at += token.len())
+    };
+    let mut at = 0;
+    expect(&mut at, b"{")?;
+    expect(&mut at, b"\"imeis\"")?;
+    expect(&mut at, b":")?;
+    expect(&mut at, b"[")?;
+    let mut imeis = Vec::with_capacity(body.len() / 19);
+    skip_ws(&mut at);
+    if body.get(at) == Some(&b']') {
+        at += 1;
+    } else {
+        loop {
+            expect(&mut at, b"\"")?;
+            let start = at;
+            let len = body[start..].iter().position(|&b| b == b'"')?;
+            let text = &body[start..start + len];
+            if !text
+                .iter()
+                .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
+            {
+                return None;
+            }
+            // printable ASCII is UTF-8
+            imeis.push(Loose::Text(Cow::Borrowed(std::str::from_utf8(text).ok()?)));
+            at = start + len + 1;
+            skip_ws(&mut at);
+            match body.get(at)? {
+                b',' => at += 1,
+                b']' => {
+                    at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    expect(&mut at, b"}")?;
+    skip_ws(&mut at);
+    (at == body.len()).then_some(imeis)
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn texts(imeis: &[Loose<'_>]) -> Vec<String> {
+        imeis
+            .iter()
+            .map(|l| match l {
+                Loose::Text(t) => format!("text {t}"),
+                Loose::NotText(what) => format!("not {what}"),
+            })
+            .collect()
+    }
+
+    /// What serde makes of a body, in the terms `plain_imeis` answers.
+    fn by_serde(body: &[u8]) -> Option<Vec<String>> {
+        let parsed: BatchRequest<'_> = serde_json::from_slice(body).ok()?;
+        match parsed {
+            BatchRequest {
+                imeis: Some(imeis),
+                checks: None,
+            } => Some(texts(&imeis)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn plain_bodies_skip_serde_and_others_do_not() {
+        let plain = br#" { "imeis" : [ "260531793113837" ,"x y",""] } "#;
+        assert_eq!(
+            texts(&plain_imeis(plain).unwrap()),
+            ["text 260531793113837", "text x y", "text "]
+        );
+        assert_eq!(plain_imeis(br#"{"imeis":[]}"#).map(|v| v.len()), Some(0));
+        for other in [
+            &br#"{"imeis":["1\u0032"]}"#[..],      // escape
+            br#"{"imeis":[1]}"#,                   // not a string
+            br#"{"imeis":["1"],"checks":[]}"#,     // another key
+            br#"{"imeis":["1"]}x"#,                // trailing bytes
+            br#"{"imeis":["1",]}"#,                // trailing comma
+            br#"{"imeis":["1"]"#,                  // unfinished
+            "{\"imeis\":[\"\u{e9}\"]}".as_bytes(), // not ASCII
+            b"{\"imeis\":[\"\t\"]}",               // control character
+        ] {
+            assert!(
+                plain_imeis(other).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    proptest! {
+        /// Whenever the plain path reads a body, serde reads the same entries from it.
+        #[test]
+        fn plain_path_agrees_with_serde(
+            parts in proptest::collection::vec(prop_oneof![
+                Just("{".to_owned()), Just("}".to_owned()), Just("[".to_owned()),
+                Just("]".to_owned()), Just(",".to_owned()), Just(":".to_owned()),
+                Just("\"imeis\"".to_owned()), Just("\"checks\"".to_owned()),
+                Just(" ".to_owned()), Just("\n".to_owned()), Just("\\".to_owned()),
+                Just("1".to_owned()), Just("\u{e9}".to_owned()),
+                "\"[0-9a-z \\\\\"]{0,16}\"",
+            ], 0..24),
+            digits in proptest::collection::vec("[0-9]{14,16}", 0..20),
+        ) {
+            let body = parts.concat();
+            if let Some(plain) = plain_imeis(body.as_bytes()) {
+                prop_assert_eq!(Some(texts(&plain)), by_serde(body.as_bytes()));
+            }
+            // and the bodies clients send are always taken by it
+            let list: Vec<String> = digits.iter().map(|d| format!("\"{d}\"")).collect();
+            let sent = format!("{{\"imeis\":[{}]}}", list.join(","));
+            let plain = plain_imeis(sent.as_bytes());
+            prop_assert!(plain.is_some());
+            prop_assert_eq!(plain.map(|p| texts(&p)), by_serde(sent.as_bytes()));
+        }
+    }
 
     #[test]
     fn status_paths_are_recognised() {

@@ -377,8 +377,8 @@ pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<ParsedBatch, ApiErro
 }
 
 /// The common body `{"imeis":["...", ...]}` whose strings are plain printable ASCII (no
-/// escape), read without serde: what every batch client sends, and serde's generic walk of it
-/// (a `Loose` visitor per entry) was a tenth of the batch path. Anything else, valid or not,
+/// escape), read without serde's generic walk (a `Loose` visitor per entry; `parse_str` and
+/// `skip_to_escape` were about 3% of the batch path in perf). Anything else, valid or not,
 /// is `None` and goes to serde, so this path only ever agrees with it (property-tested below,
 /// fuzzed through `parse_batch`).
 fn plain_imeis(body: &[u8]) -> Option<Vec<Loose<'_>>> {

@@ -115,15 +115,24 @@ impl Bucket {
         (self.fences).extend(self.members[k * CHUNK..].iter().step_by(CHUNK));
     }
 
-    /// Reads the cache lines the first search of a lookup visits, so that the lookups of a
-    /// batch wait for memory together rather than one by one.
+    /// Reads the cache lines the first search of a lookup of `member` visits, and the line of
+    /// members its rank predicts, so that these loads wait for memory together rather than
+    /// one after another (and the lookups of a batch together rather than one by one).
+    ///
+    /// The prediction: serials are spread over a bucket's 65,536 members about evenly, so a
+    /// member's position is about `member / 65,536` of the way along. A wrong guess costs one
+    /// load and changes no answer; a right one lets the chunk search hit cache instead of
+    /// waiting for the fences first (perf put a third of a single check's index time on that
+    /// wait).
     #[inline]
-    fn touch(&self) -> u16 {
-        touch(if self.fences.is_empty() {
+    fn touch(&self, member: u16) -> u16 {
+        let guess = (usize::from(member) * self.members.len()) >> 16;
+        let first = touch(if self.fences.is_empty() {
             &self.members
         } else {
             &self.fences
-        })
+        });
+        first ^ self.members.get(guess).copied().unwrap_or(0)
     }
 }
 
@@ -186,7 +195,7 @@ impl ListIndex {
             .get(&bucket)
             .is_some_and(|bucket| {
                 // the search's first loads, issued together rather than one by one
-                std::hint::black_box(bucket.touch());
+                std::hint::black_box(bucket.touch(member));
                 bucket.contains(member)
             })
     }
@@ -214,8 +223,8 @@ impl ListIndex {
                 }
             }
             let mut touched = 0u16;
-            for (_, _, bucket) in &buckets {
-                touched ^= bucket.touch();
+            for &(_, member, bucket) in &buckets {
+                touched ^= bucket.touch(member);
             }
             let chunks: Vec<(u32, u16, &[u16])> = (buckets.into_iter())
                 .map(|(i, member, bucket)| {

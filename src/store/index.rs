@@ -16,7 +16,9 @@
 //! A popular TAC's bucket holds thousands of members, and a binary search over them waited for
 //! one cache miss after another (42% of the batch path's time). So a bucket also keeps its
 //! *fences*, the first member of every 32-member chunk (one cache line of members): a lookup
-//! searches the fences, then one chunk, two memory waits whatever the bucket's size.
+//! searches the fences, then one chunk, two memory waits whatever the bucket's size. The chunk
+//! a member's rank predicts is read beside the fences (`Bucket::touch`), so where serials are
+//! spread evenly the two waits overlap.
 //!
 //! Consistency: the [`Store`](super::Store) builds it from the same start-up scan as the
 //! filter and updates it, under the store's write lock, after each RocksDB write succeeds and

@@ -410,11 +410,12 @@ mod tests {
     fn the_rank_guess_never_leaves_the_bucket() {
         let mut one = Bucket::default();
         one.insert(u16::MAX);
-        assert_eq!(one.touch(u16::MAX), u16::MAX ^ u16::MAX);
+        // the fold over the members and the guess both read the one member: x ^ x
+        assert_eq!(one.touch(u16::MAX), 0);
         assert!(one.contains(u16::MAX) && !one.contains(0));
 
         let mut full = Bucket::default();
-        for member in (0..=u16::MAX).rev() {
+        for member in 0..=u16::MAX {
             full.insert(member);
         }
         for member in [0, 1, 32_767, u16::MAX - 1, u16::MAX] {

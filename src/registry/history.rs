@@ -55,6 +55,11 @@ pub enum Change {
     Recovered {
         /// The owner's request reference.
         reference: String,
+        /// Whether the device is on the positive list after it: it was registered, or
+        /// activated with proof, before its report. If not, it is on neither list and needs
+        /// registration or proof. Absent in events recorded before this was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        positive_list: Option<bool>,
     },
     /// Activated on the network; the owner bound if none was.
     Activated {

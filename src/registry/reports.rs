@@ -7,8 +7,11 @@
 //!   authority reports directly. Re-sending the same report (same organisation, same reference)
 //!   changes nothing; another report of a reported IMEI is refused.
 //! - **Recovery** (par. 2): only the organisation that registered the report may exclude it,
-//!   at the owner's request; the IMEI leaves the negative list and is on the positive list.
-//!   Anyone else is refused, and the attempt is audited.
+//!   at the owner's request; the IMEI leaves the negative list and returns to where it was: on
+//!   the positive list if it was registered (or activated with proof) before the report,
+//!   otherwise on neither list, to be registered or activated with proof of legal acquisition
+//!   like any unregistered device (arts. 2.2.11.7-8): a report and its recovery are no way
+//!   onto the positive list. Anyone else is refused, and the attempt is audited.
 //! - **Consultation**: an authority reads one negative-list record at a time; every lookup,
 //!   found or not, is in the audit trail. There is no bulk read for them.
 //! - **History**: every change is kept per IMEI (who, when, what); the reporting user's ID
@@ -284,7 +287,8 @@ impl Registry {
     }
 
     /// Excludes a report because the device was recovered, at the owner's request
-    /// (`reference`): only the organisation that registered the report may.
+    /// (`reference`): only the organisation that registered the report may. The IMEI stays
+    /// on the positive list if it was there; it is never added to it here.
     ///
     /// # Errors
     /// [`RegistryError::Forbidden`] for anyone else (audited), [`RegistryError::NotFound`] if
@@ -318,23 +322,18 @@ impl Registry {
                 // audited below, once the write lock is released
                 return Err(RegistryError::Forbidden);
             }
-            let mut puts = Puts::default();
-            if store.get::<PositiveRecord>(imei)?.is_none() {
-                let record = PositiveRecord {
-                    registered_at: now,
-                    registrant: format!("org/{} (recovery)", principal.org),
-                    registrant_org: principal.org,
-                    reference: reference.to_owned(),
-                    ..PositiveRecord::default()
-                };
-                puts.push(List::Positive, imei, &record.encode());
-            }
+            // Back to where it was (arts. 2.2.11.7-8): a device registered, or activated with
+            // proof, before its report is still on the positive list; one that never was
+            // leaves the negative list only, and needs registration or proof like any
+            // other unregistered device. A recovery is no proof of legal acquisition.
+            let registered = store.is_listed(List::Positive, imei);
             let event = HistoryEvent {
                 at: now,
                 org: Some(principal.org),
                 user: Some(principal.user),
                 change: Change::Recovered {
                     reference: reference.to_owned(),
+                    positive_list: Some(registered),
                 },
             };
             let audit_event = Event {
@@ -347,7 +346,6 @@ impl Registry {
             };
             Ok((
                 Mutation {
-                    puts,
                     deletes: vec![(List::Negative, imei)],
                     history: vec![(imei, encode_event(&event))],
                     audit: Some(audit::seal_owned(audit_event, now)),

@@ -233,10 +233,10 @@ async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
-    assert_eq!(
-        status(&mut client, &cast.operator_b, 1).await,
-        "WHITELISTED"
-    );
+    // it was never registered: it leaves the negative list and is on neither (issue #18: a
+    // report and its recovery are no way onto the positive list)
+    assert_eq!(reply.json()["positiveList"], false);
+    assert_eq!(status(&mut client, &cast.operator_b, 1).await, "GREYLISTED");
 
     let history = call(
         &mut client,
@@ -254,6 +254,7 @@ async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(events, ["reported", "recovered"]);
+    assert_eq!(history["events"][1]["positive_list"], false);
     assert_eq!(history["events"][0]["subscriber_id"], "********23");
 
     // the audit trail has the report, the refused and the done recovery, both consultations
@@ -299,7 +300,7 @@ async fn report_blocks_the_next_check_only_the_reporter_recovers_and_authorities
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.json(),
-        json!({ "imei": imei(1).to_string(), "reportedStolenOrLost": false, "registered": true })
+        json!({ "imei": imei(1).to_string(), "reportedStolenOrLost": false, "registered": false })
     );
     assert_problem(
         &public.get("/v1/public/imeis/123").await,

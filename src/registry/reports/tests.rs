@@ -150,10 +150,18 @@ fn authorities_report_as_authorities_and_others_may_not_report() {
 }
 
 #[test]
-fn only_the_reporting_operator_recovers_and_the_imei_returns_to_the_positive_list() {
+fn only_the_reporting_operator_recovers_and_the_imei_returns_to_where_it_was() {
     let f = fixture();
     let r = &f.registry;
+    // imei(5) was never registered; imei(9) was, before its report
+    let registered = PositiveRecord {
+        registered_at: 1_700_000_000,
+        registrant_org: 6,
+        ..PositiveRecord::default()
+    };
+    r.list_positive(imei(9), &registered).unwrap();
     r.report(&operator(3), form(5)).unwrap();
+    r.report(&operator(3), form(9)).unwrap();
     assert!(matches!(
         r.recover(&operator(4), imei(5), "owner letter 12"),
         Err(RegistryError::Forbidden)
@@ -166,22 +174,58 @@ fn only_the_reporting_operator_recovers_and_the_imei_returns_to_the_positive_lis
         r.recover(&operator(3), imei(5), " "),
         Err(RegistryError::Invalid(_))
     ));
+    // a device that never entered the positive list leaves the negative list only: a report
+    // and its recovery are no way to register a device (issue #18)
     r.recover(&operator(3), imei(5), "owner letter 12").unwrap();
     assert!(!r.store().contains(List::Negative, imei(5)));
-    assert!(r.store().contains(List::Positive, imei(5)));
+    assert!(!r.store().contains(List::Positive, imei(5)));
     assert_eq!(
-        r.check(Interface::Native, imei(5), None).answer,
+        r.check(Interface::Native, imei(5), None).reason,
+        crate::registry::Reason::NotListed
+    );
+    let activation = crate::registry::owners::ActivationForm {
+        imei: imei(5).to_string(),
+        imsi: "732101234567890".into(),
+        owner_id_type: "CC".into(),
+        owner_id_number: "79555123".into(),
+        proof: None,
+    };
+    assert!(
+        matches!(
+            r.activate(&operator(3), activation),
+            Err(RegistryError::Refused {
+                cause: "EQUIPMENT_NOT_REGISTERED",
+                ..
+            })
+        ),
+        "activating it still needs proof of legal acquisition"
+    );
+    // a registered one returns to the positive list
+    r.recover(&operator(3), imei(9), "owner letter 13").unwrap();
+    assert!(r.store().contains(List::Positive, imei(9)));
+    assert_eq!(
+        r.check(Interface::Native, imei(9), None).answer,
         crate::registry::Answer::Status(EquipmentStatus::Whitelisted)
     );
+    let kept: PositiveRecord = r.record(imei(9)).unwrap().unwrap();
+    assert_eq!(kept, registered, "its registration is untouched");
     assert!(matches!(
         r.recover(&operator(3), imei(5), "again"),
         Err(RegistryError::NotFound("report"))
     ));
+    let history = r.history(&operator(3), imei(9)).unwrap();
+    assert!(
+        matches!(&history.last().unwrap().change, Change::Recovered { reference, positive_list: Some(true) } if reference == "owner letter 13"),
+        "{history:?}"
+    );
     assert_eq!(
         audit_actions(r),
         [
             (Action::ReportCreate, Outcome::Done),
+            (Action::ReportCreate, Outcome::Done),
             (Action::ReportRecover, Outcome::Denied),
+            (Action::ReportRecover, Outcome::Done),
+            (Action::Activation, Outcome::Refused),
             (Action::ReportRecover, Outcome::Done)
         ]
     );
@@ -192,7 +236,7 @@ fn only_the_reporting_operator_recovers_and_the_imei_returns_to_the_positive_lis
         matches!(&own[0].change, Change::Reported { subscriber_id, .. } if subscriber_id == "79.555.123")
     );
     assert!(
-        matches!(&own[1].change, Change::Recovered { reference } if reference == "owner letter 12")
+        matches!(&own[1].change, Change::Recovered { reference, positive_list: Some(false) } if reference == "owner letter 12")
     );
     let other = r.history(&operator(4), imei(5)).unwrap();
     assert!(

@@ -35,6 +35,14 @@ pub const MAX_HEADERS: usize = 32;
 /// Bytes asked of the socket per read, as hyper's first read.
 const READ_SIZE: usize = 8192;
 
+/// Bytes of responses a connection may have waiting to be written. Past them, the direct path
+/// answers no more requests until they are written, and reads no more until then: a client
+/// that pipelines requests and reads nothing fills the kernel's buffers, then waits, and the
+/// server holds at most this much for it (with [`READ_SIZE`] beyond the largest head of
+/// requests read and not answered yet), as hyper bounds its own write buffer. Issue #18
+/// measured 1,000 such clients taking the server from 18 MB to 1.2 GB without the bound.
+pub const MAX_QUEUED_OUT: usize = 16 << 10;
+
 /// How the direct path left a connection.
 pub enum Ended {
     /// The peer closed it between requests.
@@ -60,7 +68,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut unread = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(1024);
     loop {
-        let (used, hand_over) = answer_all(&unread, &mut out, state, peer, &mut || {
+        let (used, next) = answer_all(&unread, &mut out, state, peer, &mut || {
             watch.note_started();
         });
         unread.advance(used);
@@ -69,9 +77,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             io.write_all(&out).await?;
             writing.store(false, Ordering::Relaxed);
             out.clear();
+            if out.capacity() > 2 * MAX_QUEUED_OUT {
+                out.shrink_to(MAX_QUEUED_OUT); // after one large response
+            }
         }
-        if hand_over || unread.len() >= max_head {
-            return Ok(Ended::HandOver(unread.freeze()));
+        match next {
+            Next::Answer => continue, // whole requests are waiting: no read before them
+            Next::HandOver => return Ok(Ended::HandOver(unread.freeze())),
+            Next::Read if unread.len() >= max_head => {
+                return Ok(Ended::HandOver(unread.freeze()));
+            }
+            Next::Read => {}
         }
         unread.reserve(READ_SIZE);
         if io.read_buf(&mut unread).await? == 0 {
@@ -85,31 +101,45 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// What the direct path does after answering what it could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read: the next request is not whole yet.
+    Read,
+    /// Write the responses, then answer the whole requests left ([`MAX_QUEUED_OUT`]).
+    Answer,
+    /// The next request is for hyper.
+    HandOver,
+}
+
 /// Answers the whole requests at the front of `unread`, appending the responses to `out` and
-/// calling `started` for each. Returns how many bytes those requests took, and whether the
-/// request after them is for hyper (rather than not read whole yet).
+/// calling `started` for each, until `out` holds [`MAX_QUEUED_OUT`] bytes. Returns how many
+/// bytes the answered requests took, and what comes next.
 pub fn answer_all(
     unread: &[u8],
     out: &mut Vec<u8>,
     state: &AppState,
     peer: IpAddr,
     started: &mut impl FnMut(),
-) -> (usize, bool) {
+) -> (usize, Next) {
     let mut used = 0;
     loop {
+        if out.len() >= MAX_QUEUED_OUT {
+            return (used, Next::Answer);
+        }
         // left uninitialised: the parser writes those it returns (hyper does the same)
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut []);
         let length = match request.parse_with_uninit_headers(&unread[used..], &mut headers) {
             Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) => return (used, false),
+            Ok(httparse::Status::Partial) => return (used, Next::Read),
             // malformed, or too many headers: hyper answers as it always has
-            Err(_) => return (used, true),
+            Err(_) => return (used, Next::HandOver),
         };
         let Some(reply) =
             DirectHead::of(&request).and_then(|head| api::answer_now(state, peer, &head))
         else {
-            return (used, true);
+            return (used, Next::HandOver);
         };
         started();
         encode(&reply, out);
@@ -117,22 +147,39 @@ pub fn answer_all(
     }
 }
 
-/// Runs [`answer_all`] on `bytes` and checks what the direct path promises (see the module
-/// doc): it consumed whole, bodiless HTTP/1.1 `GET` heads and nothing else, and wrote one
-/// whole response, with its `content-length`, for each. For the property test and the fuzz
+/// Largest response the property test and the fuzz target expect of one request (a
+/// `/metrics` page of an empty store is a few kilobytes).
+const MAX_REPLY: usize = 64 << 10;
+
+/// Runs [`answer_all`] on `bytes` as the connection loop does and checks what the direct path
+/// promises (see the module doc): it consumed whole, bodiless HTTP/1.1 `GET` heads and nothing
+/// else, wrote one whole response, with its `content-length`, for each, and never queued
+/// much more than [`MAX_QUEUED_OUT`] bytes of them at once. For the property test and the fuzz
 /// target (`server::check_direct_path`); `Err` says which promise was broken.
 pub fn check_answers(state: &AppState, bytes: &[u8]) -> Result<(), String> {
     let mut out = Vec::new();
     let mut started = 0;
-    let (used, _) = answer_all(
-        bytes,
-        &mut out,
-        state,
-        IpAddr::from([127, 0, 0, 1]),
-        &mut || {
-            started += 1;
-        },
-    );
+    let mut used = 0;
+    loop {
+        let mut written = Vec::new();
+        let (n, next) = answer_all(
+            &bytes[used..],
+            &mut written,
+            state,
+            IpAddr::from([127, 0, 0, 1]),
+            &mut || {
+                started += 1;
+            },
+        );
+        if written.len() > MAX_QUEUED_OUT + MAX_REPLY {
+            return Err(format!("{} bytes queued at once", written.len()));
+        }
+        out.extend_from_slice(&written);
+        used += n;
+        if next != Next::Answer {
+            break;
+        }
+    }
     let mut rest = bytes
         .get(..used)
         .ok_or("consumed more bytes than were read")?;
@@ -351,6 +398,7 @@ mod tests {
             Just(b"POST /v1/checks HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()),
             Just(b"GET /healthz HTTP/1.0\r\n\r\n".to_vec()),
             Just(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()),
+            Just(b"GET /metrics HTTP/1.1\r\n\r\n".repeat(40)),
             proptest::collection::vec(any::<u8>(), 0..24),
             "[ -~]{0,40}\r\n".prop_map(String::into_bytes),
         ]
@@ -406,6 +454,34 @@ mod tests {
         ] {
             assert_eq!(head(raw), None, "{}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_a_bounded_amount_at_a_time() {
+        let metrics = b"GET /metrics HTTP/1.1\r\n\r\n";
+        let answer = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            let (used, next) = answer_all(
+                bytes,
+                &mut out,
+                state(),
+                IpAddr::from([127, 0, 0, 1]),
+                &mut || {},
+            );
+            (used, next, out.len())
+        };
+        let (_, next, one) = answer(metrics);
+        assert_eq!(next, Next::Read);
+        let pipelined = metrics.repeat(2_000);
+        let (used, next, queued) = answer(&pipelined);
+        assert_eq!(
+            next,
+            Next::Answer,
+            "stops to write before answering the rest"
+        );
+        assert!(used < pipelined.len() / 10, "{used}");
+        assert!(queued < MAX_QUEUED_OUT + one, "{queued}");
+        assert_eq!(check_answers(state(), &pipelined), Ok(()));
     }
 
     #[test]

@@ -49,6 +49,39 @@ impl CheckResult {
     }
 }
 
+/// Why a request was refused before its route ran, as counted by
+/// `imeidb_requests_refused_total{reason}`: what an operator's SRE watches for a token
+/// guesser, a suspended account still calling, or a client over the public limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRefusal {
+    /// No valid token: missing, malformed, unknown, wrong secret, revoked, deactivated user.
+    Unauthenticated,
+    /// The token's user or organisation is suspended.
+    Suspended,
+    /// A public route's per-client limit.
+    RateLimited,
+}
+
+impl RequestRefusal {
+    const ALL: [RequestRefusal; 3] = [
+        RequestRefusal::Unauthenticated,
+        RequestRefusal::Suspended,
+        RequestRefusal::RateLimited,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestRefusal::Unauthenticated => "unauthenticated",
+            RequestRefusal::Suspended => "suspended",
+            RequestRefusal::RateLimited => "rate_limited",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Upper bounds of the check-latency buckets, in seconds: fine around the 20 µs target.
 const CHECK_BUCKETS: [f64; 18] = [
     1e-6, 2e-6, 3e-6, 5e-6, 7.5e-6, 10e-6, 15e-6, 20e-6, 30e-6, 50e-6, 75e-6, 100e-6, 200e-6,
@@ -64,6 +97,8 @@ pub struct Metrics {
     check_seconds: [Histogram; 2],
     /// `imeidb_batch_check_size`: IMEIs per batch request.
     batch_size: Histogram,
+    /// `imeidb_requests_refused_total{reason}`, by [`RequestRefusal::index`].
+    refused: [IntCounter; 3],
     store: StoreMetrics,
 }
 
@@ -127,8 +162,18 @@ impl Metrics {
             &["list"],
         )
         .expect("valid metric");
+        let refused_vec = IntCounterVec::new(
+            Opts::new(
+                "imeidb_requests_refused_total",
+                "Requests refused before their route ran: no valid token (unknown and wrong \
+                 tokens alike), a suspended account, a public route's rate limit.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(checks_vec.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(refused_vec.clone()),
             Box::new(seconds_vec.clone()),
             Box::new(batch_size.clone()),
             Box::new(filtered_vec.clone()),
@@ -154,6 +199,7 @@ impl Metrics {
             checks: Interface::ALL.map(by_interface),
             check_seconds: Interface::ALL.map(|i| seconds_vec.with_label_values(&[i.as_str()])),
             batch_size,
+            refused: RequestRefusal::ALL.map(|r| refused_vec.with_label_values(&[r.as_str()])),
             store: StoreMetrics {
                 filtered: by_list(&filtered_vec, None),
                 found: by_list(&lookups_vec, Some("true")),
@@ -192,6 +238,11 @@ impl Metrics {
         }
         self.batch_size.observe(total as f64);
         self.check_seconds[Interface::Native.index()].observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request refused before its route ran.
+    pub fn refused(&self, refusal: RequestRefusal) {
+        self.refused[refusal.index()].inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -257,10 +308,13 @@ mod tests {
         );
         m.store().filtered(List::Negative);
         m.store().set_size(List::Positive, 12);
+        m.refused(RequestRefusal::RateLimited);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(r#"imeidb_checks_total{interface="n5g_eir",result="unknown"} 1"#));
         assert!(text.contains(r#"imeidb_filter_answered_total{list="negative"} 1"#));
         assert!(text.contains(r#"imeidb_list_entries{list="positive"} 12"#));
         assert!(text.contains("imeidb_check_duration_seconds_bucket"));
+        assert!(text.contains(r#"imeidb_requests_refused_total{reason="rate_limited"} 1"#));
+        assert!(text.contains(r#"imeidb_requests_refused_total{reason="unauthenticated"} 0"#));
     }
 }

@@ -35,6 +35,10 @@ pub enum Actor {
         org: u64,
         /// The user's roles.
         roles: Vec<Role>,
+        /// The id of the token that acted: with the token's `issued_by`, who could have held
+        /// it. Absent in entries written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Someone at the server's console (`imeidb admin bootstrap`, `imeidb import`).
     Console {

@@ -14,6 +14,7 @@
 //! request, tokens already issued included.
 
 pub mod audit;
+pub mod authority;
 pub mod forms;
 pub mod roles;
 pub mod token;
@@ -29,6 +30,7 @@ use crate::registry::now_unix;
 use crate::store::{RawRecord, Store, StoreError};
 use crate::timefmt;
 use audit::{Action, Actor, Event, Outcome};
+use authority::Refusal;
 use forms::{FieldErrors, OrgData, OrgForm, Person, UserForm, normalise_id_number};
 use roles::{OrgKind, Permission, Role};
 use token::TokenId;
@@ -50,6 +52,9 @@ pub enum AccountsError {
     /// The role or scope does not allow it.
     #[error("your roles do not allow this")]
     Forbidden,
+    /// The rule of who may act on whose account refuses it (`authority.rs`); audited.
+    #[error("{0}")]
+    Refused(Refusal),
     /// No such record (or not one the caller may know of).
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -113,6 +118,7 @@ impl Principal {
             user: self.user,
             org: self.org,
             roles: self.roles.clone(),
+            token: Some(self.token.to_hex()),
         }
     }
 }
@@ -170,6 +176,11 @@ pub struct Token {
     secret_hash: String,
     /// Created, Unix seconds.
     pub created_at: u64,
+    /// The user who issued it: the holder itself, or the administrator who issued its first
+    /// (or replacement) credential (`authority.rs`, 4). `None` for tokens issued before this
+    /// was recorded, and for the bootstrap token, which the console issued.
+    #[serde(default)]
+    pub issued_by: Option<u64>,
     /// Revoked, Unix seconds.
     pub revoked_at: Option<u64>,
     /// Last used, Unix seconds (written to disk at most once a minute per token).
@@ -297,6 +308,9 @@ impl Accounts {
                 // the registry's authorised sellers share the column family
             } else if key.starts_with(b"token/") {
                 let record: Token = decode(&key, &value)?;
+                if record.revoked_at.is_some() {
+                    continue; // never authenticates again: kept on disk, not in memory
+                }
                 let live = live_token(record).ok_or_else(|| AccountsError::Corrupt {
                     key: String::from_utf8_lossy(&key).into_owned(),
                 })?;
@@ -328,20 +342,32 @@ impl Accounts {
         Ok(())
     }
 
-    /// Records a refused attempt and returns the refusal.
+    /// Records a refused attempt for lack of right and returns the refusal.
     fn deny(&self, principal: &Principal, action: Action, target: String) -> AccountsError {
+        self.record_refusal(principal, action, target, Outcome::Denied, None);
+        AccountsError::Forbidden
+    }
+
+    /// Records a refused attempt: `Denied` (no right) or `Refused` (the rules), and why.
+    fn record_refusal(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: String,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) {
         let event = Event {
             actor: principal.actor(),
             action,
             target,
-            outcome: Outcome::Denied,
-            reason: None,
+            outcome,
+            reason,
             detail: None,
         };
         if let Err(e) = self.record(&event) {
             tracing::error!(error = %e, "could not record a refused attempt in the audit trail");
         }
-        AccountsError::Forbidden
     }
 
     /// Appends an event that changes no account record (a bulk import, an authority lookup).
@@ -494,6 +520,7 @@ impl Accounts {
             name: "bootstrap".into(),
             secret_hash: token::hex(&new.secret_hash),
             created_at: now_unix(),
+            issued_by: None,
             revoked_at: None,
             last_used_at: None,
         };
@@ -600,7 +627,8 @@ impl Accounts {
         Ok((org, admin))
     }
 
-    /// Every organisation (regulator's administrator, auditor).
+    /// The organisations `principal` reads: every one for the regulator's administrator and
+    /// auditors, only its own for an auditor of any other organisation.
     ///
     /// # Errors
     /// [`AccountsError::Forbidden`].
@@ -608,16 +636,24 @@ impl Accounts {
         if !principal.may(Permission::ReadOrgs) {
             return Err(AccountsError::Forbidden);
         }
-        Ok(self.read().orgs.values().cloned().collect())
+        let state = self.read();
+        let every = reads_every_org(principal);
+        Ok((state.orgs.values())
+            .filter(|o| every || o.id == principal.org)
+            .cloned()
+            .collect())
     }
 
-    /// One organisation: for those who read all of them, and for its own administrator.
+    /// One organisation: for the regulator's readers, and for its own administrator and
+    /// auditors.
     ///
     /// # Errors
     /// [`AccountsError::NotFound`], [`AccountsError::Forbidden`].
     pub fn get_org(&self, principal: &Principal, id: u64) -> Result<Organisation, AccountsError> {
-        let own_admin = principal.org == id && principal.has(Role::OrgAdmin);
-        if !principal.may(Permission::ReadOrgs) && !own_admin {
+        let own = principal.org == id
+            && (principal.has(Role::OrgAdmin) || principal.may(Permission::ReadOrgs));
+        let every = principal.may(Permission::ReadOrgs) && reads_every_org(principal);
+        if !(every || own) {
             return Err(AccountsError::Forbidden);
         }
         self.read()
@@ -752,14 +788,6 @@ impl Accounts {
         Ok(org)
     }
 
-    /// Whether `principal` administers the users of `org`: the regulator's administrator for
-    /// every organisation, an organisation administrator for its own.
-    fn administers_users_of(principal: &Principal, org: u64) -> bool {
-        principal.may(Permission::AdministerUsers)
-            && (principal.has(Role::RegulatorAdmin)
-                || (principal.has(Role::OrgAdmin) && principal.org == org))
-    }
-
     /// Checks that `principal` administers `org`'s users and that `org` exists; a refusal of
     /// a change is audited.
     fn user_scope(
@@ -768,7 +796,7 @@ impl Accounts {
         org: u64,
         denied: Option<(Action, String)>,
     ) -> Result<OrgKind, AccountsError> {
-        if !Self::administers_users_of(principal, org) {
+        if !authority::administers(principal, org) {
             return Err(match denied {
                 Some((action, target)) => self.deny(principal, action, target),
                 None => AccountsError::Forbidden,
@@ -781,23 +809,58 @@ impl Accounts {
             .ok_or(AccountsError::NotFound("organisation"))
     }
 
-    /// Refuses granting the regulator's administrator role by anyone but a holder of it.
-    fn check_grant(principal: &Principal, roles: &[Role]) -> Result<(), AccountsError> {
-        if roles.contains(&Role::RegulatorAdmin) && !principal.has(Role::RegulatorAdmin) {
-            return Err(AccountsError::Invalid(FieldErrors(vec![(
-                "roles".into(),
-                "only a regulator administrator grants regulator_admin".into(),
-            )])));
-        }
-        Ok(())
+    /// Applies the rule's verdict (`authority.rs`): a refusal is audited with its reason and
+    /// returned; `errors` are the input's field errors, which a role outside the
+    /// organisation's kind is answered with (they name it).
+    fn enforce(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: &str,
+        verdict: Result<(), Refusal>,
+        errors: &FieldErrors,
+    ) -> Result<(), AccountsError> {
+        let Err(refusal) = verdict else {
+            return Ok(());
+        };
+        let outcome = if refusal.is_denial() {
+            Outcome::Denied
+        } else {
+            Outcome::Refused
+        };
+        self.record_refusal(
+            principal,
+            action,
+            target.to_owned(),
+            outcome,
+            Some(refusal.to_string()),
+        );
+        Err(match refusal {
+            Refusal::NotAdministrator => AccountsError::Forbidden,
+            Refusal::RoleNotForKind { .. } if !errors.0.is_empty() => {
+                AccountsError::Invalid(errors.clone())
+            }
+            refusal => AccountsError::Refused(refusal),
+        })
+    }
+
+    /// The user `id` of `org`.
+    fn user_of(&self, org: u64, id: u64) -> Result<User, AccountsError> {
+        self.read()
+            .users
+            .get(&id)
+            .filter(|u| u.org == org)
+            .cloned()
+            .ok_or(AccountsError::NotFound("user"))
     }
 
     /// An organisation's administrator (or the regulator's) creates a user of that
-    /// organisation.
+    /// organisation, with roles it may grant (`authority.rs`, 2).
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Invalid`] (roles outside the organisation's kind included),
+    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::Refused`] for a role the
+    /// caller may not grant (audited), [`AccountsError::NotFound`],
+    /// [`AccountsError::Invalid`] (roles outside the organisation's kind included, audited),
     /// [`AccountsError::Conflict`] for an ID number that holds an account,
     /// [`AccountsError::Store`].
     pub fn create_user(
@@ -806,15 +869,12 @@ impl Accounts {
         org: u64,
         form: UserForm,
     ) -> Result<User, AccountsError> {
-        let kind = self.user_scope(
-            principal,
-            org,
-            Some((Action::UserCreate, format!("org/{org}"))),
-        )?;
-        form.validate(kind)
-            .into_result()
-            .map_err(AccountsError::Invalid)?;
-        Self::check_grant(principal, &form.roles)?;
+        let target = format!("org/{org}");
+        let kind = self.user_scope(principal, org, Some((Action::UserCreate, target.clone())))?;
+        let errors = form.validate(kind);
+        let grant = authority::may_grant(principal, org, kind, &form.roles);
+        self.enforce(principal, Action::UserCreate, &target, grant, &errors)?;
+        errors.into_result().map_err(AccountsError::Invalid)?;
         let _writer = self.lock_writer();
         let (user, change) = {
             let state = self.read();
@@ -876,20 +936,16 @@ impl Accounts {
         id: u64,
     ) -> Result<User, AccountsError> {
         self.user_scope(principal, org, None)?;
-        self.read()
-            .users
-            .get(&id)
-            .filter(|u| u.org == org)
-            .cloned()
-            .ok_or(AccountsError::NotFound("user"))
+        self.user_of(org, id)
     }
 
     /// Changes a user's name, e-mail or roles with a JSON merge patch. The ID number never
-    /// changes: an account is personal and not transferable.
+    /// changes: an account is personal and not transferable. Only an administrator who may
+    /// act on the account changes it, and nobody its own roles (`authority.rs`, 2 and 3).
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Invalid`], [`AccountsError::Store`].
+    /// [`AccountsError::Forbidden`] and [`AccountsError::Refused`] (audited),
+    /// [`AccountsError::NotFound`], [`AccountsError::Invalid`], [`AccountsError::Store`].
     pub fn update_user(
         &self,
         principal: &Principal,
@@ -897,13 +953,13 @@ impl Accounts {
         id: u64,
         patch: &serde_json::Value,
     ) -> Result<User, AccountsError> {
-        let kind = self.user_scope(
-            principal,
-            org,
-            Some((Action::UserUpdate, format!("user/{id}"))),
-        )?;
+        let target = format!("user/{id}");
+        let kind = self.user_scope(principal, org, Some((Action::UserUpdate, target.clone())))?;
         let _writer = self.lock_writer();
-        let mut user = self.get_user(principal, org, id)?;
+        let mut user = self.user_of(org, id)?;
+        let none = FieldErrors::default();
+        let act = authority::may_act_on(principal, &user);
+        self.enforce(principal, Action::UserUpdate, &target, act, &none)?;
         let mut errors = FieldErrors::default();
         for (field, why) in IMMUTABLE_USER_FIELDS {
             if patch.get(field).is_some() {
@@ -918,16 +974,16 @@ impl Accounts {
             roles: user.roles.clone(),
         };
         let form: UserForm = apply_patch(&form, patch)?;
-        form.validate(kind)
-            .into_result()
-            .map_err(AccountsError::Invalid)?;
-        let granted: Vec<Role> = form
-            .roles
-            .iter()
-            .filter(|r| !user.roles.contains(r))
-            .copied()
-            .collect();
-        Self::check_grant(principal, &granted)?;
+        let errors = form.validate(kind);
+        let change = authority::may_change_roles(principal, &user, kind, &form.roles);
+        self.enforce(principal, Action::UserUpdate, &target, change, &errors)?;
+        errors.into_result().map_err(AccountsError::Invalid)?;
+        let keeps = authority::keeps_a_regulator_admin(
+            &user,
+            form.roles.contains(&Role::RegulatorAdmin),
+            active_regulator_admins(&self.read()),
+        );
+        self.enforce(principal, Action::UserUpdate, &target, keeps, &none)?;
         user.full_name = form.full_name;
         user.email = form.email;
         user.roles = form.roles;
@@ -936,7 +992,7 @@ impl Accounts {
             event: Event {
                 actor: principal.actor(),
                 action: Action::UserUpdate,
-                target: format!("user/{id}"),
+                target,
                 outcome: Outcome::Done,
                 reason: None,
                 detail: Some(format!("roles {}", role_names(&user.roles))),
@@ -948,11 +1004,13 @@ impl Accounts {
     }
 
     /// An organisation's administrator (or the regulator's) deactivates a user who left, or
-    /// activates one again. A deactivated user's tokens stop working at once.
+    /// activates one again. A deactivated user's tokens stop working at once. Only an
+    /// administrator who may act on the account, and never the last active regulator
+    /// administrator (`authority.rs`, 3 and 5).
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Store`].
+    /// [`AccountsError::Forbidden`] and [`AccountsError::Refused`] (audited),
+    /// [`AccountsError::NotFound`], [`AccountsError::Store`].
     pub fn set_user_active(
         &self,
         principal: &Principal,
@@ -966,19 +1024,21 @@ impl Accounts {
         } else {
             Action::UserDeactivate
         };
-        self.user_scope(principal, org, Some((action, format!("user/{id}"))))?;
+        let target = format!("user/{id}");
+        self.user_scope(principal, org, Some((action, target.clone())))?;
         let _writer = self.lock_writer();
-        let mut user = self.get_user(principal, org, id)?;
+        let mut user = self.user_of(org, id)?;
+        self.check_account_change(principal, action, &target, &user, !active)?;
         user.active = active;
         self.save_user(principal, user, action, reason)
     }
 
     /// The regulator suspends a user, or lifts the suspension. Only the regulator's
-    /// administrator can lift it.
+    /// administrator can, and never on the last active regulator administrator.
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Store`].
+    /// [`AccountsError::Forbidden`] and [`AccountsError::Refused`] (audited),
+    /// [`AccountsError::NotFound`], [`AccountsError::Store`].
     pub fn set_user_suspended(
         &self,
         principal: &Principal,
@@ -992,24 +1052,50 @@ impl Accounts {
         } else {
             Action::UserReactivate
         };
+        let target = format!("user/{id}");
         if !principal.may(Permission::AdministerOrgs) {
-            return Err(self.deny(principal, action, format!("user/{id}")));
+            return Err(self.deny(principal, action, target));
         }
         if suspended && id == principal.user {
-            return Err(AccountsError::Conflict(
-                "an administrator cannot suspend itself".into(),
-            ));
+            let why = "an administrator cannot suspend itself";
+            self.record_refusal(
+                principal,
+                action,
+                target,
+                Outcome::Refused,
+                Some(why.into()),
+            );
+            return Err(AccountsError::Conflict(why.into()));
         }
         let _writer = self.lock_writer();
-        let mut user = self
-            .read()
-            .users
-            .get(&id)
-            .filter(|u| u.org == org)
-            .cloned()
-            .ok_or(AccountsError::NotFound("user"))?;
+        let mut user = self.user_of(org, id)?;
+        self.check_account_change(principal, action, &target, &user, suspended)?;
         user.suspended = suspended;
         self.save_user(principal, user, action, reason)
+    }
+
+    /// May `principal` act on `user` (and, when `disables`, is `user` not the last active
+    /// regulator administrator)? A refusal is audited. Call with the writer lock held.
+    fn check_account_change(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: &str,
+        user: &User,
+        disables: bool,
+    ) -> Result<(), AccountsError> {
+        let none = FieldErrors::default();
+        let act = authority::may_act_on(principal, user);
+        self.enforce(principal, action, target, act, &none)?;
+        if disables {
+            let keeps = authority::keeps_a_regulator_admin(
+                user,
+                false,
+                active_regulator_admins(&self.read()),
+            );
+            self.enforce(principal, action, target, keeps, &none)?;
+        }
+        Ok(())
     }
 
     fn save_user(
@@ -1035,45 +1121,38 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Who may manage `user`'s tokens: the user, its organisation's administrator, the
-    /// regulator's administrator. Returns the user.
-    fn token_scope(
-        &self,
-        principal: &Principal,
-        user: u64,
-        denied: Option<Action>,
-    ) -> Result<User, AccountsError> {
-        let target = self.read().users.get(&user).cloned();
-        let regulator =
-            principal.has(Role::RegulatorAdmin) && principal.may(Permission::AdministerUsers);
-        let allowed = principal.user == user
-            || regulator
-            || target
-                .as_ref()
-                .is_some_and(|t| Self::administers_users_of(principal, t.org));
-        if !allowed {
-            // An outsider learns nothing about which user ids exist.
-            return Err(match (denied, &target) {
-                (Some(action), Some(_)) => self.deny(principal, action, format!("user/{user}")),
-                _ => AccountsError::Forbidden,
-            });
+    /// The user `id`, for an action on its tokens. A user that does not exist is
+    /// [`AccountsError::NotFound`] only to the regulator's administrator, who administers every
+    /// user; anyone else learns nothing about which user ids exist.
+    fn token_holder(&self, principal: &Principal, id: u64) -> Result<User, AccountsError> {
+        match self.read().users.get(&id) {
+            Some(user) => Ok(user.clone()),
+            None if principal.has(Role::RegulatorAdmin) => Err(AccountsError::NotFound("user")),
+            None => Err(AccountsError::Forbidden),
         }
-        target.ok_or(AccountsError::NotFound("user"))
     }
 
-    /// Issues a token for `user`; returns its record and its text, shown this once.
+    /// Issues a token for `user`; returns its record and its text, shown this once. A user
+    /// issues its own; an administrator only a first or replacement credential of an account
+    /// it may act on (`authority.rs`, 4).
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Invalid`] for a bad name, [`AccountsError::Random`],
-    /// [`AccountsError::Store`].
+    /// [`AccountsError::Forbidden`] and [`AccountsError::Refused`] (audited),
+    /// [`AccountsError::NotFound`], [`AccountsError::Invalid`] for a bad name,
+    /// [`AccountsError::Random`], [`AccountsError::Store`].
     pub fn create_token(
         &self,
         principal: &Principal,
         user: u64,
         name: &str,
     ) -> Result<(Token, String), AccountsError> {
-        self.token_scope(principal, user, Some(Action::TokenCreate))?;
+        let target = format!("user/{user}");
+        let _writer = self.lock_writer();
+        let holder = self.token_holder(principal, user)?;
+        let live = live_tokens(&self.read(), user);
+        let verdict = authority::may_issue_token(principal, &holder, live);
+        let none = FieldErrors::default();
+        self.enforce(principal, Action::TokenCreate, &target, verdict, &none)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(AccountsError::Invalid(FieldErrors(vec![(
@@ -1081,7 +1160,6 @@ impl Accounts {
                 "give the token a name of 1 to 64 characters, e.g. core-network-1".into(),
             )])));
         }
-        let _writer = self.lock_writer();
         let new = token::generate()?;
         let record = Token {
             id: new.id.to_hex(),
@@ -1089,8 +1167,14 @@ impl Accounts {
             name: name.to_owned(),
             secret_hash: token::hex(&new.secret_hash),
             created_at: now_unix(),
+            issued_by: Some(principal.user),
             revoked_at: None,
             last_used_at: None,
+        };
+        let issued = if principal.user == user {
+            format!("{target}, issued by its holder")
+        } else {
+            format!("{target}, issued by user/{} for it", principal.user)
         };
         let change = Change {
             puts: vec![(token_key(new.id), encode(&record))],
@@ -1100,7 +1184,7 @@ impl Accounts {
                 target: format!("token/{}", record.id),
                 outcome: Outcome::Done,
                 reason: None,
-                detail: Some(format!("user/{user}")),
+                detail: Some(issued),
             },
         };
         let record_c = record.clone();
@@ -1112,16 +1196,22 @@ impl Accounts {
         Ok((record, new.text))
     }
 
-    /// `user`'s tokens, newest first.
+    /// `user`'s live tokens, newest first: for the user, and for an administrator who may act
+    /// on the account. Revoked tokens are not listed (the audit trail records each
+    /// revocation).
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`], [`AccountsError::NotFound`].
+    /// [`AccountsError::Forbidden`], [`AccountsError::Refused`], [`AccountsError::NotFound`].
     pub fn list_tokens(
         &self,
         principal: &Principal,
         user: u64,
     ) -> Result<Vec<Token>, AccountsError> {
-        self.token_scope(principal, user, None)?;
+        let holder = self.token_holder(principal, user)?;
+        authority::may_manage_tokens_of(principal, &holder).map_err(|refusal| match refusal {
+            Refusal::NotAdministrator => AccountsError::Forbidden,
+            refusal => AccountsError::Refused(refusal),
+        })?;
         let state = self.read();
         let mut tokens: Vec<Token> = state
             .tokens
@@ -1138,20 +1228,25 @@ impl Accounts {
         Ok(tokens)
     }
 
-    /// Revokes one of `user`'s tokens; it is refused from the next request on.
+    /// Revokes one of `user`'s tokens; it is refused from the next request on. The user, or
+    /// an administrator who may act on the account.
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`] (audited), [`AccountsError::NotFound`],
-    /// [`AccountsError::Store`].
+    /// [`AccountsError::Forbidden`] and [`AccountsError::Refused`] (audited),
+    /// [`AccountsError::NotFound`], [`AccountsError::Store`].
     pub fn revoke_token(
         &self,
         principal: &Principal,
         user: u64,
         token: &str,
     ) -> Result<Token, AccountsError> {
-        self.token_scope(principal, user, Some(Action::TokenRevoke))?;
-        let id = TokenId::from_hex(token).ok_or(AccountsError::NotFound("token"))?;
+        let target = format!("user/{user}");
         let _writer = self.lock_writer();
+        let holder = self.token_holder(principal, user)?;
+        let verdict = authority::may_manage_tokens_of(principal, &holder);
+        let none = FieldErrors::default();
+        self.enforce(principal, Action::TokenRevoke, &target, verdict, &none)?;
+        let id = TokenId::from_hex(token).ok_or(AccountsError::NotFound("token"))?;
         let mut record = {
             let state = self.read();
             let live = state
@@ -1161,9 +1256,6 @@ impl Accounts {
                 .ok_or(AccountsError::NotFound("token"))?;
             live.record.clone()
         };
-        if record.revoked_at.is_some() {
-            return Ok(record);
-        }
         record.revoked_at = Some(now_unix());
         let change = Change {
             puts: vec![(token_key(id), encode(&record))],
@@ -1173,22 +1265,23 @@ impl Accounts {
                 target: format!("token/{}", record.id),
                 outcome: Outcome::Done,
                 reason: None,
-                detail: Some(format!("user/{user}")),
+                detail: Some(target),
             },
         };
-        let revoked_at = record.revoked_at;
+        // a revoked token leaves memory: it can never authenticate again, and keeping it
+        // would let a user grow the server's memory by issuing and revoking in a loop
         self.commit(change, move |state| {
-            if let Some(live) = state.tokens.get_mut(&id) {
-                live.record.revoked_at = revoked_at;
-            }
+            state.tokens.remove(&id);
         })?;
         Ok(record)
     }
 
-    /// A page of the audit trail (regulator's administrator, auditor).
+    /// A page of the audit trail: the regulator's administrator and auditors read every
+    /// entry; an auditor of any other organisation only its own organisation's.
     ///
     /// # Errors
-    /// [`AccountsError::Forbidden`], [`AccountsError::Audit`] if an entry is unreadable.
+    /// [`AccountsError::Forbidden`] (also for another organisation's entries),
+    /// [`AccountsError::Audit`] if an entry is unreadable.
     pub fn audit(
         &self,
         principal: &Principal,
@@ -1199,8 +1292,36 @@ impl Accounts {
         if !principal.may(Permission::ReadAudit) {
             return Err(AccountsError::Forbidden);
         }
-        Ok(audit::query(&self.store, filter, after, limit)?)
+        let mut filter = filter.clone();
+        if !reads_every_org(principal) {
+            match filter.org {
+                Some(org) if org != principal.org => return Err(AccountsError::Forbidden),
+                _ => filter.org = Some(principal.org),
+            }
+        }
+        Ok(audit::query(&self.store, &filter, after, limit)?)
     }
+}
+
+/// Whether `principal` reads every organisation (and the whole audit trail): a reader of the
+/// regulator. A reader of any other organisation reads only its own.
+fn reads_every_org(principal: &Principal) -> bool {
+    principal.org_kind == OrgKind::Regulator
+}
+
+/// `user`'s live tokens.
+fn live_tokens(state: &State, user: u64) -> usize {
+    (state.tokens.values())
+        .filter(|t| t.record.user == user && t.record.revoked_at.is_none())
+        .count()
+}
+
+/// Active, unsuspended holders of `regulator_admin` in an organisation that is not suspended.
+fn active_regulator_admins(state: &State) -> usize {
+    (state.users.values())
+        .filter(|u| u.active && !u.suspended && u.roles.contains(&Role::RegulatorAdmin))
+        .filter(|u| state.orgs.get(&u.org).is_some_and(|o| !o.suspended))
+        .count()
 }
 
 fn new_user(id: u64, org: u64, person: &Person, roles: Vec<Role>, now: u64) -> User {

@@ -123,7 +123,8 @@ fn only_the_regulator_creates_organisations_and_nits_and_people_are_unique() {
         Actor::User {
             user: admin.id,
             org: org.id,
-            roles: vec![Role::OrgAdmin]
+            roles: vec![Role::OrgAdmin],
+            token: Some(org_admin.token.to_hex()),
         }
     );
 }
@@ -167,6 +168,21 @@ fn an_org_admin_manages_only_its_own_users_and_roles_of_its_kind() {
         accounts.update_user(&admin, org_a.id, admin_a.id, &patch),
         Err(AccountsError::Invalid(_))
     ));
+    // a valid role list for its own account is refused too, and audited
+    let patch = serde_json::json!({ "roles": ["org_admin", "operator"] });
+    assert!(matches!(
+        accounts.update_user(&admin, org_a.id, admin_a.id, &patch),
+        Err(AccountsError::Refused(authority::Refusal::OwnRoles))
+    ));
+    let refused = entries(&accounts).pop().unwrap();
+    assert_eq!(
+        (refused.action, refused.outcome, refused.target),
+        (
+            Action::UserUpdate,
+            Outcome::Denied,
+            format!("user/{}", admin_a.id)
+        )
+    );
     let patch = serde_json::json!({ "id_number": "79111225" });
     let Err(AccountsError::Invalid(errors)) =
         accounts.update_user(&admin, org_a.id, user.id, &patch)
@@ -413,4 +429,115 @@ fn audit_queries_filter_and_page() {
             .0
             .is_empty()
     );
+}
+
+#[test]
+fn an_auditor_outside_the_regulator_reads_only_its_own_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let mut police_form = operator_form(1);
+    police_form.kind = Some(OrgKind::Authority);
+    let (police, police_admin) = accounts.create_org(&regulator, police_form).unwrap();
+    let (operator, operator_admin) = accounts.create_org(&regulator, operator_form(2)).unwrap();
+    let (admin, _) = token_for(&accounts, &regulator, police_admin.id);
+    let auditor = accounts
+        .create_user(&admin, police.id, user_form("80123456", &[Role::Auditor]))
+        .unwrap();
+    let (auditor, _) = token_for(&accounts, &admin, auditor.id);
+    let (operator_admin, _) = token_for(&accounts, &regulator, operator_admin.id);
+    accounts
+        .create_user(
+            &operator_admin,
+            operator.id,
+            user_form("80123457", &[Role::Operator]),
+        )
+        .unwrap();
+
+    // organisations: its own, not the operator's nor the regulator's (their legal
+    // representatives' and accountants' ID numbers)
+    let listed: Vec<u64> = accounts
+        .list_orgs(&auditor)
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(listed, [police.id]);
+    assert_eq!(accounts.get_org(&auditor, police.id).unwrap().id, police.id);
+    for other in [operator.id, regulator.org] {
+        assert!(matches!(
+            accounts.get_org(&auditor, other),
+            Err(AccountsError::Forbidden)
+        ));
+    }
+    // the audit trail: its own organisation's entries only, and asking for another's is refused
+    let (entries, _) = accounts
+        .audit(&auditor, &audit::Filter::default(), 0, 1000)
+        .unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries
+            .iter()
+            .all(|e| matches!(&e.actor, Actor::User { org, .. } if *org == police.id)),
+        "{entries:?}"
+    );
+    let theirs = audit::Filter {
+        org: Some(operator.id),
+        ..audit::Filter::default()
+    };
+    assert!(matches!(
+        accounts.audit(&auditor, &theirs, 0, 10),
+        Err(AccountsError::Forbidden)
+    ));
+    // the regulator's auditor still reads everything
+    let regulator_auditor = accounts
+        .create_user(
+            &regulator,
+            regulator.org,
+            user_form("80123458", &[Role::Auditor]),
+        )
+        .unwrap();
+    let (regulator_auditor, _) = token_for(&accounts, &regulator, regulator_auditor.id);
+    assert_eq!(accounts.list_orgs(&regulator_auditor).unwrap().len(), 3);
+    assert!(
+        accounts
+            .audit(&regulator_auditor, &theirs, 0, 10)
+            .unwrap()
+            .0
+            .iter()
+            .any(|e| e.action == Action::UserCreate)
+    );
+}
+
+#[test]
+fn a_revoked_token_leaves_memory_and_a_user_holds_a_bounded_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let (_, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+    let (admin, first) = token_for(&accounts, &regulator, admin.id);
+    // a user rotating its tokens in a loop does not grow the server's memory
+    for _ in 0..50 {
+        let (made, _) = accounts
+            .create_token(&admin, admin.user, "rotating")
+            .unwrap();
+        accounts.revoke_token(&admin, admin.user, &made.id).unwrap();
+    }
+    assert_eq!(
+        accounts.read().tokens.len(),
+        2,
+        "the bootstrap token and `first`"
+    );
+    for _ in 1..authority::MAX_LIVE_TOKENS {
+        accounts.create_token(&admin, admin.user, "spare").unwrap();
+    }
+    assert!(matches!(
+        accounts.create_token(&admin, admin.user, "one more"),
+        Err(AccountsError::Refused(authority::Refusal::TooManyTokens))
+    ));
+    assert!(accounts.authenticate(&first).is_ok());
+    // after a restart, revoked tokens stay out of memory and still do not authenticate
+    drop(accounts);
+    let accounts = Accounts::open(open_store(dir.path())).unwrap();
+    assert_eq!(accounts.read().tokens.len(), 1 + authority::MAX_LIVE_TOKENS);
 }

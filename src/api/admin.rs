@@ -3,18 +3,19 @@
 //! | route | who |
 //! |---|---|
 //! | `GET /v1/me` | any valid token |
-//! | `GET, POST /v1/orgs` | regulator admin (GET also auditor) |
-//! | `GET, PATCH /v1/orgs/{org}` | GET: regulator admin, auditor, the org's own admin; PATCH: regulator admin |
+//! | `GET, POST /v1/orgs` | regulator admin (GET also auditors: the regulator's see every organisation, others their own) |
+//! | `GET, PATCH /v1/orgs/{org}` | GET: regulator admin, the regulator's auditors, the org's own admin and auditors; PATCH: regulator admin |
 //! | `POST /v1/orgs/{org}/suspend`, `/reactivate` | regulator admin |
 //! | `GET, POST /v1/orgs/{org}/users` | the org's admin, regulator admin |
-//! | `GET, PATCH /v1/orgs/{org}/users/{user}` | the org's admin, regulator admin |
-//! | `POST /v1/orgs/{org}/users/{user}/deactivate`, `/activate` | the org's admin, regulator admin |
+//! | `GET, PATCH /v1/orgs/{org}/users/{user}` | the org's admin, regulator admin (PATCH: one who may act on the account) |
+//! | `POST /v1/orgs/{org}/users/{user}/deactivate`, `/activate` | the org's admin, regulator admin (one who may act on the account) |
 //! | `POST /v1/orgs/{org}/users/{user}/suspend`, `/reactivate` | regulator admin |
-//! | `GET, POST /v1/users/{user}/tokens` | the user, its org's admin, regulator admin |
-//! | `DELETE /v1/users/{user}/tokens/{token}` | the same |
-//! | `GET /v1/audit` | regulator admin, auditor |
+//! | `GET, POST /v1/users/{user}/tokens` | the user; POST by an administrator only for an account with no live token |
+//! | `DELETE /v1/users/{user}/tokens/{token}` | the user, an administrator who may act on the account |
+//! | `GET /v1/audit` | regulator admin, auditors (of another organisation than the regulator: its own entries) |
 //!
-//! Handlers parse, call `accounts`, and render; who may do what is decided there.
+//! Handlers parse, call `accounts`, and render; who may do what is decided there
+//! (`accounts/authority.rs` for who may act on whose account).
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, Reply, read_body};
+use super::{ApiError, AppState, HttpResponse, Reply, off_worker, read_body};
 use crate::accounts::audit::{Action, Filter};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User, time_json};
@@ -54,6 +55,9 @@ pub async fn route(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
     let accounts = &state.accounts;
+    // Reads are answered from memory here; every change (and its audit entry, written even
+    // when it is refused) runs off the workers.
+    let who = principal.clone();
     let result = match (segments.as_slice(), &method) {
         (["v1", "me"], &Method::GET) => Ok(me(principal)),
         (["v1", "me"], _) => Err(get_only()),
@@ -62,37 +66,49 @@ pub async fn route(
             .map_err(ApiError::from)
             .map(|orgs| json_value(&Value::Array(orgs.iter().map(org_json).collect()))),
         (["v1", "orgs"], &Method::POST) => match json_body::<OrgForm>(state, request).await {
-            Ok(form) => accounts
-                .create_org(principal, form)
-                .map_err(ApiError::from)
-                .map(|(org, admin)| {
-                    created(
-                        &format!("/v1/orgs/{}", org.id),
-                        &json!({ "organisation": org_json(&org), "administrator": user_json(&admin) }),
-                    )
-                }),
+            Ok(form) => off_worker(state, move |state| {
+                let (org, admin) = state.accounts.create_org(&who, form)?;
+                Ok(created(
+                    &format!("/v1/orgs/{}", org.id),
+                    &json!({ "organisation": org_json(&org), "administrator": user_json(&admin) }),
+                ))
+            })
+            .await,
             Err(e) => Err(e),
         },
         (["v1", "orgs"], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         (["v1", "orgs", org], _) => match (id(org, "{org}"), &method) {
             (Err(e), _) => Err(e),
-            (Ok(org), &Method::GET) => accounts.get_org(principal, org).map(|o| json_value(&org_json(&o))).map_err(ApiError::from),
+            (Ok(org), &Method::GET) => accounts
+                .get_org(principal, org)
+                .map(|o| json_value(&org_json(&o)))
+                .map_err(ApiError::from),
             (Ok(org), &Method::PATCH) => match json_body::<Value>(state, request).await {
-                Ok(patch) => accounts
-                    .update_org(principal, org, &patch)
-                    .map(|o| json_value(&org_json(&o)))
-                    .map_err(ApiError::from),
+                Ok(patch) => {
+                    off_worker(state, move |state| {
+                        let org = state.accounts.update_org(&who, org, &patch)?;
+                        Ok(json_value(&org_json(&org)))
+                    })
+                    .await
+                }
                 Err(e) => Err(e),
             },
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, PATCH" }),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, PATCH",
+            }),
         },
         (["v1", "orgs", org, verb @ ("suspend" | "reactivate")], &Method::POST) => {
             let suspended = *verb == "suspend";
             match (id(org, "{org}"), reason(state, request).await) {
-                (Ok(org), Ok(reason)) => accounts
-                    .set_org_suspended(principal, org, suspended, reason)
-                    .map(|o| json_value(&org_json(&o)))
-                    .map_err(ApiError::from),
+                (Ok(org), Ok(reason)) => {
+                    off_worker(state, move |state| {
+                        let org = state
+                            .accounts
+                            .set_org_suspended(&who, org, suspended, reason)?;
+                        Ok(json_value(&org_json(&org)))
+                    })
+                    .await
+                }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
@@ -104,15 +120,16 @@ pub async fn route(
                 .map(|users| json_value(&Value::Array(users.iter().map(user_json).collect())))
                 .map_err(ApiError::from),
             (Ok(org), &Method::POST) => match json_body::<UserForm>(state, request).await {
-                Ok(form) => accounts
-                    .create_user(principal, org, form)
-                    .map(|user| {
-                        created(
+                Ok(form) => {
+                    off_worker(state, move |state| {
+                        let user = state.accounts.create_user(&who, org, form)?;
+                        Ok(created(
                             &format!("/v1/orgs/{org}/users/{}", user.id),
                             &user_json(&user),
-                        )
+                        ))
                     })
-                    .map_err(ApiError::from),
+                    .await
+                }
                 Err(e) => Err(e),
             },
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
@@ -126,65 +143,118 @@ pub async fn route(
                     .map_err(ApiError::from),
                 (Ok(org), Ok(user), &Method::PATCH) => {
                     match json_body::<Value>(state, request).await {
-                        Ok(patch) => accounts
-                            .update_user(principal, org, user, &patch)
-                            .map(|u| json_value(&user_json(&u)))
-                            .map_err(ApiError::from),
+                        Ok(patch) => {
+                            off_worker(state, move |state| {
+                                let user = state.accounts.update_user(&who, org, user, &patch)?;
+                                Ok(json_value(&user_json(&user)))
+                            })
+                            .await
+                        }
                         Err(e) => Err(e),
                     }
                 }
-                _ => Err(ApiError::MethodNotAllowed { allow: "GET, PATCH" }),
+                _ => Err(ApiError::MethodNotAllowed {
+                    allow: "GET, PATCH",
+                }),
             }
         }
         (
-            ["v1", "orgs", org, "users", user, verb @ ("deactivate" | "activate" | "suspend" | "reactivate")],
+            [
+                "v1",
+                "orgs",
+                org,
+                "users",
+                user,
+                verb @ ("deactivate" | "activate" | "suspend" | "reactivate"),
+            ],
             &Method::POST,
         ) => {
-            let verb = *verb;
-            match (id(org, "{org}"), id(user, "{user}"), reason(state, request).await) {
-                (Ok(org), Ok(user), Ok(reason)) => match verb {
-                    "deactivate" | "activate" => {
-                        accounts.set_user_active(principal, org, user, verb == "activate", reason)
-                    }
-                    _ => accounts.set_user_suspended(principal, org, user, verb == "suspend", reason),
+            // activation is the organisation's; suspension the regulator's
+            let by_org = matches!(*verb, "deactivate" | "activate");
+            let on = matches!(*verb, "activate" | "suspend");
+            match (
+                id(org, "{org}"),
+                id(user, "{user}"),
+                reason(state, request).await,
+            ) {
+                (Ok(org), Ok(user), Ok(reason)) => {
+                    off_worker(state, move |state| {
+                        let user = if by_org {
+                            state.accounts.set_user_active(&who, org, user, on, reason)
+                        } else {
+                            state
+                                .accounts
+                                .set_user_suspended(&who, org, user, on, reason)
+                        }?;
+                        Ok(json_value(&user_json(&user)))
+                    })
+                    .await
                 }
-                .map(|u| json_value(&user_json(&u)))
-                .map_err(ApiError::from),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
             }
         }
-        (["v1", "orgs", _, "users", _, "deactivate" | "activate" | "suspend" | "reactivate"], _) => {
-            Err(post_only())
-        }
+        (
+            [
+                "v1",
+                "orgs",
+                _,
+                "users",
+                _,
+                "deactivate" | "activate" | "suspend" | "reactivate",
+            ],
+            _,
+        ) => Err(post_only()),
         (["v1", "users", user, "tokens"], _) => match (id(user, "{user}"), &method) {
             (Err(e), _) => Err(e),
             (Ok(user), &Method::GET) => accounts
                 .list_tokens(principal, user)
-                .map(|tokens| json_value(&Value::Array(tokens.iter().map(|t| token_json(t, None)).collect())))
+                .map(|tokens| {
+                    json_value(&Value::Array(
+                        tokens.iter().map(|t| token_json(t, None)).collect(),
+                    ))
+                })
                 .map_err(ApiError::from),
             (Ok(user), &Method::POST) => match json_body::<NewToken>(state, request).await {
-                Ok(new) => accounts
-                    .create_token(principal, user, &new.name)
-                    .map(|(token, text)| {
-                        created(
+                Ok(new) => {
+                    off_worker(state, move |state| {
+                        let (token, text) = state.accounts.create_token(&who, user, &new.name)?;
+                        Ok(created(
                             &format!("/v1/users/{user}/tokens/{}", token.id),
                             &token_json(&token, Some(&text)),
-                        )
+                        ))
                     })
-                    .map_err(ApiError::from),
+                    .await
+                }
                 Err(e) => Err(e),
             },
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         },
         (["v1", "users", user, "tokens", token], _) => match (id(user, "{user}"), &method) {
             (Err(e), _) => Err(e),
-            (Ok(user), &Method::DELETE) => accounts
-                .revoke_token(principal, user, token)
-                .map(|t| json_value(&token_json(&t, None)))
-                .map_err(ApiError::from),
+            (Ok(user), &Method::DELETE) => {
+                let token = (*token).to_owned();
+                off_worker(state, move |state| {
+                    let token = state.accounts.revoke_token(&who, user, &token)?;
+                    Ok(json_value(&token_json(&token, None)))
+                })
+                .await
+            }
             _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
         },
-        (["v1", "audit"], &Method::GET) => audit(state, principal, request.uri().query()),
+        (["v1", "audit"], &Method::GET) => match audit_query(request.uri().query()) {
+            Ok((filter, after, limit)) => {
+                // a scan of the audit trail
+                off_worker(state, move |state| {
+                    let (entries, next) = state.accounts.audit(&who, &filter, after, limit)?;
+                    Ok(json_value(&json!({
+                        "entries": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+                        "next_after": next,
+                    })))
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        },
         (["v1", "audit"], _) => Err(get_only()),
         _ => return None,
     };
@@ -274,11 +344,8 @@ fn me(principal: &Principal) -> HttpResponse {
     }))
 }
 
-fn audit(
-    state: &AppState,
-    principal: &Principal,
-    query: Option<&str>,
-) -> Result<HttpResponse, ApiError> {
+/// The filter, `after` and `limit` of `GET /v1/audit`'s query.
+fn audit_query(query: Option<&str>) -> Result<(Filter, u64, usize), ApiError> {
     let mut filter = Filter::default();
     let mut after = 0;
     let mut limit = 100;
@@ -333,11 +400,7 @@ fn audit(
             params: invalid,
         });
     }
-    let (entries, next) = state.accounts.audit(principal, &filter, after, limit)?;
-    Ok(json_value(&json!({
-        "entries": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
-        "next_after": next,
-    })))
+    Ok((filter, after, limit))
 }
 
 fn bad<T>(invalid: &mut Vec<(String, String)>, param: &str, expected: &str) -> Option<T> {
@@ -380,6 +443,7 @@ fn token_json(token: &Token, text: Option<&str>) -> Value {
         "id": token.id,
         "user": token.user,
         "name": token.name,
+        "issued_by": token.issued_by,
         "created_at": time_json(Some(token.created_at)),
         "last_used_at": time_json(token.last_used_at),
         "revoked_at": time_json(token.revoked_at),

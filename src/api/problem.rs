@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::Reply;
 use crate::accounts::AccountsError;
+use crate::accounts::authority::Refusal;
 use crate::registry::RegistryError;
 
 /// Media type of every error body.
@@ -56,6 +57,12 @@ pub enum ApiError {
     },
     /// The caller's roles or scope do not allow this.
     Forbidden,
+    /// The caller's rights do not allow this, and the reason is the caller's to know (who may
+    /// act on whose account).
+    Denied {
+        /// Why.
+        detail: String,
+    },
     /// The named record does not exist.
     ResourceNotFound {
         /// What was looked for (`organisation`, `user`, `token`).
@@ -133,6 +140,21 @@ impl From<AccountsError> for ApiError {
             AccountsError::Unauthenticated => ApiError::Unauthenticated,
             AccountsError::Suspended(what) => ApiError::Suspended { what },
             AccountsError::Forbidden => ApiError::Forbidden,
+            AccountsError::Refused(refusal) => match refusal {
+                Refusal::RoleNotForKind { index, .. } => ApiError::Unprocessable {
+                    params: vec![(format!("roles[{index}]"), refusal.to_string())],
+                },
+                Refusal::TooManyTokens | Refusal::LastRegulatorAdmin => ApiError::Conflict {
+                    detail: refusal.to_string(),
+                },
+                Refusal::NotAdministrator
+                | Refusal::CannotGrant(_)
+                | Refusal::Outranks(_)
+                | Refusal::OwnRoles
+                | Refusal::HoldsLiveToken => ApiError::Denied {
+                    detail: refusal.to_string(),
+                },
+            },
             AccountsError::NotFound(what) => ApiError::ResourceNotFound { what },
             AccountsError::Conflict(detail) => ApiError::Conflict { detail },
             AccountsError::Invalid(errors) => ApiError::Unprocessable { params: errors.0 },
@@ -219,7 +241,7 @@ impl ApiError {
                 "ACCOUNT_SUSPENDED",
                 "The account is suspended",
             ),
-            ApiError::Forbidden => (
+            ApiError::Forbidden | ApiError::Denied { .. } => (
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",
                 "Your roles do not allow this",
@@ -277,6 +299,7 @@ impl ApiError {
             ApiError::MalformedBody { detail }
             | ApiError::PayloadTooLarge { detail }
             | ApiError::Conflict { detail }
+            | ApiError::Denied { detail }
             | ApiError::Refused { detail, .. } => Some(detail.clone()),
             ApiError::Suspended { what } => Some(format!(
                 "the {what} is suspended by the regulator; every request is refused until it is reactivated"
@@ -360,6 +383,7 @@ mod tests {
             ApiError::TooManyRequests { retry_after: 5 },
             ApiError::Suspended { what: "user" },
             ApiError::Forbidden,
+            ApiError::Denied { detail: "x".into() },
             ApiError::ResourceNotFound { what: "user" },
             ApiError::Conflict { detail: "x".into() },
             ApiError::Refused {

@@ -19,12 +19,10 @@
 //!
 //! Handlers parse and render; `registry::reports` decides.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -37,7 +35,7 @@ use serde_json::{Value, json};
 
 use super::admin::{created, json_body, json_reply, json_value};
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply};
+use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply, off_worker};
 use crate::accounts::Principal;
 use crate::accounts::audit::Action;
 use crate::accounts::roles::{Permission, Role};
@@ -58,33 +56,40 @@ pub async fn route(
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = request.method().clone();
-    let registry = &state.registry;
     let result = match (segments.as_slice(), &method) {
         (["v1", "reports"], &Method::POST) => match json_body::<ReportForm>(state, request).await {
             Err(e) => Err(e),
-            Ok(form) => registry
-                .report(principal, form)
-                .map_err(ApiError::from)
-                .map(|reported| match reported {
-                    Reported::Listed(imei, record) => created(
-                        &format!("/v1/negative/{imei}"),
-                        &reports::negative_json(imei, &record, principal),
-                    ),
-                    Reported::AlreadyReported(imei, record) => {
-                        json_value(&reports::negative_json(imei, &record, principal))
-                    }
-                }),
+            Ok(form) => {
+                let who = principal.clone();
+                off_worker(state, move |state| {
+                    Ok(match state.registry.report(&who, form)? {
+                        Reported::Listed(imei, record) => created(
+                            &format!("/v1/negative/{imei}"),
+                            &reports::negative_json(imei, &record, &who),
+                        ),
+                        Reported::AlreadyReported(imei, record) => {
+                            json_value(&reports::negative_json(imei, &record, &who))
+                        }
+                    })
+                })
+                .await
+            }
         },
         (["v1", "reports"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "activations"], &Method::POST) => {
             match json_body::<ActivationForm>(state, request).await {
                 Err(e) => Err(e),
-                Ok(form) => registry
-                    .activate(principal, form)
-                    .map_err(ApiError::from)
-                    .map(|Activated::Activated { bound, added }| {
-                        json_value(&json!({ "activated": true, "ownerBound": bound, "addedToPositiveList": added }))
-                    }),
+                Ok(form) => {
+                    let who = principal.clone();
+                    off_worker(state, move |state| {
+                        let Activated::Activated { bound, added } =
+                            state.registry.activate(&who, form)?;
+                        Ok(json_value(
+                            &json!({ "activated": true, "ownerBound": bound, "addedToPositiveList": added }),
+                        ))
+                    })
+                    .await
+                }
             }
         }
         (["v1", "activations"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
@@ -118,22 +123,30 @@ pub async fn route(
         (["v1", "exchange", "foreign"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "sellers"], &Method::POST) => match json_body::<SellerForm>(state, request).await {
             Err(e) => Err(e),
-            Ok(form) => registry
-                .record_seller(principal, form)
-                .map_err(ApiError::from)
-                .map(|seller| json_value(&seller_json(state, &seller))),
+            Ok(form) => {
+                let who = principal.clone();
+                off_worker(state, move |state| {
+                    let seller = state.registry.record_seller(&who, form)?;
+                    Ok(json_value(&seller_json(state, &seller)))
+                })
+                .await
+            }
         },
         (["v1", "sellers"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         (["v1", "imeis", imei, "owner"], &Method::POST) => match path_imei(imei) {
             Err(e) => Err(e),
             Ok(imei) => match json_body::<TransferForm>(state, request).await {
                 Err(e) => Err(e),
-                Ok(form) => registry
-                    .transfer(principal, imei, form)
-                    .map_err(ApiError::from)
-                    .map(|()| {
-                        json_value(&json!({ "imei": imei.to_string(), "ownerChanged": true }))
-                    }),
+                Ok(form) => {
+                    let who = principal.clone();
+                    off_worker(state, move |state| {
+                        state.registry.transfer(&who, imei, form)?;
+                        Ok(json_value(
+                            &json!({ "imei": imei.to_string(), "ownerChanged": true }),
+                        ))
+                    })
+                    .await
+                }
             },
         },
         (["v1", "imeis", _, "owner"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
@@ -141,44 +154,60 @@ pub async fn route(
             Err(e) => Err(e),
             Ok(imei) => match json_body::<Recovery>(state, request).await {
                 Err(e) => Err(e),
-                Ok(recovery) => registry
-                    .recover(principal, imei, &recovery.reference)
-                    .map_err(ApiError::from)
-                    .map(|()| {
-                        json_value(&json!({
+                Ok(recovery) => {
+                    let who = principal.clone();
+                    off_worker(state, move |state| {
+                        state.registry.recover(&who, imei, &recovery.reference)?;
+                        Ok(json_value(&json!({
                             "imei": imei.to_string(),
                             "negativeList": false,
-                            "positiveList": registry.listing(imei).positive,
-                        }))
-                    }),
+                            "positiveList": state.registry.listing(imei).positive,
+                        })))
+                    })
+                    .await
+                }
             },
         },
         (["v1", "imeis", _, "recovery"], _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        (["v1", "imeis", imei, "history"], &Method::GET) => path_imei(imei).and_then(|imei| {
-            let events = registry.history(principal, imei)?;
-            let events: Vec<Value> = events
-                .iter()
-                .map(|event| {
-                    let mut value = serde_json::to_value(event).unwrap_or_default();
-                    value["at"] = Value::String(timefmt::rfc3339(event.at));
-                    value
+        (["v1", "imeis", imei, "history"], &Method::GET) => match path_imei(imei) {
+            Err(e) => Err(e),
+            Ok(imei) => {
+                let who = principal.clone();
+                off_worker(state, move |state| {
+                    let events = state.registry.history(&who, imei)?;
+                    let events: Vec<Value> = events
+                        .iter()
+                        .map(|event| {
+                            let mut value = serde_json::to_value(event).unwrap_or_default();
+                            value["at"] = Value::String(timefmt::rfc3339(event.at));
+                            value
+                        })
+                        .collect();
+                    Ok(json_value(
+                        &json!({ "imei": imei.to_string(), "events": events }),
+                    ))
                 })
-                .collect();
-            Ok(json_value(
-                &json!({ "imei": imei.to_string(), "events": events }),
-            ))
-        }),
+                .await
+            }
+        },
         (["v1", "imeis", _, "history"], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        (["v1", "negative", imei], &Method::GET) => {
-            path_imei(imei).and_then(|imei| match registry.consult_negative(principal, imei)? {
-                Some(record) => Ok(json_value(&reports::negative_json(
-                    imei, &record, principal,
-                ))),
-                None => Err(ApiError::ResourceNotFound {
-                    what: "report: the IMEI is not on the negative list",
-                }),
-            })
-        }
+        (["v1", "negative", imei], &Method::GET) => match path_imei(imei) {
+            Err(e) => Err(e),
+            Ok(imei) => {
+                let who = principal.clone();
+                off_worker(state, move |state| {
+                    match state.registry.consult_negative(&who, imei)? {
+                        Some(record) => {
+                            Ok(json_value(&reports::negative_json(imei, &record, &who)))
+                        }
+                        None => Err(ApiError::ResourceNotFound {
+                            what: "report: the IMEI is not on the negative list",
+                        }),
+                    }
+                })
+                .await
+            }
+        },
         (["v1", "negative", _], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => return None,
     };
@@ -276,12 +305,16 @@ async fn upload(
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     // refused (and audited) before a byte of the body is read
-    state.registry.require(
-        principal,
-        Permission::Register,
-        Action::Registration,
-        "list/positive",
-    )?;
+    let who = principal.clone();
+    off_worker(state, move |state| {
+        Ok(state.registry.require(
+            &who,
+            Permission::Register,
+            Action::Registration,
+            "list/positive",
+        )?)
+    })
+    .await?;
     let content_type = request
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -502,9 +535,13 @@ async fn foreign(
             source = Some(value.into_owned());
         }
     }
-    state
-        .registry
-        .require_exchange(principal, Action::ExchangeImport)?;
+    let who = principal.clone();
+    off_worker(state, move |state| {
+        Ok(state
+            .registry
+            .require_exchange(&who, Action::ExchangeImport)?)
+    })
+    .await?;
     let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
     let registry = state.registry.clone();
     let who = principal.clone();
@@ -538,7 +575,7 @@ pub const PUBLIC_IMEIS: &str = "/v1/public/imeis/";
 /// [`ApiError::TooManyRequests`] past the client's rate, [`ApiError::InvalidParams`] for a
 /// malformed IMEI.
 pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<Reply, ApiError> {
-    state.public_limiter.admit(peer)?;
+    super::admit_public(state, peer)?;
     let imei = path_imei(imei)?;
     let listing = state.registry.listing(imei);
     Ok(json_reply(&json!({
@@ -551,16 +588,17 @@ pub fn public_status(state: &AppState, peer: IpAddr, imei: &str) -> Result<Reply
 /// The public sellers path: answered without a token.
 pub const PUBLIC_SELLERS: &str = "/v1/public/sellers";
 
-/// `GET /v1/public/sellers?q=...`: authorised sellers valid today (art. 2.2.11.3 par.).
+/// `GET /v1/public/sellers?q=...`: authorised sellers valid today (art. 2.2.11.3 par.). The
+/// limit is counted before the search runs.
 ///
 /// # Errors
 /// [`ApiError::TooManyRequests`], [`ApiError::InvalidParams`] for an unknown parameter.
-pub fn public_sellers(
+pub async fn public_sellers(
     state: &AppState,
     peer: IpAddr,
     query: Option<&str>,
-) -> Result<Reply, ApiError> {
-    state.public_limiter.admit(peer)?;
+) -> Result<HttpResponse, ApiError> {
+    super::admit_public(state, peer)?;
     let mut q = String::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
@@ -573,9 +611,13 @@ pub fn public_sellers(
             }
         }
     }
-    let sellers = state.registry.search_sellers(&q)?;
-    let sellers: Vec<Value> = sellers.iter().map(|s| seller_json(state, s)).collect();
-    Ok(json_reply(&json!({ "sellers": sellers })))
+    // a scan of the sellers in the store: off the workers
+    off_worker(state, move |state| {
+        let sellers = state.registry.search_sellers(&q)?;
+        let sellers: Vec<Value> = sellers.iter().map(|s| seller_json(state, s)).collect();
+        Ok(json_value(&json!({ "sellers": sellers })))
+    })
+    .await
 }
 
 fn seller_json(state: &AppState, seller: &Seller) -> Value {
@@ -585,72 +627,4 @@ fn seller_json(state: &AppState, seller: &Seller) -> Value {
         "name": state.accounts.org_name(seller.authorised_by),
     });
     value
-}
-
-/// A fixed-window limit of requests per client address per minute.
-pub struct RateLimiter {
-    per_minute: u32,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-/// Addresses remembered before old windows are swept.
-const MAX_TRACKED: usize = 100_000;
-
-impl RateLimiter {
-    /// A limiter allowing `per_minute` requests per address per minute.
-    pub fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter {
-            per_minute,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one request of `peer`.
-    ///
-    /// # Errors
-    /// [`ApiError::TooManyRequests`] with the seconds until the window ends.
-    pub fn admit(&self, peer: IpAddr) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let minute = Duration::from_secs(60);
-        let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if windows.len() >= MAX_TRACKED {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < minute);
-        }
-        let (start, count) = windows.entry(peer).or_insert((now, 0));
-        if now.duration_since(*start) >= minute {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= self.per_minute {
-            let retry = minute
-                .saturating_sub(now.duration_since(*start))
-                .as_secs()
-                .max(1);
-            return Err(ApiError::TooManyRequests { retry_after: retry });
-        }
-        *count += 1;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_limit_is_per_address_and_says_when_to_retry() {
-        let limiter = RateLimiter::new(3);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        for _ in 0..3 {
-            limiter.admit(a).unwrap();
-        }
-        match limiter.admit(a) {
-            Err(ApiError::TooManyRequests { retry_after }) => {
-                assert!((1..=60).contains(&retry_after))
-            }
-            other => panic!("expected 429, got {other:?}"),
-        }
-        limiter.admit(b).unwrap();
-    }
 }

@@ -249,7 +249,7 @@ async fn serve_connection<S>(
                 // boxed: unboxed, the waiting routes made every check's future kilobytes
                 // to build and move
                 Err((request, _served, state)) => {
-                    Box::pin(api::route_waiting(&state, request)).await
+                    Box::pin(api::route_waiting(&state, peer, request)).await
                 }
             })
         }

@@ -9,12 +9,12 @@ use imeidb::accounts::forms::OrgForm;
 
 use crate::support::{Client, Reply, TestServer, assert_problem, imei, test_config};
 
-fn regulator_form() -> OrgForm {
+pub(crate) fn regulator_form() -> OrgForm {
     serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap()
 }
 
 /// An organisation's form as JSON; `n` keeps NITs and people apart.
-fn org_json(kind: &str, n: u64) -> Value {
+pub(crate) fn org_json(kind: &str, n: u64) -> Value {
     let mut form: Value =
         serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
     let number = 830_000_000 + n * 7;
@@ -38,7 +38,7 @@ fn nit_check_digit(number: u64) -> u64 {
     if r < 2 { r } else { 11 - r }
 }
 
-fn user_json(id_number: u64, roles: &[&str]) -> Value {
+pub(crate) fn user_json(id_number: u64, roles: &[&str]) -> Value {
     json!({
         "id_number": id_number.to_string(),
         "full_name": "Jorge Iván Ramírez Soto",
@@ -65,7 +65,7 @@ impl As<'_> {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &mut Client,
     token: &str,
     method: Method,
@@ -80,7 +80,7 @@ async fn call(
     .await
 }
 
-fn created(reply: &Reply) -> Value {
+pub(crate) fn created(reply: &Reply) -> Value {
     assert_eq!(
         reply.status,
         201,
@@ -405,11 +405,12 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin", "org_admin", "operator"],
             200,
         ),
+        // the user issues its own; an administrator only for an account with no live token
         e(
             Method::POST,
             format!("/v1/users/{user}/tokens"),
             Some(json!({ "name": "" })),
-            &["regulator_admin", "org_admin", "operator"],
+            &["operator"],
             422,
         ),
         e(
@@ -765,10 +766,20 @@ async fn organisations_users_tokens_and_audit_over_http_and_after_a_restart() {
     .await;
     assert_eq!(audit.status, 200);
     let entries = audit.json()["entries"].as_array().unwrap().clone();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["target"], format!("user/{operator}"));
-    assert_eq!(entries[0]["actor"]["user"], admin);
-    assert!(entries[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    // the refused grant of a role outside the organisation's kind is on the record, with why
+    assert_eq!(entries[0]["outcome"], "refused");
+    assert_eq!(entries[0]["target"], format!("org/{org}"));
+    assert_eq!(
+        entries[0]["reason"],
+        "auditor is not a role of operator organisations"
+    );
+    assert_eq!(entries[1]["outcome"], "done");
+    assert_eq!(entries[1]["target"], format!("user/{operator}"));
+    assert_eq!(entries[1]["actor"]["user"], admin);
+    // with the token that acted, whose record names who issued it
+    assert_eq!(entries[1]["actor"]["token"], admin_token[7..23]);
+    assert!(entries[1]["time"].as_str().unwrap().ends_with('Z'));
     let audit_text = String::from_utf8_lossy(
         &call(
             &mut client,
@@ -847,6 +858,7 @@ async fn organisations_users_tokens_and_audit_over_http_and_after_a_restart() {
             "registry.bootstrap",
             "org.create",
             "token.create",
+            "user.create",
             "user.create",
             "token.create"
         ]

@@ -92,6 +92,11 @@ pub enum ApiError {
         /// Methods that are allowed.
         allow: &'static str,
     },
+    /// The caller's organisation (or everyone) runs as many uploads as allowed at once.
+    TooManyUploads {
+        /// How many run, and the limits.
+        detail: String,
+    },
     /// The client sent too many requests to a rate-limited route.
     TooManyRequests {
         /// Seconds until it may try again.
@@ -276,6 +281,11 @@ impl ApiError {
                 "TOO_MANY_REQUESTS",
                 "Too many requests",
             ),
+            ApiError::TooManyUploads { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_UPLOADS",
+                "Too many uploads running",
+            ),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NF_SERVICE_FAILOVER",
@@ -300,6 +310,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge { detail }
             | ApiError::Conflict { detail }
             | ApiError::Denied { detail }
+            | ApiError::TooManyUploads { detail }
             | ApiError::Refused { detail, .. } => Some(detail.clone()),
             ApiError::Suspended { what } => Some(format!(
                 "the {what} is suspended by the regulator; every request is refused until it is reactivated"
@@ -345,6 +356,9 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after } => {
                 Some((hyper::header::RETRY_AFTER, HeaderValue::from(retry_after)))
             }
+            ApiError::TooManyUploads { .. } => {
+                Some((hyper::header::RETRY_AFTER, HeaderValue::from_static("10")))
+            }
             _ => None,
         };
         Reply {
@@ -381,6 +395,7 @@ mod tests {
             ApiError::EquipmentUnknown,
             ApiError::Unauthenticated,
             ApiError::TooManyRequests { retry_after: 5 },
+            ApiError::TooManyUploads { detail: "x".into() },
             ApiError::Suspended { what: "user" },
             ApiError::Forbidden,
             ApiError::Denied { detail: "x".into() },

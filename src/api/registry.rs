@@ -19,6 +19,7 @@
 //!
 //! Handlers parse and render; `registry::reports` decides.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -218,12 +219,57 @@ pub async fn route(
 #[derive(Default)]
 pub struct Jobs {
     jobs: Mutex<Vec<(u64, u64, Arc<Progress>)>>,
+    /// Uploads running, per organisation: an upload holds a blocking thread and a channel of
+    /// body chunks for as long as its client sends, so their number is bounded.
+    running: Mutex<HashMap<u64, usize>>,
 }
 
 /// Finished uploads remembered.
 const KEEP_JOBS: usize = 256;
+/// Uploads (registrations, foreign lists) one organisation may run at once.
+pub const UPLOADS_PER_ORG: usize = 2;
+/// Uploads running at once, over all organisations.
+pub const UPLOADS: usize = 8;
+
+/// An upload's place among the running ones, given back when dropped.
+struct Running<'a> {
+    jobs: &'a Jobs,
+    org: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.jobs.lock_running();
+        if let Some(n) = running.get_mut(&self.org) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.org);
+            }
+        }
+    }
+}
 
 impl Jobs {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for one more upload of `org`.
+    fn claim(&self, org: u64) -> Result<Running<'_>, ApiError> {
+        let mut running = self.lock_running();
+        let total: usize = running.values().sum();
+        let own = running.get(&org).copied().unwrap_or(0);
+        if own >= UPLOADS_PER_ORG || total >= UPLOADS {
+            return Err(ApiError::TooManyUploads {
+                detail: format!(
+                    "{own} of your organisation's uploads and {total} in all are running (at most {UPLOADS_PER_ORG} and {UPLOADS}); send this one when one ends"
+                ),
+            });
+        }
+        *running.entry(org).or_insert(0) += 1;
+        Ok(Running { jobs: self, org })
+    }
+
     fn start(&self, org: u64) -> Result<(u64, Arc<Progress>), ApiError> {
         let mut id = [0u8; 8];
         getrandom::getrandom(&mut id).map_err(|_| ApiError::Internal)?;
@@ -353,6 +399,7 @@ where
         + Send
         + 'static,
 {
+    let _running = state.jobs.claim(principal.org)?;
     let (job, progress) = state.jobs.start(principal.org)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
     let worker_progress = Arc::clone(&progress);
@@ -627,4 +674,35 @@ fn seller_json(state: &AppState, seller: &Seller) -> Value {
         "name": state.accounts.org_name(seller.authorised_by),
     });
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_are_bounded_per_organisation_and_in_all() {
+        let jobs = Jobs::default();
+        let first = jobs.claim(1).unwrap();
+        let _second = jobs.claim(1).unwrap();
+        assert!(matches!(
+            jobs.claim(1),
+            Err(ApiError::TooManyUploads { .. })
+        ));
+        drop(first);
+        let _again = jobs.claim(1).unwrap();
+        let others: Vec<_> = (2..2 + (UPLOADS - UPLOADS_PER_ORG) as u64)
+            .map(|org| jobs.claim(org).unwrap())
+            .collect();
+        assert!(matches!(
+            jobs.claim(99),
+            Err(ApiError::TooManyUploads { .. })
+        ));
+        drop(others);
+        let _late = jobs.claim(99).unwrap();
+        assert_eq!(
+            jobs.lock_running().values().sum::<usize>(),
+            UPLOADS_PER_ORG + 1
+        );
+    }
 }

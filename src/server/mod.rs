@@ -19,7 +19,8 @@
 //! when, for a whole timeout, either
 //! - it moved no byte either way (an idle keep-alive connection, a stalled upload), or
 //! - no request started, nothing was written and no request was being served (a client
-//!   trickling a request head byte by byte to hold a connection: "slowloris").
+//!   trickling a request head byte by byte to hold a connection: "slowloris"; it is closed at
+//!   once rather than gracefully, since hyper would wait for its head to end).
 //!
 //! Why not hyper's `header_read_timeout` and a `select!` per connection, as before: the timer
 //! made hyper run its connection loop a second time per request and arm a fresh timer each
@@ -107,6 +108,28 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(chain, key_der)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Connections the kernel queues for a listener before the server accepts them (the kernel
+/// caps it at `net.core.somaxconn`, 4,096 by default). tokio's `TcpListener::bind` asks for
+/// 128: past `server.max_connections`, the clients beyond 128 had their SYNs dropped and
+/// retried a second later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` (address reuse on, as `TcpListener::bind` sets it) with a
+/// [`LISTEN_BACKLOG`] queue.
+///
+/// # Errors
+/// The socket's errors (the address is in use, not ours, malformed).
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight requests
@@ -421,9 +444,12 @@ impl Watches {
         }
         watched.push(WatchedConnection {
             watch: Arc::downgrade(&watch),
-            seen_moved: 0,
+            // no count can equal these, so the first tick, however soon after the connection
+            // came, only records where it starts: a silent new connection is closed after one
+            // to 1.25 idle timeouts, like any other, not after three quarters of one
+            seen_moved: u64::MAX,
             quiet_ticks: 0,
-            seen_progress: 0,
+            seen_progress: u64::MAX,
             stalled_ticks: 0,
         });
         watch
@@ -458,7 +484,11 @@ impl Watches {
             c.seen_moved = moved;
             c.seen_progress = progress;
             let ticks = c.quiet_ticks.max(c.stalled_ticks);
-            if ticks > TICKS_PER_TIMEOUT && !serving {
+            // a connection that moves bytes but starts no request is trickling a head: it gets
+            // no grace (hyper would wait for the head to end), so it is closed within 1.25
+            // timeouts like a silent one
+            let trickling = c.stalled_ticks >= TICKS_PER_TIMEOUT && c.quiet_ticks < c.stalled_ticks;
+            if (ticks > TICKS_PER_TIMEOUT || trickling) && !serving {
                 watch.ask_to_close(CLOSE_NOW);
             } else if ticks >= TICKS_PER_TIMEOUT {
                 watch.ask_to_close(CLOSE_GRACEFULLY);
@@ -575,6 +605,8 @@ mod tests {
         let serving = watches.add(); // one long request in flight, nothing moving
         let active = watches.add(); // requests and answers every tick
         let _request = Serving::start(&serving);
+        watches.tick(); // where each connection starts: no tick counts before it
+        assert_eq!(close_of(&idle), 0);
         for tick in 1..=TICKS_PER_TIMEOUT + 1 {
             trickling.note_read();
             let _ = Serving::start(&active);
@@ -586,7 +618,12 @@ mod tests {
                 _ => CLOSE_NOW,
             };
             assert_eq!(close_of(&idle), expected, "idle, tick {tick}");
-            assert_eq!(close_of(&trickling), expected, "trickling, tick {tick}");
+            let trickled = if tick >= TICKS_PER_TIMEOUT {
+                CLOSE_NOW
+            } else {
+                0
+            };
+            assert_eq!(close_of(&trickling), trickled, "trickling, tick {tick}");
             let graceful = if tick >= TICKS_PER_TIMEOUT {
                 CLOSE_GRACEFULLY
             } else {

@@ -1,19 +1,10 @@
 //! The real `imeidb` binary, run with a clean environment.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::Duration;
 
-use crate::support::{Client, imei};
-
-fn imeidb() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imeidb"));
-    cmd.env_clear();
-    cmd
-}
+use crate::support::{Client, imei, imeidb, serve};
 
 fn import(data: &Path, list: &str, file: &Path) -> Output {
     imeidb()
@@ -26,72 +17,6 @@ fn import(data: &Path, list: &str, file: &Path) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A running `imeidb serve`, with its stderr lines.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-fn serve(data: &Path) -> Served {
-    let mut child = imeidb()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("IMEIDB_STORE_BLOCK_CACHE_MB", "16")
-        .env("IMEIDB_AUTH_OPEN_CHECKS", "true")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        match lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    break rest.split_whitespace().next().unwrap().parse().unwrap();
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server did not report its address");
-            }
-        }
-    };
-    Served { child, addr, lines }
-}
-
-impl Drop for Served {
-    /// A failed assertion must not leave a server running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Served {
-    /// Sends SIGTERM, waits, and returns the exit status and the rest of stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        let rest: Vec<String> = self.lines.try_iter().collect();
-        (status, rest.join("\n"))
-    }
 }
 
 #[test]

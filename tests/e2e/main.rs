@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on 127.0.0.1:0 over a temporary RocksDB, real HTTP/1.1
 //! and HTTP/2 clients, and the real `imeidb` binary.
 
+mod adversarial;
 mod authority;
 mod authz;
 mod checks;

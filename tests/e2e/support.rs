@@ -1,8 +1,12 @@
 //! A real server on a real socket, and real HTTP/1.1 and HTTP/2 clients to talk to it.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -220,4 +224,84 @@ pub fn assert_problem(reply: &Reply, status: u16, cause: &str) -> serde_json::Va
     assert_eq!(json["status"], status);
     assert_eq!(json["cause"], cause, "{json}");
     json
+}
+
+/// The real `imeidb` binary, with a clean environment.
+pub fn imeidb() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imeidb"));
+    cmd.env_clear();
+    cmd
+}
+
+/// A running `imeidb serve`, with its stderr lines.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub lines: mpsc::Receiver<String>,
+}
+
+/// `imeidb serve` on 127.0.0.1:0 over `data`, with a 16 MiB block cache and open checks.
+pub fn serve(data: &Path) -> Served {
+    serve_with(data, &[])
+}
+
+/// [`serve`] with more `IMEIDB_*` settings (later ones win).
+pub fn serve_with(data: &Path, env: &[(&str, &str)]) -> Served {
+    let mut child = imeidb()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("IMEIDB_STORE_BLOCK_CACHE_MB", "16")
+        .env("IMEIDB_AUTH_OPEN_CHECKS", "true")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    break rest.split_whitespace().next().unwrap().parse().unwrap();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not report its address");
+            }
+        }
+    };
+    Served { child, addr, lines }
+}
+
+impl Drop for Served {
+    /// A failed assertion must not leave a server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM, waits, and returns the exit status and the rest of stderr.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (status, rest.join("\n"))
+    }
 }

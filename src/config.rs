@@ -36,10 +36,20 @@ struct RawConfig {
     log: RawLog,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     open_checks: bool,
+    refusals_per_minute: u64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            open_checks: false,
+            refusals_per_minute: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +209,9 @@ pub struct Config {
     pub public_per_minute: u32,
     /// Network checks answered without a token (the listener is on a trusted core network).
     pub open_checks: bool,
+    /// Refused requests per user per minute before the rest of the minute's are refused
+    /// unread (the routes that wait; not the network checks).
+    pub refusals_per_minute: u32,
     /// Log filter.
     pub log_level: String,
 }
@@ -476,6 +489,12 @@ impl RawConfig {
             max_batch,
             tls,
             open_checks: self.auth.open_checks,
+            refusals_per_minute: in_range(
+                "auth.refusals_per_minute",
+                self.auth.refusals_per_minute,
+                1,
+                1_000_000,
+            )? as u32,
             max_upload_bytes: in_range(
                 "registrations.max_upload_mb",
                 self.registrations.max_upload_mb,

@@ -60,13 +60,16 @@ pub enum RequestRefusal {
     Suspended,
     /// A public route's per-client limit.
     RateLimited,
+    /// The user's requests were refused too often this minute (`auth.refusals_per_minute`).
+    Throttled,
 }
 
 impl RequestRefusal {
-    const ALL: [RequestRefusal; 3] = [
+    const ALL: [RequestRefusal; 4] = [
         RequestRefusal::Unauthenticated,
         RequestRefusal::Suspended,
         RequestRefusal::RateLimited,
+        RequestRefusal::Throttled,
     ];
 
     fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl RequestRefusal {
             RequestRefusal::Unauthenticated => "unauthenticated",
             RequestRefusal::Suspended => "suspended",
             RequestRefusal::RateLimited => "rate_limited",
+            RequestRefusal::Throttled => "throttled",
         }
     }
 
@@ -98,7 +102,7 @@ pub struct Metrics {
     /// `imeidb_batch_check_size`: IMEIs per batch request.
     batch_size: Histogram,
     /// `imeidb_requests_refused_total{reason}`, by [`RequestRefusal::index`].
-    refused: [IntCounter; 3],
+    refused: [IntCounter; 4],
     store: StoreMetrics,
 }
 
@@ -166,7 +170,8 @@ impl Metrics {
             Opts::new(
                 "imeidb_requests_refused_total",
                 "Requests refused before their route ran: no valid token (unknown and wrong \
-                 tokens alike), a suspended account, a public route's rate limit.",
+                 tokens alike), a suspended account, a public route's rate limit, a user \
+                 throttled after too many refused requests.",
             ),
             &["reason"],
         )

@@ -119,11 +119,15 @@ pub enum Action {
     /// A batch of a foreign list was imported into the negative list.
     #[serde(rename = "exchange.import")]
     ExchangeImport,
+    /// A user's requests were refused so often that the rest of the minute's are refused
+    /// unread (`api`: a flood of forbidden requests).
+    #[serde(rename = "access.throttle")]
+    AccessThrottle,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -147,6 +151,7 @@ impl Action {
         Action::Registration,
         Action::ExchangeExport,
         Action::ExchangeImport,
+        Action::AccessThrottle,
     ];
 
     /// The stable name (`org.create`).
@@ -175,6 +180,7 @@ impl Action {
             Action::Registration => "registration.batch",
             Action::ExchangeExport => "exchange.export",
             Action::ExchangeImport => "exchange.import",
+            Action::AccessThrottle => "access.throttle",
         }
     }
 

@@ -51,6 +51,13 @@ struct Shard {
     overflow: u32,
 }
 
+/// The table's key of an identity that is not an address ([`RateLimiter::check`]): unlike an
+/// IPv4 client (high 96 bits zero) and an IPv6 one (low 64 bits `1 << 32`), low 64 bits
+/// `2 << 32`.
+fn keyed(key: u64) -> u128 {
+    (u128::from(key) << 64) | (2 << 32)
+}
+
 /// The client an address belongs to: the IPv4 address, or the IPv6 /64.
 fn client(peer: IpAddr) -> u128 {
     match peer {
@@ -77,15 +84,39 @@ impl RateLimiter {
     /// # Errors
     /// [`RetryAfter`] the seconds until the minute ends, past the client's limit.
     pub fn admit(&self, peer: IpAddr) -> Result<(), RetryAfter> {
-        self.admit_at(peer, self.started.elapsed().as_secs())
+        self.admit_at(peer, self.now())
     }
 
     /// [`RateLimiter::admit`] `seconds` after the limiter started.
     fn admit_at(&self, peer: IpAddr, seconds: u64) -> Result<(), RetryAfter> {
+        self.at(client(peer), seconds, true).map(|_| ())
+    }
+
+    /// Whether `key` (any identity but an address: a user id) has spent its budget this
+    /// minute, without counting anything.
+    ///
+    /// # Errors
+    /// [`RetryAfter`] the seconds until the minute ends, once it has.
+    pub fn check(&self, key: u64) -> Result<(), RetryAfter> {
+        self.at(keyed(key), self.now(), false).map(|_| ())
+    }
+
+    /// Spends one of `key`'s budget; returns whether this spent the last of it.
+    pub fn spend(&self, key: u64) -> bool {
+        let used = self.at(keyed(key), self.now(), true);
+        used.is_ok_and(|used| used == self.per_minute)
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Counts one against `key` when `count`, `seconds` after the limiter started; returns
+    /// the count this minute.
+    fn at(&self, key: u128, seconds: u64, count: bool) -> Result<u32, RetryAfter> {
         let minute = seconds / 60;
         let retry = RetryAfter((60 - seconds % 60).max(1));
-        let client = client(peer);
-        let shard = xxh3_64(&client.to_le_bytes()) as usize % SHARDS;
+        let shard = xxh3_64(&key.to_le_bytes()) as usize % SHARDS;
         let mut shard = self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -94,20 +125,22 @@ impl RateLimiter {
             shard.counts.clear();
             shard.overflow = 0;
         }
-        let tracked = shard.counts.len() < PER_SHARD || shard.counts.contains_key(&client);
-        let (count, limit) = if tracked {
-            (shard.counts.entry(client).or_insert(0), self.per_minute)
+        let tracked = shard.counts.len() < PER_SHARD || shard.counts.contains_key(&key);
+        let (used, limit) = if tracked {
+            (shard.counts.entry(key).or_insert(0), self.per_minute)
         } else {
             (
                 &mut shard.overflow,
                 self.per_minute.saturating_mul(OVERFLOW_SHARE),
             )
         };
-        if *count >= limit {
+        if *used >= limit {
             return Err(retry);
         }
-        *count += 1;
-        Ok(())
+        if count {
+            *used += 1;
+        }
+        Ok(*used)
     }
 
     /// Clients tracked now, over all shards (for tests).
@@ -164,6 +197,20 @@ mod tests {
         // an IPv4 address is not the IPv6 /64 whose low bits look like it
         let low = IpAddr::V6(Ipv6Addr::from(u128::from(0xC000_0207u32)));
         assert_ne!(client(low), client(plain));
+    }
+
+    #[test]
+    fn a_budget_is_checked_without_spending_and_says_when_it_is_spent() {
+        let budget = RateLimiter::new(2);
+        assert_eq!(budget.check(7), Ok(()));
+        assert!(!budget.spend(7));
+        assert_eq!(budget.check(7), Ok(()));
+        assert!(budget.spend(7), "the last of it");
+        assert!(budget.check(7).is_err());
+        assert!(!budget.spend(7), "nothing left to spend");
+        assert_eq!(budget.check(8), Ok(()), "another key's budget is its own");
+        // a key is not the IPv4 address with the same number
+        budget.admit(IpAddr::V4(Ipv4Addr::from(7u32))).unwrap();
     }
 
     #[test]

@@ -50,6 +50,7 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::accounts::audit::{Action, Event, Outcome};
 use crate::accounts::roles::Permission;
 use crate::accounts::{Accounts, AccountsError, Principal};
 use crate::config::Config;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub open_checks: bool,
     /// Per-client limit of the public routes.
     pub public_limiter: Arc<limiter::RateLimiter>,
+    /// Per-user budget of refused requests (`auth.refusals_per_minute`).
+    pub refusals: Arc<limiter::RateLimiter>,
     /// Registration uploads, running and recent.
     pub jobs: Arc<registry::Jobs>,
     /// Largest registration upload, in bytes.
@@ -105,6 +108,7 @@ impl AppState {
             accounts,
             open_checks: config.open_checks,
             public_limiter: Arc::new(limiter::RateLimiter::new(config.public_per_minute)),
+            refusals: Arc::new(limiter::RateLimiter::new(config.refusals_per_minute)),
             jobs: Arc::default(),
             max_upload_bytes: config.max_upload_bytes,
             metrics,
@@ -344,15 +348,62 @@ pub async fn route_waiting(
     } else {
         match authenticate(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(principal) => if admin::handles(request.uri().path()) {
-                admin::route(state, &principal, request).await
-            } else {
-                registry::route(state, &principal, request).await
-            }
-            .unwrap_or(Err(ApiError::NotFound)),
+            Ok(principal) => route_authenticated(state, principal, request).await,
         }
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// How long a throttled request waits before its refusal (`auth.refusals_per_minute`): a
+/// client that sends as fast as it is answered then sends one request per second per
+/// connection.
+pub const THROTTLED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Routes an authenticated request, unless its user is throttled: past
+/// `auth.refusals_per_minute` refused requests, the user's requests on the routes that wait
+/// are refused unread for the rest of the minute, each after [`THROTTLED_PAUSE`]. A refused
+/// write costs the server an fsync'd audit entry and a parse of its body; a low-privilege
+/// token on a few connections could otherwise spend a core on them (issue #18). The network
+/// checks are not throttled.
+async fn route_authenticated(
+    state: &AppState,
+    principal: Principal,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(principal.user) {
+        state.metrics.refused(RequestRefusal::Throttled);
+        tokio::time::sleep(THROTTLED_PAUSE).await;
+        return Err(ApiError::TooManyRefusals {
+            retry_after: seconds.saturating_sub(THROTTLED_PAUSE.as_secs()).max(1),
+        });
+    }
+    let result = if admin::handles(request.uri().path()) {
+        admin::route(state, &principal, request).await
+    } else {
+        registry::route(state, &principal, request).await
+    }
+    .unwrap_or(Err(ApiError::NotFound));
+    if matches!(result, Err(ApiError::Forbidden | ApiError::Denied { .. }))
+        && state.refusals.spend(principal.user)
+    {
+        // the budget is spent: the throttling itself is on the record, once a minute
+        let event = Event {
+            actor: principal.actor(),
+            action: Action::AccessThrottle,
+            target: format!("user/{}", principal.user),
+            outcome: Outcome::Refused,
+            reason: Some(
+                "auth.refusals_per_minute requests refused this minute: the rest of the minute's are refused unread"
+                    .into(),
+            ),
+            detail: None,
+        };
+        let recorded = off_worker(state, move |state| Ok(state.accounts.record(&event)?)).await;
+        if let Err(e) = recorded {
+            tracing::error!(error = ?e, "could not record a throttling in the audit trail");
+        }
+    }
+    result
 }
 
 /// The caller behind the request's `Authorization: Bearer` token.
@@ -392,6 +443,7 @@ fn count_refusal(state: &AppState, error: &ApiError) {
         ApiError::Unauthenticated => RequestRefusal::Unauthenticated,
         ApiError::Suspended { .. } => RequestRefusal::Suspended,
         ApiError::TooManyRequests { .. } => RequestRefusal::RateLimited,
+        ApiError::TooManyRefusals { .. } => RequestRefusal::Throttled,
         _ => return,
     };
     state.metrics.refused(refusal);

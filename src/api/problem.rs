@@ -92,6 +92,11 @@ pub enum ApiError {
         /// Methods that are allowed.
         allow: &'static str,
     },
+    /// The caller's requests were refused too often this minute; the rest are refused unread.
+    TooManyRefusals {
+        /// Seconds until the minute ends.
+        retry_after: u64,
+    },
     /// The caller's organisation (or everyone) runs as many uploads as allowed at once.
     TooManyUploads {
         /// How many run, and the limits.
@@ -281,6 +286,11 @@ impl ApiError {
                 "TOO_MANY_REQUESTS",
                 "Too many requests",
             ),
+            ApiError::TooManyRefusals { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REFUSALS",
+                "Too many refused requests",
+            ),
             ApiError::TooManyUploads { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOO_MANY_UPLOADS",
@@ -319,6 +329,9 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after } => {
                 Some(format!("try again in {retry_after} s"))
             }
+            ApiError::TooManyRefusals { retry_after } => Some(format!(
+                "too many of your requests were refused this minute (auth.refusals_per_minute); every request of yours but the network checks is refused for {retry_after} s"
+            )),
             ApiError::UnsupportedMediaType { detail } => Some((*detail).to_owned()),
             ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
             ApiError::InvalidParams { .. }
@@ -353,7 +366,8 @@ impl ApiError {
                 hyper::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"imeidb\""),
             )),
-            ApiError::TooManyRequests { retry_after } => {
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::TooManyRefusals { retry_after } => {
                 Some((hyper::header::RETRY_AFTER, HeaderValue::from(retry_after)))
             }
             ApiError::TooManyUploads { .. } => {
@@ -396,6 +410,7 @@ mod tests {
             ApiError::Unauthenticated,
             ApiError::TooManyRequests { retry_after: 5 },
             ApiError::TooManyUploads { detail: "x".into() },
+            ApiError::TooManyRefusals { retry_after: 9 },
             ApiError::Suspended { what: "user" },
             ApiError::Forbidden,
             ApiError::Denied { detail: "x".into() },

@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use imeidb::accounts::audit::{self, Action, Filter, Outcome};
 use imeidb::config::Config;
 use imeidb::store::PositiveRecord;
 
@@ -1443,12 +1444,14 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let refused_writes = Arc::new(AtomicU64::new(0));
+        let throttled_writes = Arc::new(AtomicU64::new(0));
         let mut writers = JoinSet::new();
         for w in 0..WRITERS {
-            let (addr, stop, refused_writes, token) = (
+            let (addr, stop, refused_writes, throttled_writes, token) = (
                 server.addr,
                 Arc::clone(&stop),
                 Arc::clone(&refused_writes),
+                Arc::clone(&throttled_writes),
                 regulator.clone(),
             );
             writers.spawn(async move {
@@ -1465,13 +1468,21 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
                             Some("application/json"),
                         )
                         .await;
-                    assert_eq!(
-                        reply.status,
-                        403,
-                        "{}",
-                        String::from_utf8_lossy(&reply.body)
-                    );
-                    refused_writes.fetch_add(1, Ordering::Relaxed);
+                    // refused and audited, then, past auth.refusals_per_minute, refused
+                    // unread after a pause
+                    match reply.status.as_u16() {
+                        403 => refused_writes.fetch_add(1, Ordering::Relaxed),
+                        429 => {
+                            assert_eq!(
+                                reply.json()["cause"],
+                                "TOO_MANY_REFUSALS",
+                                "{}",
+                                String::from_utf8_lossy(&reply.body)
+                            );
+                            throttled_writes.fetch_add(1, Ordering::Relaxed)
+                        }
+                        other => panic!("{other}: {}", String::from_utf8_lossy(&reply.body)),
+                    };
                 }
             });
         }
@@ -1491,40 +1502,51 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
         stop.store(true, Ordering::Relaxed);
         writers.join_all().await;
         let writes = refused_writes.load(Ordering::Relaxed);
+        let throttled = throttled_writes.load(Ordering::Relaxed);
         let per_second = checks as f64 / took.as_secs_f64();
         eprintln!(
-            "forbidden writes, {}: {writes} reports refused by {WRITERS} writers in {took:?}; \
-             meanwhile {checks} checks ({per_second:.0}/s), slowest {slowest:?}",
+            "forbidden writes, {}: {writes} reports refused and {throttled} throttled, by \
+             {WRITERS} writers in {took:?}; meanwhile {checks} checks ({per_second:.0}/s), \
+             slowest {slowest:?}",
             path_name(direct)
         );
-        assert!(writes >= 20, "the flood was no flood: {writes} writes");
-        assert!(per_second >= 300.0, "{per_second:.0} checks/s");
+        // the default budget: 60 refusals a minute (two if the flood spans a minute's end),
+        // then one request per second per connection, refused unread
+        assert!((60..=120).contains(&writes), "{writes} refused writes");
+        assert!(
+            throttled <= WRITERS as u64 * (FLOOD.as_secs() + 1),
+            "{throttled} throttled writes"
+        );
+        // one client checking in a loop beside them: 640-710/s on the 2-core machine of issue
+        // #18 when refused writes ran unthrottled (on the async workers or off them)
+        assert!(per_second >= 2_500.0, "{per_second:.0} checks/s");
         assert!(
             slowest < Duration::from_millis(200),
             "slowest check {slowest:?}"
         );
-        // each refusal is in the audit trail
-        let mut audited = 0;
-        let mut after = 0;
-        loop {
-            let page = checker
-                .request_as(
-                    Some(&regulator),
-                    Method::GET,
-                    &format!("/v1/audit?action=report.create&limit=1000&after={after}"),
-                    Bytes::new(),
-                    None,
-                )
-                .await
-                .json();
-            let entries = page["entries"].as_array().unwrap();
-            audited += entries.iter().filter(|e| e["outcome"] == "denied").count() as u64;
-            match page["next_after"].as_u64() {
-                Some(next) if !entries.is_empty() => after = next,
-                _ => break,
-            }
-        }
-        assert_eq!(audited, writes, "{}", path_name(direct));
+        // each refusal is in the audit trail, and the throttling once
+        let entries = |action| {
+            let filter = Filter {
+                action: Some(action),
+                ..Filter::default()
+            };
+            audit::query(server.registry.store(), &filter, 0, 10_000)
+                .unwrap()
+                .0
+        };
+        let denied = entries(Action::ReportCreate)
+            .iter()
+            .filter(|e| e.outcome == Outcome::Denied)
+            .count() as u64;
+        assert_eq!(denied, writes, "{}", path_name(direct));
+        let throttles = entries(Action::AccessThrottle);
+        assert!(
+            (1..=2).contains(&throttles.len()),
+            "{}: {throttles:?}",
+            path_name(direct)
+        );
+        // and it is counted
+        assert_eq!(refused(server.addr, "throttled").await, throttled);
         server.stop().await;
     }
 }

@@ -11,6 +11,7 @@
 //! | `eir-h2`   | h2c `GET /n5g-eir-eic/v1/equipment-status?pei=imei-{imei}`| a request   |
 //! | `eir-h1`   | the same over HTTP/1.1                                    | a request   |
 //! | `batch`    | HTTP/1.1 `POST /v1/checks` of `--batch` IMEIs             | an IMEI     |
+//! | `report`   | HTTP/1.1 `POST /v1/reports` of one theft report           | a request   |
 //! | `redis`    | `SISMEMBER imeis {imei}`, `--pipeline` per round trip     | a command   |
 //! | `postgres` | prepared `SELECT 1 FROM imeis WHERE imei = $1`            | a query     |
 //!
@@ -45,6 +46,7 @@ enum Target {
     EirH2,
     EirH1,
     Batch,
+    Report,
     Redis,
     Postgres,
 }
@@ -68,7 +70,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn usage(problem: &str) -> ! {
     eprintln!("loadgen: {problem}");
     eprintln!(
-        "usage: loadgen native|eir-h2|eir-h1|batch|redis|postgres ADDR QUERIES_FILE \
+        "usage: loadgen native|eir-h2|eir-h1|batch|report|redis|postgres ADDR QUERIES_FILE \
          [--conns N] [--streams M] [--duration S] [--warmup S] [--rate R] [--pipeline P] \
          [--batch N] [--token T]"
     );
@@ -85,6 +87,7 @@ fn parse_args() -> (Options, String) {
         "eir-h2" => Target::EirH2,
         "eir-h1" => Target::EirH1,
         "batch" => Target::Batch,
+        "report" => Target::Report,
         "redis" => Target::Redis,
         "postgres" => Target::Postgres,
         other => usage(&format!("unknown target {other:?}")),
@@ -183,7 +186,7 @@ async fn run(options: Options, queries: Vec<String>) -> Result<(Tally, f64), Err
         let options = options.clone();
         let requests = std::sync::Arc::clone(&requests);
         let connection = match options.target {
-            Target::Native | Target::EirH1 | Target::Batch => Connection::H1(
+            Target::Native | Target::EirH1 | Target::Batch | Target::Report => Connection::H1(
                 http1::Connection::open(&options.addr)
                     .await
                     .map_err(|e| format!("connecting to {}: {e}", options.addr))?,
@@ -267,6 +270,21 @@ fn build_requests(options: &Options, queries: &[String]) -> Prepared {
                     .collect(),
             )
         }
+        // a report as an operator files it; sent with a token that may not report (loadtest/run's
+        // forbidden-writes phase), each one is an fsync'd, audited refusal
+        Target::Report => Prepared::Raw(
+            queries
+                .iter()
+                .map(|q| {
+                    let body = format!(
+                        "{{\"imei\":\"{q}\",\"kind\":\"stolen\",\"reported_by\":\"user\",\
+                         \"subscriber_id\":\"79555123\",\"reference\":\"LOAD-1\",\
+                         \"occurred_at\":\"2026-11-20T18:30:00Z\"}}"
+                    );
+                    http1::post_json("/v1/reports", body.as_bytes(), token)
+                })
+                .collect(),
+        ),
         Target::Redis => Prepared::Raw(
             queries
                 .iter()

@@ -92,8 +92,9 @@ impl RateLimiter {
         self.at(client(peer), seconds, true).map(|_| ())
     }
 
-    /// Whether `key` (any identity but an address: a user id) has spent its budget this
-    /// minute, without counting anything.
+    /// Whether `key` (any identity but an address: a user id) has spent its own budget this
+    /// minute, without counting anything. A key the table does not track (it was never
+    /// counted this minute, or the table was full) has not.
     ///
     /// # Errors
     /// [`RetryAfter`] the seconds until the minute ends, once it has.
@@ -125,7 +126,14 @@ impl RateLimiter {
             shard.counts.clear();
             shard.overflow = 0;
         }
-        let tracked = shard.counts.len() < PER_SHARD || shard.counts.contains_key(&key);
+        let tracked = shard.counts.contains_key(&key);
+        if !count && !tracked {
+            // a key's budget is its own: looking at it neither adds it to the table nor
+            // charges it with the overflow that other keys share (or those keys could spend
+            // it for a key they never met)
+            return Ok(0);
+        }
+        let tracked = tracked || shard.counts.len() < PER_SHARD;
         let (used, limit) = if tracked {
             (shard.counts.entry(key).or_insert(0), self.per_minute)
         } else {
@@ -209,6 +217,17 @@ mod tests {
         assert!(budget.check(7).is_err());
         assert!(!budget.spend(7), "nothing left to spend");
         assert_eq!(budget.check(8), Ok(()), "another key's budget is its own");
+        // keys that fill the table and spend the shared overflow cannot throttle a key
+        // whose own budget is untouched
+        let crowd = RateLimiter::new(1);
+        for key in 0..(3 * MAX_TRACKED as u64) {
+            crowd.spend(1_000 + key);
+        }
+        assert_eq!(crowd.check(7), Ok(()));
+        assert!(
+            crowd.check(1_000).is_err(),
+            "a tracked key that spent is throttled"
+        );
         // a key is not the IPv4 address with the same number
         budget.admit(IpAddr::V4(Ipv4Addr::from(7u32))).unwrap();
     }

@@ -373,15 +373,17 @@ impl Registry {
                     "owner: none is bound; activate instead",
                 ));
             }
+            // where first, then who: an operator where the device is not active learns
+            // nothing about the owner on record (its ID number is not an oracle)
+            if present && record.owner_org != principal.org {
+                // the owner presents itself where the device is active in its name
+                return Err(RegistryError::Forbidden);
+            }
             if record.owner_id != current {
                 return Err(RegistryError::Refused {
                     cause: "OWNER_MISMATCH",
                     detail: "the current owner given is not the owner on record".into(),
                 });
-            }
-            if present && record.owner_org != principal.org {
-                // the owner presents itself where the device is active in its name
-                return Err(RegistryError::Forbidden);
             }
             let from = std::mem::replace(&mut record.owner_id, new_owner.clone());
             record.owner_id_type = id_type.clone();

@@ -27,7 +27,7 @@ use super::{Registry, RegistryError, now_unix};
 use crate::accounts::Principal;
 use crate::accounts::audit::{self, Action, Event, Outcome};
 use crate::accounts::forms::{FieldErrors, normalise_id_number};
-use crate::accounts::roles::{Permission, Role};
+use crate::accounts::roles::{OrgKind, Permission, Role};
 use crate::imei::Imei;
 use crate::store::{
     List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, ReportKind, ReporterKind,
@@ -408,14 +408,18 @@ impl Registry {
     ///
     /// # Errors
     /// [`RegistryError::Forbidden`] for roles that may not read histories (only the
-    /// regulator's administrator, auditors, operators and authorities may),
+    /// regulator's administrator and auditors, operators and authorities may),
     /// [`RegistryError::Store`].
     pub fn history(
         &self,
         reader: &Principal,
         imei: Imei,
     ) -> Result<Vec<HistoryEvent>, RegistryError> {
-        let allowed = reader.may(Permission::ReadAudit)
+        // an auditor reads every IMEI's history only at the regulator: outside it, an auditor
+        // reads its own organisation alone, and a history spans organisations
+        let regulator_auditor =
+            reader.may(Permission::ReadAudit) && reader.org_kind == OrgKind::Regulator;
+        let allowed = regulator_auditor
             || reader.may(Permission::Check)
             || reader.may(Permission::ConsultNegative);
         if !allowed {

@@ -251,6 +251,15 @@ fn only_the_reporting_operator_recovers_and_the_imei_returns_to_where_it_was() {
         r.history(&importer, imei(5)),
         Err(RegistryError::Forbidden)
     ));
+    // an auditor outside the regulator reads its own organisation only: no history, which
+    // spans organisations (and would be an unaudited consultation for a police auditor)
+    let police_auditor = principal(51, 5, OrgKind::Authority, Role::Auditor);
+    assert!(matches!(
+        r.history(&police_auditor, imei(5)),
+        Err(RegistryError::Forbidden)
+    ));
+    let regulator_auditor = principal(2, 1, OrgKind::Regulator, Role::Auditor);
+    assert_eq!(r.history(&regulator_auditor, imei(5)).unwrap().len(), 2);
 }
 
 #[test]

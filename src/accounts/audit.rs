@@ -439,8 +439,14 @@ impl Filter {
     }
 }
 
-/// One page of entries matching `filter` after sequence number `after`, at most `limit`, and
-/// the `after` of the next page if there may be one.
+/// Entries one page examines at most: a filter that matches little (an auditor outside the
+/// regulator sees only its own organisation's entries) must not make one request read the
+/// whole trail. A page that stops there may hold fewer than `limit` entries, or none, and
+/// says where to go on.
+pub const MAX_EXAMINED: u64 = 100_000;
+
+/// One page of entries matching `filter` after sequence number `after`, at most `limit` (and
+/// at most [`MAX_EXAMINED`] examined), and the `after` of the next page if there may be one.
 ///
 /// # Errors
 /// [`Broken`] if an entry cannot be read.
@@ -450,34 +456,97 @@ pub fn query(
     after: u64,
     limit: usize,
 ) -> Result<(Vec<Entry>, Option<u64>), Broken> {
+    query_examining(store, filter, after, limit, MAX_EXAMINED)
+}
+
+fn query_examining(
+    store: &Store,
+    filter: &Filter,
+    after: u64,
+    limit: usize,
+    max_examined: u64,
+) -> Result<(Vec<Entry>, Option<u64>), Broken> {
     let mut page = Vec::new();
     let mut failure = None;
-    let mut more = false;
-    store.audit_entries(after, |seq, bytes| match decode(bytes) {
-        Ok(entry) if filter.matches(&entry) => {
-            if page.len() == limit {
-                more = true;
-                return false;
-            }
-            page.push(entry);
-            true
+    let mut next = None;
+    let mut examined = 0;
+    store.audit_entries(after, |seq, bytes| {
+        if page.len() == limit || examined == max_examined {
+            next = Some(seq - 1); // this one is the next page's first
+            return false;
         }
-        Ok(_) => true,
-        Err(source) => {
-            failure = Some(Broken::Unreadable { seq, source });
-            false
+        examined += 1;
+        match decode(bytes) {
+            Ok(entry) => {
+                if filter.matches(&entry) {
+                    page.push(entry);
+                }
+                true
+            }
+            Err(source) => {
+                failure = Some(Broken::Unreadable { seq, source });
+                false
+            }
         }
     })?;
     if let Some(broken) = failure {
         return Err(broken);
     }
-    let next = more.then(|| page.last().map_or(after, |e| e.seq));
     Ok((page, next))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_examines_a_bounded_number_of_entries_and_says_where_to_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::store::StoreOptions {
+            sync_writes: false,
+            block_cache_bytes: 8 << 20,
+            ..crate::store::StoreOptions::default()
+        };
+        let store =
+            Store::open(dir.path(), &options, crate::metrics::Metrics::new().store()).unwrap();
+        for n in 0..25u64 {
+            let event = Event {
+                actor: Actor::User {
+                    user: 10 + n % 5,
+                    org: if n == 22 { 7 } else { 3 },
+                    roles: vec![Role::Auditor],
+                    token: None,
+                },
+                action: Action::NegativeConsult,
+                target: format!("imei/{n}"),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: None,
+            };
+            store.append_audit(&seal(&event, 1_795_388_523)).unwrap();
+        }
+        let only_7 = Filter {
+            org: Some(7),
+            ..Filter::default()
+        };
+        // examining 10 at a time, the one match (entry 23) is on the third page
+        let mut after = 0;
+        let mut pages = Vec::new();
+        loop {
+            let (page, next) = query_examining(&store, &only_7, after, 100, 10).unwrap();
+            pages.push(page.iter().map(|e| e.seq).collect::<Vec<_>>());
+            match next {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(pages, [vec![], vec![], vec![23]]);
+        // a full page says where the next begins
+        let (page, next) = query_examining(&store, &Filter::default(), 0, 4, 10).unwrap();
+        assert_eq!((page.len(), next), (4, Some(4)));
+        let (_, next) = query(&store, &Filter::default(), 20, 100).unwrap();
+        assert_eq!(next, None);
+    }
 
     #[test]
     fn action_names_round_trip_and_match_serde() {

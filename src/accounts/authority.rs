@@ -20,7 +20,8 @@
 //!    someone else. Every token records who issued it, and every audit entry the token that
 //!    acted, so what a token did is traceable to who could have held it.
 //! 5. **No lockout.** The last active, unsuspended `regulator_admin` cannot be deactivated,
-//!    suspended, or lose the role.
+//!    suspended, lose the role, or have its last live token revoked (nobody could issue it
+//!    another).
 
 use std::collections::BTreeSet;
 

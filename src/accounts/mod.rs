@@ -411,6 +411,39 @@ impl Accounts {
         .ok_or(AccountsError::Forbidden)
     }
 
+    /// The caller of `principal` as it is now: for a request that waited (on a disk permit)
+    /// after it was authenticated.
+    ///
+    /// # Errors
+    /// As [`Accounts::authenticate`]: the token was revoked or the user deactivated, or the
+    /// user or its organisation was suspended since.
+    pub fn recheck(&self, principal: &Principal) -> Result<Principal, AccountsError> {
+        let state = self.read();
+        let token = (state.tokens.get(&principal.token))
+            .filter(|t| t.record.revoked_at.is_none() && t.record.user == principal.user)
+            .ok_or(AccountsError::Unauthenticated)?;
+        let user = (state.users.get(&token.record.user))
+            .filter(|u| u.active)
+            .ok_or(AccountsError::Unauthenticated)?;
+        let org = state
+            .orgs
+            .get(&user.org)
+            .ok_or(AccountsError::Unauthenticated)?;
+        if user.suspended {
+            return Err(AccountsError::Suspended("user"));
+        }
+        if org.suspended {
+            return Err(AccountsError::Suspended("organisation"));
+        }
+        Ok(Principal {
+            user: user.id,
+            org: org.id,
+            org_kind: org.kind,
+            roles: user.roles.clone(),
+            token: principal.token,
+        })
+    }
+
     /// Resolves `bearer` to its live user and organisation (and records the token's use),
     /// then gives them to `then`.
     fn with_caller<R>(
@@ -593,9 +626,11 @@ impl Accounts {
 
     fn check_new_person(&self, state: &State, id_number: &str) -> Result<(), AccountsError> {
         match state.id_numbers.get(&normalise_id_number(id_number)) {
-            Some(existing) => Err(AccountsError::Conflict(format!(
-                "this ID number already holds an account (user/{existing}); accounts are personal, one per person"
-            ))),
+            // which account, and of which organisation, is not the caller's to learn
+            Some(_) => Err(AccountsError::Conflict(
+                "this ID number already holds an account; accounts are personal, one per person"
+                    .into(),
+            )),
             None => Ok(()),
         }
     }
@@ -614,9 +649,15 @@ impl Accounts {
         if !principal.may(Permission::AdministerOrgs) {
             return Err(self.deny(principal, Action::OrgCreate, "org/new".into()));
         }
-        form.validate()
-            .into_result()
-            .map_err(AccountsError::Invalid)?;
+        let mut errors = form.validate();
+        if form.kind == Some(OrgKind::Regulator) {
+            // one regulator: its auditors read everything, and two could suspend each other
+            errors.0.push((
+                "kind".into(),
+                "there is one regulator organisation, made by imeidb admin bootstrap".into(),
+            ));
+        }
+        errors.into_result().map_err(AccountsError::Invalid)?;
         let _writer = self.lock_writer();
         let (org, admin, change) = self.new_org(form, vec![Role::OrgAdmin], principal.actor())?;
         let (org_c, admin_c) = (org.clone(), admin.clone());
@@ -760,9 +801,16 @@ impl Accounts {
             return Err(self.deny(principal, action, format!("org/{id}")));
         }
         if suspended && id == principal.org {
-            return Err(AccountsError::Conflict(
-                "the regulator cannot suspend its own organisation".into(),
-            ));
+            let why = "the regulator cannot suspend its own organisation";
+            let target = format!("org/{id}");
+            self.record_refusal(
+                principal,
+                action,
+                target,
+                Outcome::Refused,
+                Some(why.into()),
+            );
+            return Err(AccountsError::Conflict(why.into()));
         }
         let _writer = self.lock_writer();
         let mut org = self
@@ -966,7 +1014,19 @@ impl Accounts {
                 errors.0.push(((*field).into(), (*why).into()));
             }
         }
-        errors.into_result().map_err(AccountsError::Invalid)?;
+        if !errors.0.is_empty() {
+            // an attempt at what no patch may change (`suspended`, `active`, `org`, ...)
+            let fields: Vec<&str> = errors.0.iter().map(|(f, _)| f.as_str()).collect();
+            let why = format!("fields no patch changes: {}", fields.join(", "));
+            self.record_refusal(
+                principal,
+                Action::UserUpdate,
+                target,
+                Outcome::Refused,
+                Some(why),
+            );
+            return Err(AccountsError::Invalid(errors));
+        }
         let form = UserForm {
             id_number: user.id_number.clone(),
             full_name: user.full_name.clone(),
@@ -1247,15 +1307,22 @@ impl Accounts {
         let none = FieldErrors::default();
         self.enforce(principal, Action::TokenRevoke, &target, verdict, &none)?;
         let id = TokenId::from_hex(token).ok_or(AccountsError::NotFound("token"))?;
-        let mut record = {
+        let (mut record, keeps) = {
             let state = self.read();
             let live = state
                 .tokens
                 .get(&id)
                 .filter(|t| t.record.user == user)
                 .ok_or(AccountsError::NotFound("token"))?;
-            live.record.clone()
+            // nobody could issue the last active regulator administrator another credential
+            let keeps = authority::keeps_a_regulator_admin(
+                &holder,
+                live_tokens(&state, user) > 1,
+                active_regulator_admins(&state),
+            );
+            (live.record.clone(), keeps)
         };
+        self.enforce(principal, Action::TokenRevoke, &target, keeps, &none)?;
         record.revoked_at = Some(now_unix());
         let change = Change {
             puts: vec![(token_key(id), encode(&record))],

@@ -541,3 +541,114 @@ fn a_revoked_token_leaves_memory_and_a_user_holds_a_bounded_number() {
     let accounts = Accounts::open(open_store(dir.path())).unwrap();
     assert_eq!(accounts.read().tokens.len(), 1 + authority::MAX_LIVE_TOKENS);
 }
+
+#[test]
+fn a_caller_is_checked_again_when_its_waiting_request_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
+    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
+    let user = accounts
+        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
+        .unwrap();
+    let (operator, _) = token_for(&accounts, &org_admin, user.id);
+    assert_eq!(accounts.recheck(&operator).unwrap(), operator);
+    // its roles changed while it waited: it runs with the new ones
+    let patch = serde_json::json!({ "roles": ["org_admin"] });
+    accounts
+        .update_user(&org_admin, org.id, user.id, &patch)
+        .unwrap();
+    assert_eq!(accounts.recheck(&operator).unwrap().roles, [Role::OrgAdmin]);
+    // suspended, deactivated or revoked while it waited: refused
+    accounts
+        .set_user_suspended(&regulator, org.id, user.id, true, None)
+        .unwrap();
+    assert!(matches!(
+        accounts.recheck(&operator),
+        Err(AccountsError::Suspended("user"))
+    ));
+    accounts
+        .set_user_suspended(&regulator, org.id, user.id, false, None)
+        .unwrap();
+    accounts
+        .set_org_suspended(&regulator, org.id, true, None)
+        .unwrap();
+    assert!(matches!(
+        accounts.recheck(&operator),
+        Err(AccountsError::Suspended("organisation"))
+    ));
+    accounts
+        .set_org_suspended(&regulator, org.id, false, None)
+        .unwrap();
+    accounts
+        .revoke_token(&operator, user.id, &operator.token.to_hex())
+        .unwrap();
+    assert!(matches!(
+        accounts.recheck(&operator),
+        Err(AccountsError::Unauthenticated)
+    ));
+}
+
+#[test]
+fn the_regulator_stays_one_reachable_and_refusals_on_accounts_leave_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accounts, token) = bootstrapped(dir.path());
+    let regulator = accounts.authenticate(&token).unwrap();
+    // one regulator organisation
+    let mut second = operator_form(1);
+    second.kind = Some(OrgKind::Regulator);
+    let Err(AccountsError::Invalid(errors)) = accounts.create_org(&regulator, second) else {
+        panic!("a second regulator organisation");
+    };
+    assert_eq!(errors.0[0].0, "kind");
+    // the last active regulator administrator keeps its last token
+    assert!(matches!(
+        accounts.revoke_token(&regulator, regulator.user, &regulator.token.to_hex()),
+        Err(AccountsError::Refused(
+            authority::Refusal::LastRegulatorAdmin
+        ))
+    ));
+    let (spare, _) = accounts
+        .create_token(&regulator, regulator.user, "spare")
+        .unwrap();
+    accounts
+        .revoke_token(&regulator, regulator.user, &spare.id)
+        .unwrap();
+    // a patch of what no patch changes is refused on the record
+    let (org, admin) = accounts.create_org(&regulator, operator_form(2)).unwrap();
+    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
+    let user = accounts
+        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
+        .unwrap();
+    let patch = serde_json::json!({ "suspended": false });
+    assert!(matches!(
+        accounts.update_user(&org_admin, org.id, user.id, &patch),
+        Err(AccountsError::Invalid(_))
+    ));
+    let refused = entries(&accounts).pop().unwrap();
+    assert_eq!(
+        (refused.action, refused.outcome),
+        (Action::UserUpdate, Outcome::Refused)
+    );
+    assert!(refused.reason.unwrap().contains("suspended"));
+    // a person who has an account elsewhere: refused without naming the account
+    let Err(AccountsError::Conflict(message)) = accounts.create_user(
+        &org_admin,
+        org.id,
+        user_form("80.123.456", &[Role::Operator]),
+    ) else {
+        panic!("one account per person");
+    };
+    assert!(!message.contains("user/"), "{message}");
+    // the regulator suspending its own organisation is refused on the record
+    assert!(matches!(
+        accounts.set_org_suspended(&regulator, regulator.org, true, None),
+        Err(AccountsError::Conflict(_))
+    ));
+    let refused = entries(&accounts).pop().unwrap();
+    assert_eq!(
+        (refused.action, refused.outcome),
+        (Action::OrgSuspend, Outcome::Refused)
+    );
+}

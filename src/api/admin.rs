@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, Reply, off_worker, read_body};
+use super::{ApiError, AppState, HttpResponse, Reply, off_worker_as, read_body};
 use crate::accounts::audit::{Action, Filter};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User, time_json};
@@ -57,7 +57,6 @@ pub async fn route(
     let accounts = &state.accounts;
     // Reads are answered from memory here; every change (and its audit entry, written even
     // when it is refused) runs off the workers.
-    let who = principal.clone();
     let result = match (segments.as_slice(), &method) {
         (["v1", "me"], &Method::GET) => Ok(me(principal)),
         (["v1", "me"], _) => Err(get_only()),
@@ -66,8 +65,8 @@ pub async fn route(
             .map_err(ApiError::from)
             .map(|orgs| json_value(&Value::Array(orgs.iter().map(org_json).collect()))),
         (["v1", "orgs"], &Method::POST) => match json_body::<OrgForm>(state, request).await {
-            Ok(form) => off_worker(state, move |state| {
-                let (org, admin) = state.accounts.create_org(&who, form)?;
+            Ok(form) => off_worker_as(state, principal, move |state, who| {
+                let (org, admin) = state.accounts.create_org(who, form)?;
                 Ok(created(
                     &format!("/v1/orgs/{}", org.id),
                     &json!({ "organisation": org_json(&org), "administrator": user_json(&admin) }),
@@ -85,8 +84,8 @@ pub async fn route(
                 .map_err(ApiError::from),
             (Ok(org), &Method::PATCH) => match json_body::<Value>(state, request).await {
                 Ok(patch) => {
-                    off_worker(state, move |state| {
-                        let org = state.accounts.update_org(&who, org, &patch)?;
+                    off_worker_as(state, principal, move |state, who| {
+                        let org = state.accounts.update_org(who, org, &patch)?;
                         Ok(json_value(&org_json(&org)))
                     })
                     .await
@@ -101,10 +100,10 @@ pub async fn route(
             let suspended = *verb == "suspend";
             match (id(org, "{org}"), reason(state, request).await) {
                 (Ok(org), Ok(reason)) => {
-                    off_worker(state, move |state| {
+                    off_worker_as(state, principal, move |state, who| {
                         let org = state
                             .accounts
-                            .set_org_suspended(&who, org, suspended, reason)?;
+                            .set_org_suspended(who, org, suspended, reason)?;
                         Ok(json_value(&org_json(&org)))
                     })
                     .await
@@ -121,8 +120,8 @@ pub async fn route(
                 .map_err(ApiError::from),
             (Ok(org), &Method::POST) => match json_body::<UserForm>(state, request).await {
                 Ok(form) => {
-                    off_worker(state, move |state| {
-                        let user = state.accounts.create_user(&who, org, form)?;
+                    off_worker_as(state, principal, move |state, who| {
+                        let user = state.accounts.create_user(who, org, form)?;
                         Ok(created(
                             &format!("/v1/orgs/{org}/users/{}", user.id),
                             &user_json(&user),
@@ -144,8 +143,8 @@ pub async fn route(
                 (Ok(org), Ok(user), &Method::PATCH) => {
                     match json_body::<Value>(state, request).await {
                         Ok(patch) => {
-                            off_worker(state, move |state| {
-                                let user = state.accounts.update_user(&who, org, user, &patch)?;
+                            off_worker_as(state, principal, move |state, who| {
+                                let user = state.accounts.update_user(who, org, user, &patch)?;
                                 Ok(json_value(&user_json(&user)))
                             })
                             .await
@@ -178,13 +177,13 @@ pub async fn route(
                 reason(state, request).await,
             ) {
                 (Ok(org), Ok(user), Ok(reason)) => {
-                    off_worker(state, move |state| {
+                    off_worker_as(state, principal, move |state, who| {
                         let user = if by_org {
-                            state.accounts.set_user_active(&who, org, user, on, reason)
+                            state.accounts.set_user_active(who, org, user, on, reason)
                         } else {
                             state
                                 .accounts
-                                .set_user_suspended(&who, org, user, on, reason)
+                                .set_user_suspended(who, org, user, on, reason)
                         }?;
                         Ok(json_value(&user_json(&user)))
                     })
@@ -216,8 +215,8 @@ pub async fn route(
                 .map_err(ApiError::from),
             (Ok(user), &Method::POST) => match json_body::<NewToken>(state, request).await {
                 Ok(new) => {
-                    off_worker(state, move |state| {
-                        let (token, text) = state.accounts.create_token(&who, user, &new.name)?;
+                    off_worker_as(state, principal, move |state, who| {
+                        let (token, text) = state.accounts.create_token(who, user, &new.name)?;
                         Ok(created(
                             &format!("/v1/users/{user}/tokens/{}", token.id),
                             &token_json(&token, Some(&text)),
@@ -233,8 +232,8 @@ pub async fn route(
             (Err(e), _) => Err(e),
             (Ok(user), &Method::DELETE) => {
                 let token = (*token).to_owned();
-                off_worker(state, move |state| {
-                    let token = state.accounts.revoke_token(&who, user, &token)?;
+                off_worker_as(state, principal, move |state, who| {
+                    let token = state.accounts.revoke_token(who, user, &token)?;
                     Ok(json_value(&token_json(&token, None)))
                 })
                 .await
@@ -244,8 +243,8 @@ pub async fn route(
         (["v1", "audit"], &Method::GET) => match audit_query(request.uri().query()) {
             Ok((filter, after, limit)) => {
                 // a scan of the audit trail
-                off_worker(state, move |state| {
-                    let (entries, next) = state.accounts.audit(&who, &filter, after, limit)?;
+                off_worker_as(state, principal, move |state, who| {
+                    let (entries, next) = state.accounts.audit(who, &filter, after, limit)?;
                     Ok(json_value(&json!({
                         "entries": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
                         "next_after": next,
@@ -299,7 +298,7 @@ pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
             detail: "send the body as application/json",
         });
     }
-    let body: Bytes = read_body(request, state.max_body_bytes).await?;
+    let body: Bytes = read_body(state, request).await?;
     serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody {
         detail: format!("the body is not valid: {e}"),
     })
@@ -314,7 +313,7 @@ struct ReasonBody {
 
 /// The optional `{"reason": "..."}` of a suspension or deactivation; an empty body is none.
 async fn reason(state: &AppState, request: Request<Incoming>) -> Result<Option<String>, ApiError> {
-    let body = read_body(request, state.max_body_bytes).await?;
+    let body = read_body(state, request).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

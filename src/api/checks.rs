@@ -211,7 +211,7 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
             detail: "send the batch as application/json",
         });
     }
-    let body = read_body(request, state.max_body_bytes).await?;
+    let body = read_body(state, request).await?;
     let ParsedBatch { entries, checks } = parse_batch(&body, state.max_batch)?;
     let total = entries.len() as u64;
 

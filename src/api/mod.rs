@@ -42,7 +42,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -71,6 +71,9 @@ pub struct AppState {
     pub open_checks: bool,
     /// Per-client limit of the public routes.
     pub public_limiter: Arc<limiter::RateLimiter>,
+    /// Bytes of request bodies being read: at most [`BODY_BUDGET`] largest bodies (see
+    /// [`read_body`]).
+    pub body_budget: Arc<Semaphore>,
     /// Per-user budget of refused requests (`auth.refusals_per_minute`).
     pub refusals: Arc<limiter::RateLimiter>,
     /// Registration uploads, running and recent.
@@ -109,6 +112,9 @@ impl AppState {
             open_checks: config.open_checks,
             public_limiter: Arc::new(limiter::RateLimiter::new(config.public_per_minute)),
             refusals: Arc::new(limiter::RateLimiter::new(config.refusals_per_minute)),
+            body_budget: Arc::new(Semaphore::new(
+                (BODY_BUDGET * config.server.max_body_bytes).min(u32::MAX as usize),
+            )),
             jobs: Arc::default(),
             max_upload_bytes: config.max_upload_bytes,
             metrics,
@@ -383,9 +389,7 @@ async fn route_authenticated(
         registry::route(state, &principal, request).await
     }
     .unwrap_or(Err(ApiError::NotFound));
-    if matches!(result, Err(ApiError::Forbidden | ApiError::Denied { .. }))
-        && state.refusals.spend(principal.user)
-    {
+    if result.as_ref().is_err_and(spends_the_budget) && state.refusals.spend(principal.user) {
         // the budget is spent: the throttling itself is on the record, once a minute
         let event = Event {
             actor: principal.actor(),
@@ -404,6 +408,19 @@ async fn route_authenticated(
         }
     }
     result
+}
+
+/// Whether a refusal counts against its user's `auth.refusals_per_minute`: every refusal for
+/// lack of right, every conflict with the accounts (a 17th token, the last regulator
+/// administrator, a person who has an account), and the refusals that answer a guess of an
+/// owner's ID number. Not the decree's refusals of ordinary work (activating an unregistered
+/// device), which an operator meets many times a day.
+fn spends_the_budget(error: &ApiError) -> bool {
+    match error {
+        ApiError::Forbidden | ApiError::Denied { .. } | ApiError::Conflict { .. } => true,
+        ApiError::Refused { cause, .. } => matches!(*cause, "OWNER_MISMATCH" | "OWNER_CONFLICT"),
+        _ => false,
+    }
 }
 
 /// The caller behind the request's `Authorization: Bearer` token.
@@ -505,6 +522,27 @@ pub async fn off_worker<T: Send + 'static>(
     .map_err(|_| ApiError::Internal)?
 }
 
+/// [`off_worker`] for a domain call of `principal`, which gets the caller as it is when the
+/// call starts: a request that waited for its turn while its user or organisation was
+/// suspended, its user deactivated or its token revoked is refused then, and one whose roles
+/// changed runs with the new roles (a suspension takes effect at once).
+///
+/// # Errors
+/// What `work` returns; [`ApiError::Unauthenticated`] or [`ApiError::Suspended`] if the caller
+/// no longer may act; [`ApiError::Internal`] if it panicked.
+pub async fn off_worker_as<T: Send + 'static>(
+    state: &AppState,
+    principal: &Principal,
+    work: impl FnOnce(&AppState, &Principal) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let caller = principal.clone();
+    off_worker(state, move |state| {
+        let now = state.accounts.recheck(&caller)?;
+        work(state, &now)
+    })
+    .await
+}
+
 /// Whether the server is ready to answer checks.
 pub fn is_ready(state: &AppState) -> bool {
     state.ready.load(Ordering::Relaxed)
@@ -515,13 +553,21 @@ pub fn json_response(body: impl Into<Cow<'static, [u8]>>) -> HttpResponse {
     Reply::json(body).into_response()
 }
 
-/// Reads the whole body, refusing (413) one larger than `max` bytes before reading it when
-/// `Content-Length` says so, and as soon as it passes `max` otherwise.
+/// Request bodies of the largest size (`server.max_body_bytes`) the server holds at once
+/// while reading them (`read_body`), over every connection: 256 MiB at the default 1 MiB.
+/// Past it a body is refused (503) rather than read: 10,000 connections that each sent most of
+/// a 1 MiB body and then stopped would otherwise hold 10 GB until the reaper closed them.
+pub const BODY_BUDGET: usize = 256;
+
+/// Reads the whole body, refusing (413) one larger than `state.max_body_bytes` before reading
+/// it when `Content-Length` says so, and as soon as it passes the limit otherwise. The bytes
+/// held count against the state's body budget ([`BODY_BUDGET`]) until it is read whole.
 ///
 /// # Errors
-/// [`ApiError::PayloadTooLarge`] past the limit, [`ApiError::MalformedBody`] if the
-/// connection fails mid-body.
-pub async fn read_body(request: Request<Incoming>, max: usize) -> Result<Bytes, ApiError> {
+/// [`ApiError::PayloadTooLarge`] past the limit, [`ApiError::Busy`] past the budget,
+/// [`ApiError::MalformedBody`] if the connection fails mid-body.
+pub async fn read_body(state: &AppState, request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let max = state.max_body_bytes;
     let too_large = || ApiError::PayloadTooLarge {
         detail: format!("the body is larger than {max} bytes"),
     };
@@ -533,11 +579,34 @@ pub async fn read_body(request: Request<Incoming>, max: usize) -> Result<Bytes, 
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::MalformedBody {
+    let mut body = request.into_body();
+    let mut bytes = bytes::BytesMut::new();
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::MalformedBody {
             detail: format!("the body could not be read: {e}"),
-        }),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if bytes.len() + data.len() > max {
+            return Err(too_large());
+        }
+        let more = u32::try_from(data.len())
+            .ok()
+            .and_then(|n| {
+                Arc::clone(&state.body_budget)
+                    .try_acquire_many_owned(n)
+                    .ok()
+            })
+            .ok_or(ApiError::Busy {
+                detail: "the server holds as many request bodies as it may; send it again shortly",
+            })?;
+        match &mut held {
+            Some(held) => held.merge(more),
+            None => held = Some(more),
+        }
+        bytes.extend_from_slice(&data);
     }
+    Ok(bytes.freeze())
 }

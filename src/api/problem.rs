@@ -107,6 +107,11 @@ pub enum ApiError {
         /// Seconds until it may try again.
         retry_after: u64,
     },
+    /// The server holds as much of a resource as it may (request bodies being read).
+    Busy {
+        /// What, and what to do.
+        detail: &'static str,
+    },
     /// The server is starting or stopping.
     NotReady,
     /// Something failed inside; details are in the log.
@@ -296,6 +301,7 @@ impl ApiError {
                 "TOO_MANY_UPLOADS",
                 "Too many uploads running",
             ),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "NF_CONGESTION", "Busy"),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NF_SERVICE_FAILOVER",
@@ -332,7 +338,9 @@ impl ApiError {
             ApiError::TooManyRefusals { retry_after } => Some(format!(
                 "too many of your requests were refused this minute (auth.refusals_per_minute); every request of yours but the network checks is refused for {retry_after} s"
             )),
-            ApiError::UnsupportedMediaType { detail } => Some((*detail).to_owned()),
+            ApiError::UnsupportedMediaType { detail } | ApiError::Busy { detail } => {
+                Some((*detail).to_owned())
+            }
             ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
             ApiError::InvalidParams { .. }
             | ApiError::Unprocessable { .. }
@@ -372,6 +380,9 @@ impl ApiError {
             }
             ApiError::TooManyUploads { .. } => {
                 Some((hyper::header::RETRY_AFTER, HeaderValue::from_static("10")))
+            }
+            ApiError::Busy { .. } => {
+                Some((hyper::header::RETRY_AFTER, HeaderValue::from_static("1")))
             }
             _ => None,
         };
@@ -425,6 +436,7 @@ mod tests {
             },
             ApiError::NotFound,
             ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::Busy { detail: "x" },
             ApiError::NotReady,
             ApiError::Internal,
         ];

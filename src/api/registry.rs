@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 
 use super::admin::{created, json_body, json_reply, json_value};
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply, off_worker};
+use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply, off_worker, off_worker_as};
 use crate::accounts::Principal;
 use crate::accounts::audit::Action;
 use crate::accounts::roles::{Permission, Role};
@@ -61,15 +61,14 @@ pub async fn route(
         (["v1", "reports"], &Method::POST) => match json_body::<ReportForm>(state, request).await {
             Err(e) => Err(e),
             Ok(form) => {
-                let who = principal.clone();
-                off_worker(state, move |state| {
-                    Ok(match state.registry.report(&who, form)? {
+                off_worker_as(state, principal, move |state, who| {
+                    Ok(match state.registry.report(who, form)? {
                         Reported::Listed(imei, record) => created(
                             &format!("/v1/negative/{imei}"),
-                            &reports::negative_json(imei, &record, &who),
+                            &reports::negative_json(imei, &record, who),
                         ),
                         Reported::AlreadyReported(imei, record) => {
-                            json_value(&reports::negative_json(imei, &record, &who))
+                            json_value(&reports::negative_json(imei, &record, who))
                         }
                     })
                 })
@@ -81,10 +80,9 @@ pub async fn route(
             match json_body::<ActivationForm>(state, request).await {
                 Err(e) => Err(e),
                 Ok(form) => {
-                    let who = principal.clone();
-                    off_worker(state, move |state| {
+                    off_worker_as(state, principal, move |state, who| {
                         let Activated::Activated { bound, added } =
-                            state.registry.activate(&who, form)?;
+                            state.registry.activate(who, form)?;
                         Ok(json_value(
                             &json!({ "activated": true, "ownerBound": bound, "addedToPositiveList": added }),
                         ))
@@ -99,6 +97,10 @@ pub async fn route(
         (["v1", "registrations", "jobs", job], &Method::GET) => job_status(state, principal, job),
         (["v1", "registrations", "jobs", _], _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (["v1", "exchange", "negative"], &Method::GET) => {
+            // refused (and audited) with a permit, before a thread of its own is taken
+            if let Err(e) = require_exchange(state, principal, Action::ExchangeExport).await {
+                return Some(Err(e));
+            }
             let registry = state.registry.clone();
             let who = principal.clone();
             stream_csv(move |out, started| {
@@ -112,6 +114,10 @@ pub async fn route(
             match since(request.uri().query()) {
                 Err(e) => Err(e),
                 Ok(since) => {
+                    if let Err(e) = require_exchange(state, principal, Action::ExchangeExport).await
+                    {
+                        return Some(Err(e));
+                    }
                     let registry = state.registry.clone();
                     let who = principal.clone();
                     stream_csv(move |out, _| registry.export_negative_changes(&who, since, out))
@@ -125,9 +131,8 @@ pub async fn route(
         (["v1", "sellers"], &Method::POST) => match json_body::<SellerForm>(state, request).await {
             Err(e) => Err(e),
             Ok(form) => {
-                let who = principal.clone();
-                off_worker(state, move |state| {
-                    let seller = state.registry.record_seller(&who, form)?;
+                off_worker_as(state, principal, move |state, who| {
+                    let seller = state.registry.record_seller(who, form)?;
                     Ok(json_value(&seller_json(state, &seller)))
                 })
                 .await
@@ -139,9 +144,8 @@ pub async fn route(
             Ok(imei) => match json_body::<TransferForm>(state, request).await {
                 Err(e) => Err(e),
                 Ok(form) => {
-                    let who = principal.clone();
-                    off_worker(state, move |state| {
-                        state.registry.transfer(&who, imei, form)?;
+                    off_worker_as(state, principal, move |state, who| {
+                        state.registry.transfer(who, imei, form)?;
                         Ok(json_value(
                             &json!({ "imei": imei.to_string(), "ownerChanged": true }),
                         ))
@@ -156,9 +160,8 @@ pub async fn route(
             Ok(imei) => match json_body::<Recovery>(state, request).await {
                 Err(e) => Err(e),
                 Ok(recovery) => {
-                    let who = principal.clone();
-                    off_worker(state, move |state| {
-                        state.registry.recover(&who, imei, &recovery.reference)?;
+                    off_worker_as(state, principal, move |state, who| {
+                        state.registry.recover(who, imei, &recovery.reference)?;
                         Ok(json_value(&json!({
                             "imei": imei.to_string(),
                             "negativeList": false,
@@ -173,9 +176,8 @@ pub async fn route(
         (["v1", "imeis", imei, "history"], &Method::GET) => match path_imei(imei) {
             Err(e) => Err(e),
             Ok(imei) => {
-                let who = principal.clone();
-                off_worker(state, move |state| {
-                    let events = state.registry.history(&who, imei)?;
+                off_worker_as(state, principal, move |state, who| {
+                    let events = state.registry.history(who, imei)?;
                     let events: Vec<Value> = events
                         .iter()
                         .map(|event| {
@@ -195,12 +197,9 @@ pub async fn route(
         (["v1", "negative", imei], &Method::GET) => match path_imei(imei) {
             Err(e) => Err(e),
             Ok(imei) => {
-                let who = principal.clone();
-                off_worker(state, move |state| {
-                    match state.registry.consult_negative(&who, imei)? {
-                        Some(record) => {
-                            Ok(json_value(&reports::negative_json(imei, &record, &who)))
-                        }
+                off_worker_as(state, principal, move |state, who| {
+                    match state.registry.consult_negative(who, imei)? {
+                        Some(record) => Ok(json_value(&reports::negative_json(imei, &record, who))),
                         None => Err(ApiError::ResourceNotFound {
                             what: "report: the IMEI is not on the negative list",
                         }),
@@ -351,10 +350,9 @@ async fn upload(
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     // refused (and audited) before a byte of the body is read
-    let who = principal.clone();
-    off_worker(state, move |state| {
+    off_worker_as(state, principal, move |state, who| {
         Ok(state.registry.require(
-            &who,
+            who,
             Permission::Register,
             Action::Registration,
             "list/positive",
@@ -570,6 +568,18 @@ where
     }
 }
 
+/// Refuses (and audits, off the workers) a caller who may not use the exchange.
+async fn require_exchange(
+    state: &AppState,
+    principal: &Principal,
+    action: Action,
+) -> Result<(), ApiError> {
+    off_worker_as(state, principal, move |state, who| {
+        Ok(state.registry.require_exchange(who, action)?)
+    })
+    .await
+}
+
 /// `POST /v1/exchange/foreign?source=NAME`: a foreign list streamed into the negative list.
 async fn foreign(
     state: &AppState,
@@ -582,13 +592,7 @@ async fn foreign(
             source = Some(value.into_owned());
         }
     }
-    let who = principal.clone();
-    off_worker(state, move |state| {
-        Ok(state
-            .registry
-            .require_exchange(&who, Action::ExchangeImport)?)
-    })
-    .await?;
+    require_exchange(state, principal, Action::ExchangeImport).await?;
     let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
     let registry = state.registry.clone();
     let who = principal.clone();

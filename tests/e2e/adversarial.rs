@@ -1550,3 +1550,144 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
         server.stop().await;
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// 8. Bodies that stop coming, and refusals of every kind
+// ------------------------------------------------------------------------------------------
+
+/// Connections that each send most of a request body and then stop: with checks open (a
+/// trusted core-network listener), any client can. The bodies held are bounded (past 256
+/// largest bodies, the next is refused 503 NF_CONGESTION rather than read), checks are
+/// answered meanwhile, and the connections are closed after two idle timeouts without a byte,
+/// although each has a request in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_stop_coming_are_bounded_and_closed() {
+    const STALLED: usize = 300;
+    let _alone = EXCLUSIVE.lock().await;
+    for direct in PATHS {
+        let server = start(direct, short_idle).await;
+        let max_body = 64 * 1024; // test_config's server.max_body_bytes
+        let sent = 60_000;
+        let head = format!(
+            "POST /v1/checks HTTP/1.1\r\nhost: imeidb\r\ncontent-type: application/json\r\ncontent-length: {max_body}\r\n\r\n"
+        );
+        let mut request = head.into_bytes();
+        request.extend(std::iter::repeat_n(b' ', sent));
+        let started = Instant::now();
+        let mut stalled = Vec::new();
+        for _ in 0..STALLED {
+            let mut stream = TcpStream::connect(server.addr).await.unwrap();
+            stream.write_all(&request).await.unwrap();
+            stalled.push(stream);
+        }
+        // checks are answered meanwhile
+        let checks = talk(server.addr, get(&check_path(), "").repeat(5).as_bytes()).await;
+        assert_eq!(checks.statuses(), [200; 5], "{}", path_name(direct));
+        // every stalled connection ends: refused at once past the budget, closed after two
+        // idle timeouts without a byte otherwise
+        let mut busy = 0;
+        let mut slowest = Duration::ZERO;
+        for mut stream in stalled {
+            let answers =
+                read_answers(&mut stream, Duration::from_secs(5), Duration::from_secs(10)).await;
+            assert!(
+                answers.closed,
+                "{}: a stalled body kept its connection",
+                path_name(direct)
+            );
+            match answers.statuses().as_slice() {
+                [] => {}
+                [503] => {
+                    assert_eq!(answers.responses[0].header("retry-after"), Some("1"));
+                    assert!(answers.responses[0].text().contains("NF_CONGESTION"));
+                    busy += 1;
+                }
+                other => panic!("{}: {other:?}", path_name(direct)),
+            }
+            slowest = slowest.max(started.elapsed());
+        }
+        eprintln!(
+            "stalled bodies, {}: {STALLED} connections of {sent} of {max_body} body bytes: {busy} \
+             refused 503, the last closed after {slowest:?} (idle timeout {IDLE:?})",
+            path_name(direct)
+        );
+        let budget = 256 * max_body;
+        assert!(
+            busy >= STALLED - budget / sent,
+            "{}: only {busy} refused",
+            path_name(direct)
+        );
+        assert!(
+            slowest < 3 * IDLE + Duration::from_secs(1),
+            "{}: {slowest:?}",
+            path_name(direct)
+        );
+        // and the budget is back: a whole body is read again
+        let mut client = Client::h1(server.addr).await;
+        let reply = client
+            .post_json(
+                "/v1/checks",
+                format!("{{\"imeis\":[\"{}\"]}}", imei(1)).into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", path_name(direct));
+        server.stop().await;
+    }
+}
+
+/// Refusals that are not for lack of right spend a user's budget too: a user that holds its
+/// 16 tokens and asks for more, in a loop, gets 409s (each an fsync'd audit entry), then is
+/// throttled.
+#[tokio::test]
+async fn a_loop_of_conflicts_is_throttled_like_a_loop_of_forbidden_requests() {
+    let server = start(true, |config| {
+        config.open_checks = false;
+        config.refusals_per_minute = 5;
+    })
+    .await;
+    let (_, chief, token) = server
+        .accounts
+        .bootstrap(crate::authz::regulator_form())
+        .unwrap();
+    let mut client = Client::h1(server.addr).await;
+    let path = format!("/v1/users/{}/tokens", chief.id);
+    let mut statuses = Vec::new();
+    for _ in 0..15 + 5 + 1 {
+        let reply = client
+            .request_as(
+                Some(&token),
+                Method::POST,
+                &path,
+                Bytes::from_static(br#"{"name":"spare"}"#),
+                Some("application/json"),
+            )
+            .await;
+        statuses.push(reply.status.as_u16());
+        if reply.status == 429 {
+            assert_eq!(reply.json()["cause"], "TOO_MANY_REFUSALS");
+        }
+    }
+    let mut want = vec![201; 15];
+    want.extend([409; 5]);
+    want.push(429);
+    assert_eq!(statuses, want);
+    // the network checks are not throttled
+    let reply = client
+        .request_as(Some(&token), Method::GET, "/metrics", Bytes::new(), None)
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(refused(server.addr, "throttled").await, 1);
+    let throttles = audit::query(
+        server.registry.store(),
+        &Filter {
+            action: Some(Action::AccessThrottle),
+            ..Filter::default()
+        },
+        0,
+        10,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(throttles.len(), 1);
+    server.stop().await;
+}

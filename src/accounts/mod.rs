@@ -419,22 +419,10 @@ impl Accounts {
     /// user or its organisation was suspended since.
     pub fn recheck(&self, principal: &Principal) -> Result<Principal, AccountsError> {
         let state = self.read();
-        let token = (state.tokens.get(&principal.token))
-            .filter(|t| t.record.revoked_at.is_none() && t.record.user == principal.user)
+        let live = (state.tokens.get(&principal.token))
+            .filter(|t| t.record.user == principal.user)
             .ok_or(AccountsError::Unauthenticated)?;
-        let user = (state.users.get(&token.record.user))
-            .filter(|u| u.active)
-            .ok_or(AccountsError::Unauthenticated)?;
-        let org = state
-            .orgs
-            .get(&user.org)
-            .ok_or(AccountsError::Unauthenticated)?;
-        if user.suspended {
-            return Err(AccountsError::Suspended("user"));
-        }
-        if org.suspended {
-            return Err(AccountsError::Suspended("organisation"));
-        }
+        let (user, org) = acting(&state, live)?;
         Ok(Principal {
             user: user.id,
             org: org.id,
@@ -457,26 +445,10 @@ impl Accounts {
             .tokens
             .get(&id)
             .ok_or(AccountsError::Unauthenticated)?;
-        if !token::constant_time_eq(&live.hash, &hash) || live.record.revoked_at.is_some() {
+        if !token::constant_time_eq(&live.hash, &hash) {
             return Err(AccountsError::Unauthenticated);
         }
-        let user = state
-            .users
-            .get(&live.record.user)
-            .ok_or(AccountsError::Unauthenticated)?;
-        if !user.active {
-            return Err(AccountsError::Unauthenticated);
-        }
-        let org = state
-            .orgs
-            .get(&user.org)
-            .ok_or(AccountsError::Unauthenticated)?;
-        if user.suspended {
-            return Err(AccountsError::Suspended("user"));
-        }
-        if org.suspended {
-            return Err(AccountsError::Suspended("organisation"));
-        }
+        let (user, org) = acting(&state, live)?;
         live.last_used.store(now_unix(), Ordering::Relaxed);
         Ok(then(user, org, id))
     }
@@ -1374,6 +1346,29 @@ impl Accounts {
 /// regulator. A reader of any other organisation reads only its own.
 fn reads_every_org(principal: &Principal) -> bool {
     principal.org_kind == OrgKind::Regulator
+}
+
+/// The user and organisation behind `live`, if they may act: the token is not revoked, the
+/// user active, neither suspended.
+#[inline]
+fn acting<'s>(
+    state: &'s State,
+    live: &LiveToken,
+) -> Result<(&'s User, &'s Organisation), AccountsError> {
+    if live.record.revoked_at.is_some() {
+        return Err(AccountsError::Unauthenticated);
+    }
+    let user = (state.users.get(&live.record.user))
+        .filter(|u| u.active)
+        .ok_or(AccountsError::Unauthenticated)?;
+    let org = (state.orgs.get(&user.org)).ok_or(AccountsError::Unauthenticated)?;
+    if user.suspended {
+        return Err(AccountsError::Suspended("user"));
+    }
+    if org.suspended {
+        return Err(AccountsError::Suspended("organisation"));
+    }
+    Ok((user, org))
 }
 
 /// `user`'s live tokens.

@@ -580,7 +580,9 @@ pub async fn read_body(state: &AppState, request: Request<Incoming>) -> Result<B
         return Err(too_large());
     }
     let mut body = request.into_body();
-    let mut bytes = bytes::BytesMut::new();
+    // the chunks as hyper gave them: a body that came in one (most) is not copied
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
     let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::MalformedBody {
@@ -589,7 +591,8 @@ pub async fn read_body(state: &AppState, request: Request<Incoming>) -> Result<B
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        if bytes.len() + data.len() > max {
+        len += data.len();
+        if len > max {
             return Err(too_large());
         }
         let more = u32::try_from(data.len())
@@ -606,7 +609,11 @@ pub async fn read_body(state: &AppState, request: Request<Incoming>) -> Result<B
             Some(held) => held.merge(more),
             None => held = Some(more),
         }
-        bytes.extend_from_slice(&data);
+        chunks.push(data);
     }
-    Ok(bytes.freeze())
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
+    })
 }

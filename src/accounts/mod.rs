@@ -348,6 +348,25 @@ impl Accounts {
         AccountsError::Forbidden
     }
 
+    /// Records an attempt refused because it would leave the accounts in a state they must
+    /// not reach (`why`), and returns the conflict.
+    fn conflict(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: String,
+        why: &str,
+    ) -> AccountsError {
+        self.record_refusal(
+            principal,
+            action,
+            target,
+            Outcome::Refused,
+            Some(why.into()),
+        );
+        AccountsError::Conflict(why.into())
+    }
+
     /// Records a refused attempt: `Denied` (no right) or `Refused` (the rules), and why.
     fn record_refusal(
         &self,
@@ -774,15 +793,7 @@ impl Accounts {
         }
         if suspended && id == principal.org {
             let why = "the regulator cannot suspend its own organisation";
-            let target = format!("org/{id}");
-            self.record_refusal(
-                principal,
-                action,
-                target,
-                Outcome::Refused,
-                Some(why.into()),
-            );
-            return Err(AccountsError::Conflict(why.into()));
+            return Err(self.conflict(principal, action, format!("org/{id}"), why));
         }
         let _writer = self.lock_writer();
         let mut org = self
@@ -1090,14 +1101,7 @@ impl Accounts {
         }
         if suspended && id == principal.user {
             let why = "an administrator cannot suspend itself";
-            self.record_refusal(
-                principal,
-                action,
-                target,
-                Outcome::Refused,
-                Some(why.into()),
-            );
-            return Err(AccountsError::Conflict(why.into()));
+            return Err(self.conflict(principal, action, target, why));
         }
         let _writer = self.lock_writer();
         let mut user = self.user_of(org, id)?;

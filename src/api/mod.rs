@@ -55,7 +55,7 @@ use crate::accounts::roles::Permission;
 use crate::accounts::{Accounts, AccountsError, Principal};
 use crate::config::Config;
 use crate::metrics::{Metrics, RequestRefusal};
-use crate::registry::Registry;
+use crate::registry::{Registry, owners};
 use crate::store::Store;
 pub use problem::ApiError;
 use tokio::sync::Semaphore;
@@ -71,6 +71,9 @@ pub struct AppState {
     pub open_checks: bool,
     /// Per-client limit of the public routes.
     pub public_limiter: Arc<limiter::RateLimiter>,
+    /// Public searches (`/v1/public/sellers`) running at once, at most [`PUBLIC_SCANS`]: an
+    /// anonymous client may hold no more of the disk permits than these.
+    pub public_scans: Arc<Semaphore>,
     /// Bytes of request bodies being read: at most [`BODY_BUDGET`] largest bodies (see
     /// [`read_body`]).
     pub body_budget: Arc<Semaphore>,
@@ -94,6 +97,11 @@ pub struct AppState {
     pub disk_waits: Arc<Semaphore>,
 }
 
+/// Public searches at once (see [`AppState::public_scans`]); past them, `503 NF_CONGESTION`.
+/// Anonymous clients, even from many addresses, then hold at most these of the
+/// [`DISK_WAITS`] permits the writes (a theft report) need.
+pub const PUBLIC_SCANS: usize = 4;
+
 /// Domain calls that may wait on the disk at once (see [`off_worker`]). Writes are serialised
 /// by the store anyway; this bounds the threads a flood of them can hold.
 pub const DISK_WAITS: usize = 32;
@@ -112,6 +120,7 @@ impl AppState {
             open_checks: config.open_checks,
             public_limiter: Arc::new(limiter::RateLimiter::new(config.public_per_minute)),
             refusals: Arc::new(limiter::RateLimiter::new(config.refusals_per_minute)),
+            public_scans: Arc::new(Semaphore::new(PUBLIC_SCANS)),
             body_budget: Arc::new(Semaphore::new(
                 (BODY_BUDGET * config.server.max_body_bytes).min(u32::MAX as usize),
             )),
@@ -418,7 +427,7 @@ async fn route_authenticated(
 fn spends_the_budget(error: &ApiError) -> bool {
     match error {
         ApiError::Forbidden | ApiError::Denied { .. } | ApiError::Conflict { .. } => true,
-        ApiError::Refused { cause, .. } => matches!(*cause, "OWNER_MISMATCH" | "OWNER_CONFLICT"),
+        ApiError::Refused { cause, .. } => owners::OWNER_GUESS_REFUSALS.contains(cause),
         _ => false,
     }
 }

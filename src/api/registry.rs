@@ -662,7 +662,13 @@ pub async fn public_sellers(
             }
         }
     }
-    // a scan of the sellers in the store: off the workers
+    // a scan of the sellers in the store: off the workers, and never more of them at once
+    // than PUBLIC_SCANS, so anonymous clients cannot hold the permits a theft report needs
+    let _scan = Arc::clone(&state.public_scans)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy {
+            detail: "as many public searches as the server runs at once are running; search again shortly",
+        })?;
     off_worker(state, move |state| {
         let sellers = state.registry.search_sellers(&q)?;
         let sellers: Vec<Value> = sellers.iter().map(|s| seller_json(state, s)).collect();

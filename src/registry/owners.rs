@@ -67,6 +67,14 @@ pub struct ActivationForm {
     pub proof: Option<Proof>,
 }
 
+/// The refusal of an activation whose owner is not the one bound (`cause`).
+pub const OWNER_CONFLICT: &str = "OWNER_CONFLICT";
+/// The refusal of a transfer whose current owner is not the one on record (`cause`).
+pub const OWNER_MISMATCH: &str = "OWNER_MISMATCH";
+/// The refusals that tell a caller its guess of an owner's ID number was wrong: whoever meets
+/// them often is guessing (the API counts them against the caller's refusal budget).
+pub const OWNER_GUESS_REFUSALS: [&str; 2] = [OWNER_CONFLICT, OWNER_MISMATCH];
+
 /// How an activation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activated {
@@ -257,7 +265,7 @@ impl Registry {
                 false
             } else {
                 return Err(RegistryError::Refused {
-                    cause: "OWNER_CONFLICT",
+                    cause: OWNER_CONFLICT,
                     detail: "the IMEI is bound to another owner; the last owner must authorise a transfer first".into(),
                 });
             };
@@ -381,7 +389,7 @@ impl Registry {
             }
             if record.owner_id != current {
                 return Err(RegistryError::Refused {
-                    cause: "OWNER_MISMATCH",
+                    cause: OWNER_MISMATCH,
                     detail: "the current owner given is not the owner on record".into(),
                 });
             }

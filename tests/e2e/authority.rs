@@ -170,18 +170,7 @@ async fn world(server: &TestServer, client: &mut Client) -> World {
     for (name, org, roles, with_token) in people {
         let (_, org, admin) = &orgs[org];
         next_id += 7;
-        let id = created(
-            &call(
-                client,
-                admin,
-                Method::POST,
-                &format!("/v1/orgs/{org}/users"),
-                Some(&user_json(next_id, roles)),
-            )
-            .await,
-        )["id"]
-            .as_u64()
-            .unwrap();
+        let id = new_user(client, admin, *org, next_id, roles).await;
         let token = if with_token {
             Some(issue(client, admin, id).await)
         } else {
@@ -196,6 +185,22 @@ async fn world(server: &TestServer, client: &mut Client) -> World {
         });
     }
     World { accounts }
+}
+
+/// A user of `org` that `by` creates, with `roles`; its id.
+async fn new_user(client: &mut Client, by: &str, org: u64, id_number: u64, roles: &[&str]) -> u64 {
+    created(
+        &call(
+            client,
+            by,
+            Method::POST,
+            &format!("/v1/orgs/{org}/users"),
+            Some(&user_json(id_number, roles)),
+        )
+        .await,
+    )["id"]
+        .as_u64()
+        .unwrap()
 }
 
 /// A token `by` issues for `user`.
@@ -445,18 +450,7 @@ async fn the_last_active_regulator_admin_cannot_be_locked_out() {
     let (_, chief_user, chief) = server.accounts.bootstrap(regulator_form()).unwrap();
     let me = format!("/v1/orgs/1/users/{}", chief_user.id);
     // a plain organisation administrator of the regulator can neither touch it nor mint for it
-    let admin = created(
-        &call(
-            &mut client,
-            &chief,
-            Method::POST,
-            "/v1/orgs/1/users",
-            Some(&user_json(62_000_001, &["org_admin"])),
-        )
-        .await,
-    )["id"]
-        .as_u64()
-        .unwrap();
+    let admin = new_user(&mut client, &chief, 1, 62_000_001, &["org_admin"]).await;
     let admin = issue(&mut client, &chief, admin).await;
     for (method, path, body) in [
         (Method::POST, format!("{me}/deactivate"), None),
@@ -495,18 +489,7 @@ async fn the_last_active_regulator_admin_cannot_be_locked_out() {
         );
     }
     // with a second one, it can retire; the second is then the last
-    let second = created(
-        &call(
-            &mut client,
-            &chief,
-            Method::POST,
-            "/v1/orgs/1/users",
-            Some(&user_json(62_000_002, &["regulator_admin"])),
-        )
-        .await,
-    )["id"]
-        .as_u64()
-        .unwrap();
+    let second = new_user(&mut client, &chief, 1, 62_000_002, &["regulator_admin"]).await;
     let second_token = issue(&mut client, &chief, second).await;
     let reply = call(
         &mut client,

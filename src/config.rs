@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
+use crate::diameter::{self, peers};
 use crate::imsi::Mcc;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus, Interface};
 use crate::store::{List, StoreOptions};
@@ -33,7 +34,44 @@ struct RawConfig {
     auth: RawAuth,
     registrations: RawRegistrations,
     public: RawPublic,
+    diameter: RawDiameter,
     log: RawLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDiameter {
+    listen: String,
+    origin_host: String,
+    origin_realm: String,
+    product_name: String,
+    watchdog_secs: u64,
+    max_connections: u64,
+    peers: Vec<RawPeer>,
+}
+
+impl Default for RawDiameter {
+    fn default() -> Self {
+        let defaults = diameter::Settings::default();
+        RawDiameter {
+            listen: defaults.listen.map(|a| a.to_string()).unwrap_or_default(),
+            origin_host: defaults.origin_host,
+            origin_realm: defaults.origin_realm,
+            product_name: defaults.product_name,
+            watchdog_secs: defaults.watchdog.as_secs(),
+            max_connections: defaults.max_connections as u64,
+            peers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    origin_host: String,
+    realm: String,
+    #[serde(default)]
+    address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +157,7 @@ struct RawCheck {
     max_batch: u64,
     native: RawInterface,
     n5g_eir: RawInterface,
+    s13: RawInterface,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +213,7 @@ impl Default for RawCheck {
             max_batch: 10_000,
             native: name(Interface::Native),
             n5g_eir: name(Interface::N5gEir),
+            s13: name(Interface::S13),
         }
     }
 }
@@ -212,6 +252,8 @@ pub struct Config {
     /// Refused requests per user per minute before the rest of the minute's are refused
     /// unread (the routes that wait; not the network checks).
     pub refusals_per_minute: u32,
+    /// The Diameter S13 listener.
+    pub diameter: diameter::Settings,
     /// Log filter.
     pub log_level: String,
 }
@@ -455,6 +497,7 @@ impl RawConfig {
             not_listed: [
                 parse_answer("check.native.not_listed", &self.check.native.not_listed)?,
                 parse_answer("check.n5g_eir.not_listed", &self.check.n5g_eir.not_listed)?,
+                parse_answer("check.s13.not_listed", &self.check.s13.not_listed)?,
             ],
         };
         let max_batch = in_range("check.max_batch", self.check.max_batch, 1, 1_000_000)? as usize;
@@ -507,7 +550,85 @@ impl RawConfig {
                 1,
                 1_000_000,
             )? as u32,
+            diameter: self.diameter.validate()?,
             log_level: self.log.level,
+        })
+    }
+}
+
+impl RawDiameter {
+    fn validate(self) -> Result<diameter::Settings, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let listen = match self.listen.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| {
+                invalid(
+                    "diameter.listen",
+                    format!("{text:?} is not an address:port such as 127.0.0.1:3868 (or \"\" to disable Diameter)"),
+                )
+            })?),
+        };
+        let identity = |key: &'static str, value: String| {
+            let value = value.trim().to_owned();
+            if value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic())
+            {
+                Err(invalid(
+                    key,
+                    format!(
+                        "{value:?} is not a Diameter identity (an FQDN such as eir.epc.mnc001.mcc732.3gppnetwork.org)"
+                    ),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let origin_host = identity("diameter.origin_host", self.origin_host)?;
+        let origin_realm = identity("diameter.origin_realm", self.origin_realm)?;
+        if self.product_name.trim().is_empty() {
+            return Err(invalid("diameter.product_name", "must not be empty".into()));
+        }
+        if !(1..=3_600).contains(&self.watchdog_secs) {
+            return Err(invalid(
+                "diameter.watchdog_secs",
+                format!(
+                    "{} is outside 1..=3600 (RFC 3539 suggests 30)",
+                    self.watchdog_secs
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_connections) {
+            return Err(invalid(
+                "diameter.max_connections",
+                format!("{} is outside 1..=100000", self.max_connections),
+            ));
+        }
+        let mut table = Vec::with_capacity(self.peers.len());
+        for peer in self.peers {
+            let origin_host = identity("diameter.peers.origin_host", peer.origin_host)?;
+            let realm = identity("diameter.peers.realm", peer.realm)?;
+            let source = match peer.address.trim() {
+                "" => None,
+                text => Some(peers::Cidr::parse(text).map_err(|problem| {
+                    invalid(
+                        "diameter.peers.address",
+                        format!("peer {origin_host}: {problem}"),
+                    )
+                })?),
+            };
+            table.push(peers::Peer {
+                origin_host,
+                realm,
+                source,
+            });
+        }
+        Ok(diameter::Settings {
+            listen,
+            origin_host,
+            origin_realm,
+            product_name: self.product_name.trim().to_owned(),
+            watchdog: Duration::from_secs(self.watchdog_secs),
+            max_connections: self.max_connections as usize,
+            peers: peers::PeerTable::new(table),
         })
     }
 }
@@ -587,6 +708,11 @@ fn apply_env(
                     .parse()
                     .map_err(|_| env_err(format!("{raw:?} is not true or false")))?,
             ),
+            Value::Array(_) if path.last().is_some_and(|k| k == "peers") => {
+                return Err(env_err(
+                    "the peer table cannot be set from the environment; write it in the config file".into(),
+                ));
+            }
             Value::Array(_) => Value::Array(
                 raw.split(',')
                     .map(|s| Value::String(s.trim().to_owned()))

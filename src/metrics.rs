@@ -96,9 +96,9 @@ const CHECK_BUCKETS: [f64; 18] = [
 pub struct Metrics {
     registry: Registry,
     /// `imeidb_checks_total{interface, result}`, by [`Interface::index`] then result.
-    checks: [[IntCounter; CheckResult::COUNT]; 2],
+    checks: [[IntCounter; CheckResult::COUNT]; Interface::ALL.len()],
     /// `imeidb_check_duration_seconds{interface}`: request in to response ready.
-    check_seconds: [Histogram; 2],
+    check_seconds: [Histogram; Interface::ALL.len()],
     /// `imeidb_batch_check_size`: IMEIs per batch request.
     batch_size: Histogram,
     /// `imeidb_requests_refused_total{reason}`, by [`RequestRefusal::index`].
@@ -243,6 +243,17 @@ impl Metrics {
         }
         self.batch_size.observe(total as f64);
         self.check_seconds[Interface::Native.index()].observe(elapsed.as_secs_f64());
+    }
+
+    /// Registers a component's own metrics (e.g. the Diameter listener's), so `/metrics`
+    /// shows them with the rest.
+    ///
+    /// # Panics
+    /// If a metric of the same name is already registered: a programming error.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("metric names are unique");
     }
 
     /// Counts a request refused before its route ran.

@@ -15,6 +15,7 @@ use imeidb::accounts::forms::OrgForm;
 use imeidb::accounts::{Accounts, AccountsError};
 use imeidb::api::AppState;
 use imeidb::config::{CONFIG_ENV, Config, Overrides};
+use imeidb::diameter::Node;
 use imeidb::metrics::Metrics;
 use imeidb::registry::Registry;
 use imeidb::registry::import::{ImportReport, Progress, import_csv};
@@ -212,6 +213,13 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         let listener = imeidb::server::listen(config.listen)
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let diameter = match config.diameter.listen {
+            None => None,
+            Some(at) => Some(
+                imeidb::diameter::listen(at)
+                    .with_context(|| format!("listening for Diameter on {at} (diameter.listen)"))?,
+            ),
+        };
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -221,8 +229,46 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
             "HTTP/1.1 and h2c"
         };
         tracing::info!(%addr, open_checks = config.open_checks, "listening ({protocols})");
+        // one signal stops both listeners
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopped_for = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let diameter = match diameter {
+            None => None,
+            Some(listener) => {
+                let node = Arc::new(Node::new(
+                    config.diameter.clone(),
+                    registry.clone(),
+                    Arc::clone(&state.metrics),
+                    config.server.shutdown_grace,
+                ));
+                let at = listener
+                    .local_addr()
+                    .context("reading the Diameter address")?;
+                tracing::info!(
+                    diameter = %at,
+                    origin_host = %config.diameter.origin_host,
+                    origin_realm = %config.diameter.origin_realm,
+                    peers = config.diameter.peers.peers().len(),
+                    "listening (Diameter S13 over TCP)"
+                );
+                Some(tokio::spawn(imeidb::diameter::run(
+                    listener,
+                    node,
+                    stopped_for(stopped.clone()),
+                )))
+            }
+        };
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
         let saver = tokio::spawn(save_last_use_every_minute(accounts.clone()));
-        imeidb::server::run(listener, state, &config.server, tls, shutdown_signal()).await?;
+        imeidb::server::run(listener, state, &config.server, tls, stopped_for(stopped)).await?;
+        if let Some(diameter) = diameter {
+            diameter.await.context("the Diameter listener failed")??;
+        }
         saver.abort();
         anyhow::Ok(())
     })?;

@@ -97,17 +97,20 @@ pub enum Interface {
     Native,
     /// TS 29.511 N5g-eir (the AMF).
     N5gEir,
+    /// TS 29.272 S13 ME-Identity-Check over Diameter (the MME).
+    S13,
 }
 
 impl Interface {
     /// Every interface, in a fixed order usable as an array index.
-    pub const ALL: [Interface; 2] = [Interface::Native, Interface::N5gEir];
+    pub const ALL: [Interface; 3] = [Interface::Native, Interface::N5gEir, Interface::S13];
 
     /// Index into per-interface arrays.
     pub fn index(self) -> usize {
         match self {
             Interface::Native => 0,
             Interface::N5gEir => 1,
+            Interface::S13 => 2,
         }
     }
 
@@ -116,6 +119,7 @@ impl Interface {
         match self {
             Interface::Native => "native",
             Interface::N5gEir => "n5g_eir",
+            Interface::S13 => "s13",
         }
     }
 }
@@ -146,14 +150,18 @@ pub struct CheckPolicy {
     /// MCCs of the home country (732 for Colombia). An IMSI from any other MCC is roaming.
     pub home_mccs: Vec<Mcc>,
     /// Answer per interface for an IMEI on neither list, indexed by [`Interface::index`].
-    pub not_listed: [Answer; 2],
+    pub not_listed: [Answer; Interface::ALL.len()],
 }
 
 impl Default for CheckPolicy {
     fn default() -> Self {
         CheckPolicy {
             home_mccs: vec![Mcc::parse("732").expect("valid MCC")],
-            not_listed: [Answer::Status(EquipmentStatus::Greylisted), Answer::Unknown],
+            not_listed: [
+                Answer::Status(EquipmentStatus::Greylisted),
+                Answer::Unknown,
+                Answer::Unknown,
+            ],
         }
     }
 }

@@ -42,11 +42,14 @@ fn not_listed_uses_each_interfaces_configured_answer() {
     assert_eq!(native.reason, Reason::NotListed);
     let eir = policy.decide(Interface::N5gEir, listing(false, false), None);
     assert_eq!(eir.answer, Answer::Unknown);
+    let s13 = policy.decide(Interface::S13, listing(false, false), None);
+    assert_eq!(s13.answer, Answer::Unknown);
 
     let strict = CheckPolicy {
         not_listed: [
             Answer::Status(EquipmentStatus::Blacklisted),
             Answer::Status(EquipmentStatus::Greylisted),
+            Answer::Status(EquipmentStatus::Whitelisted),
         ],
         ..CheckPolicy::default()
     };
@@ -61,6 +64,12 @@ fn not_listed_uses_each_interfaces_configured_answer() {
             .decide(Interface::N5gEir, listing(false, false), None)
             .answer,
         Answer::Status(EquipmentStatus::Greylisted)
+    );
+    assert_eq!(
+        strict
+            .decide(Interface::S13, listing(false, false), None)
+            .answer,
+        Answer::Status(EquipmentStatus::Whitelisted)
     );
 }
 

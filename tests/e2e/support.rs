@@ -252,6 +252,8 @@ pub fn serve_with(data: &Path, env: &[(&str, &str)]) -> Served {
         .arg(data)
         .env("IMEIDB_STORE_BLOCK_CACHE_MB", "16")
         .env("IMEIDB_AUTH_OPEN_CHECKS", "true")
+        // tests run at once: none takes Diameter's fixed port unless it asks for Diameter
+        .env("IMEIDB_DIAMETER_LISTEN", "")
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()

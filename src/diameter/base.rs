@@ -1,0 +1,389 @@
+//! The base protocol's messages (RFC 6733 §5): the capabilities exchange that admits a peer,
+//! watchdogs, disconnection, and the answers that refuse a request.
+
+use std::net::IpAddr;
+
+use super::Node;
+use super::codec::{self, Avp, AvpDef, AvpError, Header, Message, flags};
+use super::dict::{self, avp, command, result};
+
+/// The AVP a Failed-AVP names.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Offender<'a> {
+    /// An AVP as received (header and data).
+    Avp(&'a [u8]),
+    /// An AVP that could not be read.
+    Malformed(AvpError<'a>),
+    /// An AVP that should have been there.
+    Missing(AvpDef),
+}
+
+/// What a Failed-AVP holds: the offender, inside the grouped AVP it belongs to, if any.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Failed<'a> {
+    pub group: Option<AvpDef>,
+    pub offender: Offender<'a>,
+}
+
+impl<'a> Failed<'a> {
+    pub fn top(offender: Offender<'a>) -> Failed<'a> {
+        Failed {
+            group: None,
+            offender,
+        }
+    }
+
+    pub fn inside(group: AvpDef, offender: Offender<'a>) -> Failed<'a> {
+        Failed {
+            group: Some(group),
+            offender,
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        let failed = codec::begin_group(out, avp::FAILED_AVP);
+        let group = self.group.map(|g| codec::begin_group(out, g));
+        match self.offender {
+            Offender::Avp(raw) => codec::put_raw(out, raw),
+            Offender::Malformed(error) => error.put_offender(out),
+            Offender::Missing(def) => codec::put(out, def, &[]),
+        }
+        if let Some(group) = group {
+            codec::finish_group(out, group);
+        }
+        codec::finish_group(out, failed);
+    }
+}
+
+/// How a connection goes on after a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Keep serving.
+    Serve,
+    /// The peer answered this node's DWR.
+    WatchdogAnswered,
+    /// The peer sent a DWR (answered).
+    WatchdogReceived,
+    /// The peer asked to disconnect (DPA written): wait for it to close.
+    Disconnecting,
+    /// The peer answered this node's DPR: close.
+    Close,
+}
+
+impl Node {
+    /// Starts an answer to `request` (same command, application and identifiers; the P bit
+    /// kept; the E bit for a protocol error).
+    pub(super) fn begin_answer(&self, out: &mut Vec<u8>, request: &Header, error: bool) -> usize {
+        let mut bits = request.flags & flags::PROXIABLE;
+        if error {
+            bits |= flags::ERROR;
+        }
+        codec::begin(
+            out,
+            bits,
+            request.command,
+            request.application,
+            request.hop_by_hop,
+            request.end_to_end,
+        )
+    }
+
+    /// Answers `request` with the error `code`, what is wrong in words, and the AVP at fault.
+    /// The answer carries the request's Session-Id and Proxy-Infos, as every answer must.
+    pub(super) fn refuse(
+        &self,
+        out: &mut Vec<u8>,
+        request: &Message<'_>,
+        code: u32,
+        why: &str,
+        failed: Option<Failed<'_>>,
+    ) {
+        self.stats.error(code);
+        let protocol_error = result::is_protocol_error(code);
+        let start = self.begin_answer(out, &request.header, protocol_error);
+        let readable = || request.avps().map_while(Result::ok);
+        if let Some(session) = readable().find(|a| a.is(avp::SESSION_ID)) {
+            codec::put_raw(out, session.raw);
+        }
+        codec::put_u32(out, avp::RESULT_CODE, code);
+        if request.header.command == command::ME_IDENTITY_CHECK && !protocol_error {
+            // the ECA's grammar requires it (TS 29.272 §7.2.20)
+            codec::put_u32(out, avp::AUTH_SESSION_STATE, dict::NO_STATE_MAINTAINED);
+        }
+        out.extend_from_slice(&self.origin);
+        if !why.is_empty() {
+            codec::put(out, avp::ERROR_MESSAGE, why.as_bytes());
+        }
+        if let Some(failed) = failed {
+            failed.put(out);
+        }
+        for proxy in readable().filter(|a| a.is(avp::PROXY_INFO)) {
+            codec::put_raw(out, proxy.raw);
+        }
+        codec::finish(out, start);
+    }
+
+    /// Answers a CER. `Ok(peer index)` when the peer is admitted (CEA 2001 written);
+    /// otherwise the refusal, its CEA written, and the connection must close.
+    pub(super) fn answer_cer(
+        &self,
+        out: &mut Vec<u8>,
+        request: &Message<'_>,
+        remote: IpAddr,
+        local: IpAddr,
+    ) -> Result<usize, super::metrics::Refusal> {
+        use super::metrics::Refusal;
+        let mut origin_host: &[u8] = &[];
+        let mut origin_realm: &[u8] = &[];
+        let mut s13 = false;
+        for a in request.avps() {
+            let a = match a {
+                Ok(a) => a,
+                Err(e) => {
+                    self.cea(
+                        out,
+                        request,
+                        local,
+                        e.result_code(),
+                        "malformed AVP",
+                        Some(Failed::top(Offender::Malformed(e))),
+                    );
+                    return Err(Refusal::NoCapabilitiesExchange);
+                }
+            };
+            if a.is(avp::ORIGIN_HOST) {
+                origin_host = a.data;
+            } else if a.is(avp::ORIGIN_REALM) {
+                origin_realm = a.data;
+            } else if a.is(avp::AUTH_APPLICATION_ID) {
+                s13 |= serves_s13(&a);
+            } else if a.is(avp::VENDOR_SPECIFIC_APPLICATION_ID) {
+                s13 |= a
+                    .group()
+                    .map_while(Result::ok)
+                    .any(|inner| inner.is(avp::AUTH_APPLICATION_ID) && serves_s13(&inner));
+            }
+        }
+        let Some(peer) = self.settings.peers.find(origin_host, origin_realm, remote) else {
+            let why = format!(
+                "Origin-Host {:?} of realm {:?} is not in this EIR's peer table",
+                String::from_utf8_lossy(&origin_host[..origin_host.len().min(255)]),
+                String::from_utf8_lossy(&origin_realm[..origin_realm.len().min(255)]),
+            );
+            self.cea(out, request, local, result::UNKNOWN_PEER, &why, None);
+            return Err(Refusal::UnknownPeer);
+        };
+        if !s13 {
+            self.cea(
+                out,
+                request,
+                local,
+                result::NO_COMMON_APPLICATION,
+                "this EIR serves S13 (Auth-Application-Id 16777252, vendor 10415) only",
+                None,
+            );
+            return Err(Refusal::NoCommonApplication);
+        }
+        self.cea(out, request, local, result::SUCCESS, "", None);
+        Ok(peer)
+    }
+
+    /// A CEA with `code`: this node's identity and its one application.
+    pub(super) fn cea(
+        &self,
+        out: &mut Vec<u8>,
+        request: &Message<'_>,
+        local: IpAddr,
+        code: u32,
+        why: &str,
+        failed: Option<Failed<'_>>,
+    ) {
+        if code != result::SUCCESS {
+            self.stats.error(code);
+        }
+        let start = self.begin_answer(out, &request.header, result::is_protocol_error(code));
+        codec::put_u32(out, avp::RESULT_CODE, code);
+        out.extend_from_slice(&self.origin);
+        codec::put_address(out, avp::HOST_IP_ADDRESS, local);
+        codec::put_u32(out, avp::VENDOR_ID, 0);
+        codec::put(
+            out,
+            avp::PRODUCT_NAME,
+            self.settings.product_name.as_bytes(),
+        );
+        codec::put_u32(out, avp::ORIGIN_STATE_ID, self.state_id);
+        codec::put_u32(out, avp::SUPPORTED_VENDOR_ID, dict::VENDOR_3GPP);
+        self.put_application(out);
+        codec::put_u32(out, avp::FIRMWARE_REVISION, 1);
+        if !why.is_empty() {
+            codec::put(out, avp::ERROR_MESSAGE, why.as_bytes());
+        }
+        if let Some(failed) = failed {
+            failed.put(out);
+        }
+        codec::finish(out, start);
+    }
+
+    /// Vendor-Specific-Application-Id {Vendor-Id 10415, Auth-Application-Id 16777252}.
+    pub(super) fn put_application(&self, out: &mut Vec<u8>) {
+        let group = codec::begin_group(out, avp::VENDOR_SPECIFIC_APPLICATION_ID);
+        codec::put_u32(out, avp::VENDOR_ID, dict::VENDOR_3GPP);
+        codec::put_u32(out, avp::AUTH_APPLICATION_ID, dict::S13_APPLICATION);
+        codec::finish_group(out, group);
+    }
+
+    /// Handles one message on a connection whose capabilities were exchanged, writing its
+    /// answer (if it is a request) to `out`.
+    pub(super) fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>) -> Next {
+        let header = message.header;
+        if !header.is_request() {
+            return match header.command {
+                command::DEVICE_WATCHDOG => Next::WatchdogAnswered,
+                command::DISCONNECT_PEER => Next::Close,
+                // an answer to nothing this node asked: dropped, as RFC 6733 §6.2.1 says
+                _ => Next::Serve,
+            };
+        }
+        if message.has_invalid_header_bits() {
+            self.refuse(
+                out,
+                message,
+                result::INVALID_HDR_BITS,
+                "a request must not have the E bit",
+                None,
+            );
+            return Next::Serve;
+        }
+        match (header.command, header.application) {
+            (command::ME_IDENTITY_CHECK, dict::S13_APPLICATION) => {
+                self.answer_ecr(out, message);
+                Next::Serve
+            }
+            (command::ME_IDENTITY_CHECK, _) => {
+                self.refuse(
+                    out,
+                    message,
+                    result::APPLICATION_UNSUPPORTED,
+                    "ME-Identity-Check is served for application 16777252 (S13) only",
+                    None,
+                );
+                Next::Serve
+            }
+            (command::DEVICE_WATCHDOG, _) => {
+                if self.check_base(out, message, &[avp::ORIGIN_STATE_ID]) {
+                    self.base_answer(out, &header);
+                }
+                Next::WatchdogReceived
+            }
+            (command::DISCONNECT_PEER, _) => {
+                if self.check_base(out, message, &[avp::DISCONNECT_CAUSE]) {
+                    self.base_answer(out, &header);
+                    return Next::Disconnecting;
+                }
+                Next::Serve
+            }
+            (command::CAPABILITIES_EXCHANGE, _) => {
+                self.refuse(
+                    out,
+                    message,
+                    result::UNABLE_TO_COMPLY,
+                    "capabilities were already exchanged on this connection",
+                    None,
+                );
+                Next::Serve
+            }
+            _ => {
+                self.refuse(
+                    out,
+                    message,
+                    result::COMMAND_UNSUPPORTED,
+                    "this EIR serves CER, DWR, DPR and S13's ECR only",
+                    None,
+                );
+                Next::Serve
+            }
+        }
+    }
+
+    /// Checks a DWR's or DPR's AVPs: well formed, and none it does not know with the M bit.
+    /// Refuses the request and returns false otherwise.
+    fn check_base(&self, out: &mut Vec<u8>, message: &Message<'_>, own: &[AvpDef]) -> bool {
+        let known = |a: &Avp<'_>| {
+            a.is(avp::ORIGIN_HOST) || a.is(avp::ORIGIN_REALM) || own.iter().any(|d| a.is(*d))
+        };
+        for a in message.avps() {
+            match a {
+                Err(e) => {
+                    let code = e.result_code();
+                    self.refuse(
+                        out,
+                        message,
+                        code,
+                        "malformed AVP",
+                        Some(Failed::top(Offender::Malformed(e))),
+                    );
+                    return false;
+                }
+                Ok(a) if a.is_mandatory() && !known(&a) => {
+                    self.refuse(
+                        out,
+                        message,
+                        result::AVP_UNSUPPORTED,
+                        "an AVP with the M bit this command does not define",
+                        Some(Failed::top(Offender::Avp(a.raw))),
+                    );
+                    return false;
+                }
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+
+    /// A DWA or DPA: success, this node's identity.
+    fn base_answer(&self, out: &mut Vec<u8>, request: &Header) {
+        let start = self.begin_answer(out, request, false);
+        codec::put_u32(out, avp::RESULT_CODE, result::SUCCESS);
+        out.extend_from_slice(&self.origin);
+        codec::put_u32(out, avp::ORIGIN_STATE_ID, self.state_id);
+        codec::finish(out, start);
+    }
+
+    /// A DWR of this node's own.
+    pub(super) fn watchdog_request(&self, out: &mut Vec<u8>) {
+        let start = codec::begin(
+            out,
+            flags::REQUEST,
+            command::DEVICE_WATCHDOG,
+            dict::BASE_APPLICATION,
+            self.next_id(),
+            self.next_id(),
+        );
+        out.extend_from_slice(&self.origin);
+        codec::put_u32(out, avp::ORIGIN_STATE_ID, self.state_id);
+        codec::finish(out, start);
+    }
+
+    /// A DPR of this node's own: it is shutting down.
+    pub(super) fn disconnect_request(&self, out: &mut Vec<u8>) {
+        let start = codec::begin(
+            out,
+            flags::REQUEST,
+            command::DISCONNECT_PEER,
+            dict::BASE_APPLICATION,
+            self.next_id(),
+            self.next_id(),
+        );
+        out.extend_from_slice(&self.origin);
+        codec::put_u32(
+            out,
+            avp::DISCONNECT_CAUSE,
+            dict::disconnect_cause::REBOOTING,
+        );
+        codec::finish(out, start);
+    }
+}
+
+fn serves_s13(a: &Avp<'_>) -> bool {
+    matches!(a.u32(), Ok(dict::S13_APPLICATION | dict::RELAY_APPLICATION))
+}

@@ -1,0 +1,303 @@
+//! One peer connection: the capabilities exchange that admits it (RFC 6733 §5.3), then
+//! requests answered as they arrive (many outstanding at once: every complete message in a
+//! read is answered, and the answers go out in one write), watchdogs both ways (RFC 3539), and
+//! disconnection (RFC 6733 §5.4) when the peer asks or this node shuts down.
+//!
+//! A connection never hangs: the CER must come within [`CER_TIMEOUT`]; an open connection
+//! silent for the watchdog interval gets a DWR and is closed if the next interval passes
+//! without a word; a write that the peer does not read within the interval closes it; a
+//! message that cannot be framed is answered (when its header can be read) and closes it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::base::Next;
+use super::codec::{self, FrameError, Message};
+use super::dict::command;
+use super::metrics::Refusal;
+use super::{CER_TIMEOUT, MAX_MESSAGE_BYTES, Node};
+
+/// Bytes asked of the socket per read: many pipelined ECRs (about 200 bytes each) at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long a refused peer gets to read its CEA before the connection is closed.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// How long a peer that sent a DPR (and got its DPA) has to close the connection itself.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves one accepted connection until it closes.
+pub(super) async fn serve(
+    node: Arc<Node>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let local = stream
+        .local_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Vec::with_capacity(READ_CHUNK);
+    let (ticket, evicted) = node.admit_silent();
+    let admitted = tokio::select! {
+        admitted = exchange_capabilities(&node, &mut stream, &mut buf, &mut out, remote.ip(), local) => admitted,
+        () = evicted.notified() => Err(Refusal::Evicted),
+        () = tokio::time::sleep(CER_TIMEOUT) => Err(Refusal::NoCapabilitiesExchange),
+        _ = stopping.changed() => Err(Refusal::NoCapabilitiesExchange),
+    };
+    node.forget_silent(ticket);
+    let peer = match admitted {
+        Ok(peer) => peer,
+        Err(refusal) => {
+            node.stats.refused(refusal);
+            if !out.is_empty() {
+                // let the peer read why before the connection goes
+                let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+                    stream.write_all(&out).await?;
+                    stream.shutdown().await?;
+                    let mut sink = [0u8; 512];
+                    while stream.read(&mut sink).await? > 0 {}
+                    std::io::Result::Ok(())
+                })
+                .await;
+            }
+            return;
+        }
+    };
+    let Ok(permit) = Arc::clone(&node.open).try_acquire_owned() else {
+        node.stats.refused(Refusal::TooBusy);
+        return;
+    };
+    let host = &node.settings.peers.peers()[peer].origin_host;
+    tracing::info!(peer = %host, %remote, "Diameter peer connected");
+    node.stats.connection(peer, 1);
+    let ended = Open {
+        node: &node,
+        peer,
+        stream: &mut stream,
+        buf,
+        out,
+    }
+    .serve(&mut stopping)
+    .await;
+    node.stats.connection(peer, -1);
+    drop(permit);
+    tracing::info!(peer = %host, %remote, reason = ended, "Diameter peer disconnected");
+}
+
+/// Reads the first message; admits the connection if it is a CER from a peer in the table.
+/// The CEA (success or refusal) is left in `out`; on success it is also written.
+async fn exchange_capabilities(
+    node: &Node,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    remote: IpAddr,
+    local: IpAddr,
+) -> Result<usize, Refusal> {
+    let length = loop {
+        match codec::frame(buf, MAX_MESSAGE_BYTES) {
+            Ok(Some(length)) if buf.len() >= length => break length,
+            Ok(_) => {}
+            Err(_) => return Err(Refusal::NoCapabilitiesExchange),
+        }
+        buf.reserve(1024);
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(Refusal::NoCapabilitiesExchange),
+            Ok(_) => {}
+        }
+    };
+    let message = Message::new(&buf[..length]).expect("framed");
+    let header = message.header;
+    if header.command != command::CAPABILITIES_EXCHANGE || !header.is_request() {
+        // RFC 6733 §5.6: nothing but a CER is answered before the exchange
+        return Err(Refusal::NoCapabilitiesExchange);
+    }
+    let peer = node.answer_cer(out, &message, remote, local)?;
+    buf.advance(length);
+    stream
+        .write_all(out)
+        .await
+        .map_err(|_| Refusal::NoCapabilitiesExchange)?;
+    out.clear();
+    Ok(peer)
+}
+
+/// An admitted connection.
+struct Open<'a> {
+    node: &'a Node,
+    peer: usize,
+    stream: &'a mut TcpStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+}
+
+/// Where the connection stands in its watchdog and disconnection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Serving; `dwr_sent` when this node's DWR awaits an answer.
+    Serving { dwr_sent: bool },
+    /// This node sent a DPR (shutting down) and serves until the DPA.
+    Disconnecting,
+    /// The peer sent a DPR and was answered; it closes the connection.
+    Released,
+}
+
+impl Open<'_> {
+    /// Serves until the connection ends; returns why, for the log.
+    async fn serve(mut self, stopping: &mut watch::Receiver<bool>) -> &'static str {
+        let watchdog = self.node.settings.watchdog;
+        let mut phase = Phase::Serving { dwr_sent: false };
+        let mut last_heard = Instant::now();
+        let timer = tokio::time::sleep(watchdog);
+        tokio::pin!(timer);
+        // the buffered tail of a message cut by the read boundary
+        if !self.buf.is_empty() {
+            if let Err(why) = self.answer_buffered(&mut phase) {
+                return why;
+            }
+            if let Err(why) = self.flush(watchdog).await {
+                return why;
+            }
+        }
+        loop {
+            if *stopping.borrow() && matches!(phase, Phase::Serving { .. }) {
+                // shutting down: ask the peer to disconnect, and serve until it agrees
+                self.node.disconnect_request(&mut self.out);
+                phase = Phase::Disconnecting;
+                timer
+                    .as_mut()
+                    .reset((Instant::now() + self.node.shutdown_grace).into());
+                if let Err(why) = self.flush(watchdog).await {
+                    return why;
+                }
+            }
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.buf) => {
+                    match read {
+                        Ok(0) => return "closed by the peer",
+                        Err(_) => return "connection lost",
+                        Ok(_) => {}
+                    }
+                    last_heard = Instant::now();
+                    if let Phase::Serving { dwr_sent: true } = phase {
+                        // RFC 3539: any message from the peer shows it is alive
+                        phase = Phase::Serving { dwr_sent: false };
+                    }
+                    let was = phase;
+                    let answered = self.answer_buffered(&mut phase);
+                    if let Err(why) = self.flush(watchdog).await {
+                        return why;
+                    }
+                    if let Err(why) = answered {
+                        return why;
+                    }
+                    if phase == Phase::Released && was != Phase::Released {
+                        timer.as_mut().reset((Instant::now() + RELEASE_WAIT).into());
+                    }
+                    if self.buf.capacity() - self.buf.len() < 4096 {
+                        self.buf.reserve(READ_CHUNK);
+                    }
+                }
+                () = &mut timer => {
+                    match phase {
+                        Phase::Disconnecting => return "no DPA within the shutdown grace",
+                        Phase::Released => return "the peer did not close after its DPR",
+                        Phase::Serving { dwr_sent } => {
+                            let quiet = last_heard.elapsed();
+                            if quiet < watchdog {
+                                timer.as_mut().reset((last_heard + watchdog).into());
+                            } else if dwr_sent {
+                                return "no answer to the watchdog";
+                            } else {
+                                self.node.watchdog_request(&mut self.out);
+                                phase = Phase::Serving { dwr_sent: true };
+                                timer.as_mut().reset((Instant::now() + watchdog).into());
+                                if let Err(why) = self.flush(watchdog).await {
+                                    return why;
+                                }
+                            }
+                        }
+                    }
+                }
+                // the loop's head sends the DPR
+                changed = stopping.changed(), if matches!(phase, Phase::Serving { .. }) => {
+                    if changed.is_err() {
+                        return "the listener stopped";
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers every whole message in the buffer. `Err(why)` when the connection must close
+    /// after what was written (a message that cannot be framed, or the peer's DPA).
+    fn answer_buffered(&mut self, phase: &mut Phase) -> Result<(), &'static str> {
+        let mut at = 0;
+        let result = loop {
+            let rest = &self.buf[at..];
+            let length = match codec::frame(rest, MAX_MESSAGE_BYTES) {
+                Ok(Some(length)) if rest.len() >= length => length,
+                Ok(_) => break Ok(()),
+                Err(error) => {
+                    refuse_unframed(self.node, &mut self.out, rest, error);
+                    break Err("a message that cannot be framed");
+                }
+            };
+            let message = Message::new(&rest[..length]).expect("framed");
+            at += length;
+            match self.node.handle(&mut self.out, &message) {
+                Next::Serve => {}
+                Next::WatchdogAnswered | Next::WatchdogReceived => {
+                    self.node
+                        .stats
+                        .watchdog(self.peer, crate::registry::now_unix());
+                }
+                Next::Disconnecting => {
+                    *phase = Phase::Released;
+                }
+                Next::Close => {
+                    if *phase == Phase::Disconnecting {
+                        break Err("disconnected (DPR answered)");
+                    }
+                }
+            }
+        };
+        self.buf.advance(at);
+        result
+    }
+
+    /// Writes what is queued. A peer that reads nothing for the watchdog interval is closed.
+    async fn flush(&mut self, limit: Duration) -> Result<(), &'static str> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = tokio::time::timeout(limit, self.stream.write_all(&self.out)).await;
+        self.out.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("connection lost"),
+            Err(_) => Err("the peer read nothing for a watchdog interval"),
+        }
+    }
+}
+
+/// Answers a message whose length cannot be trusted, if its header arrived whole: the stream
+/// cannot be read past it, so the connection closes after this answer.
+fn refuse_unframed(node: &Node, out: &mut Vec<u8>, rest: &[u8], error: FrameError) {
+    let Some(header) = codec::Header::read(rest) else {
+        return;
+    };
+    if !header.is_request() {
+        return;
+    }
+    let message = Message { header, body: &[] };
+    node.refuse(out, &message, error.result_code(), &error.to_string(), None);
+}

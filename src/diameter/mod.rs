@@ -1,0 +1,259 @@
+//! The 4G EIR interface: Diameter S13 (3GPP TS 29.272 §5.2.5, ME-Identity-Check) over the
+//! Diameter base protocol (RFC 6733), beside the HTTP listener and answering from the same
+//! registry with the same decision ([`Registry::check`]).
+//!
+//! - `codec.rs`: the wire format (framing, AVPs), pure and fuzzed.
+//! - `dict.rs`: the commands, AVPs and result codes spoken here.
+//! - `peers.rs`: the peer table that authorises nodes (Diameter has no bearer token).
+//! - `base.rs`: the base protocol's messages (capabilities exchange, watchdog, disconnect) and
+//!   error answers.
+//! - `s13.rs`: ME-Identity-Check-Request → Answer.
+//! - `connection.rs`: one peer connection's life (RFC 6733 §5.6's responder side, RFC 3539's
+//!   watchdog), with many requests outstanding at once.
+//! - `metrics.rs`: peer state and refusals.
+//!
+//! # Who may connect, and what the worst caller can do
+//! Anyone who can reach `diameter.listen` may open a TCP connection. A connection from an
+//! address no peer table entry admits is closed before it is read. Otherwise the first message
+//! must be a CER, within [`CER_TIMEOUT`], naming a peer in the table; anything else closes the
+//! connection unanswered, and a CER from an unknown peer gets CEA 3010 and is closed. Until that
+//! exchange, a connection costs one task and its buffer (at most one message of
+//! [`MAX_MESSAGE_BYTES`]); at most [`MAX_SILENT`] such connections are kept, and each new one
+//! beyond evicts the oldest, so an anonymous client on 10,000 connections cannot keep a real
+//! MME (whose CER arrives within milliseconds) from connecting. Peers that have exchanged
+//! capabilities are trusted operators' nodes; they may hold at most
+//! `diameter.max_connections` connections between them and may send as many checks as the
+//! server answers. Nothing a peer sends is logged with an IMEI or IMSI in it.
+
+pub mod codec;
+mod connection;
+pub mod dict;
+pub mod metrics;
+pub mod peers;
+
+mod base;
+mod s13;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use metrics::{DiameterMetrics, Refusal};
+use peers::PeerTable;
+
+/// Largest message accepted. An ECR is about 200 bytes and a CER a few hundred; a larger
+/// message is refused (5015) and its connection closed, so no peer makes a connection buffer
+/// more than this.
+pub const MAX_MESSAGE_BYTES: usize = 65_536;
+
+/// How long a new connection has to send its CER.
+pub const CER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections kept while they have not completed a capabilities exchange; a new connection
+/// beyond this evicts the oldest.
+pub const MAX_SILENT: usize = 64;
+
+/// The Diameter listener's settings (`[diameter]` in the configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Where to listen; `None` disables Diameter.
+    pub listen: Option<SocketAddr>,
+    /// This node's Origin-Host.
+    pub origin_host: String,
+    /// This node's Origin-Realm: ECRs must be addressed to it.
+    pub origin_realm: String,
+    /// Product-Name in the CEA.
+    pub product_name: String,
+    /// Silence on a connection after which a DWR is sent, and after which an unanswered DWR
+    /// closes it (RFC 3539's Tw).
+    pub watchdog: Duration,
+    /// Connections of peers (capabilities exchanged) served at once.
+    pub max_connections: usize,
+    /// Who may connect.
+    pub peers: PeerTable,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 3868))),
+            origin_host: "eir.imeidb.localdomain".into(),
+            origin_realm: "imeidb.localdomain".into(),
+            product_name: "imeidb".into(),
+            watchdog: Duration::from_secs(30),
+            max_connections: 256,
+            peers: PeerTable::default(),
+        }
+    }
+}
+
+/// This Diameter node: its identity, the registry it answers from, and what its connections
+/// share. Built once by [`Node::new`].
+pub struct Node {
+    settings: Settings,
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    stats: DiameterMetrics,
+    /// Origin-Host and Origin-Realm, encoded once: every message carries them.
+    origin: Vec<u8>,
+    /// The ECA after its Session-Id, for each answer, encoded once.
+    answers: s13::Answers,
+    /// Origin-State-Id: the start time, so peers see a restart.
+    state_id: u32,
+    /// Hop-by-Hop and End-to-End identifiers of the requests this node sends.
+    next_id: AtomicU32,
+    /// How long a connection waits for the DPA of its DPR at shutdown.
+    shutdown_grace: Duration,
+    /// Peer connections served at once (`max_connections`).
+    open: Arc<Semaphore>,
+    /// Connections that have not exchanged capabilities yet, oldest first, each with the
+    /// notification that evicts it.
+    silent: Mutex<std::collections::VecDeque<(u64, Arc<Notify>)>>,
+    next_silent: AtomicU32,
+}
+
+impl Node {
+    /// The node for `settings`, answering from `registry` and counting in `metrics`.
+    pub fn new(
+        settings: Settings,
+        registry: Registry,
+        metrics: Arc<Metrics>,
+        shutdown_grace: Duration,
+    ) -> Node {
+        let stats = DiameterMetrics::new(&metrics, &settings.peers);
+        let mut origin = Vec::new();
+        codec::put(
+            &mut origin,
+            dict::avp::ORIGIN_HOST,
+            settings.origin_host.as_bytes(),
+        );
+        codec::put(
+            &mut origin,
+            dict::avp::ORIGIN_REALM,
+            settings.origin_realm.as_bytes(),
+        );
+        let now = crate::registry::now_unix();
+        Node {
+            answers: s13::Answers::new(&origin),
+            open: Arc::new(Semaphore::new(settings.max_connections)),
+            settings,
+            registry,
+            metrics,
+            stats,
+            origin,
+            state_id: now as u32,
+            // RFC 6733 §3: End-to-End identifiers start from the time, so they do not repeat
+            // across restarts
+            next_id: AtomicU32::new((now as u32) << 20),
+            shutdown_grace,
+            silent: Mutex::new(std::collections::VecDeque::new()),
+            next_silent: AtomicU32::new(0),
+        }
+    }
+
+    /// A fresh identifier for a request this node sends.
+    fn next_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records a new silent connection, evicting the oldest beyond [`MAX_SILENT`]. Returns its
+    /// ticket and the notification that evicts it.
+    fn admit_silent(&self) -> (u64, Arc<Notify>) {
+        let ticket = u64::from(self.next_silent.fetch_add(1, Ordering::Relaxed));
+        let notify = Arc::new(Notify::new());
+        let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
+        while silent.len() >= MAX_SILENT {
+            if let Some((_, oldest)) = silent.pop_front() {
+                oldest.notify_one();
+            }
+        }
+        silent.push_back((ticket, Arc::clone(&notify)));
+        (ticket, notify)
+    }
+
+    /// Forgets a silent connection (it exchanged capabilities, or closed).
+    fn forget_silent(&self, ticket: u64) {
+        let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = silent.iter().position(|(t, _)| *t == ticket) {
+            silent.remove(i);
+        }
+    }
+}
+
+/// Serves Diameter on `listener` until `shutdown` completes; then stops accepting, sends each
+/// peer a DPR (Disconnect-Cause REBOOTING), keeps answering until its DPA or the node's
+/// shutdown grace, and returns once every connection is closed.
+///
+/// # Errors
+/// None today: accept errors are logged and retried.
+pub async fn run(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff = Duration::from_millis(5);
+                    accepted
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "Diameter accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+            // reap finished connections so the set does not grow
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        if !node.settings.peers.admits_address(remote.ip()) {
+            node.stats.refused(Refusal::Address);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let node = Arc::clone(&node);
+        let stopping = stopping.clone();
+        tasks.spawn(async move {
+            connection::serve(node, stream, remote, stopping).await;
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let deadline = node.shutdown_grace + Duration::from_secs(1);
+    if tokio::time::timeout(deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            open = tasks.len(),
+            "Diameter shutdown grace over; closing the remaining connections"
+        );
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+/// A Diameter listener on `addr` (address reuse on).
+///
+/// # Errors
+/// The socket's errors (the address is in use, not ours, malformed).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    crate::server::listen(addr)
+}

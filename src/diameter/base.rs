@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 
 use super::Node;
-use super::codec::{self, Avp, AvpDef, AvpError, Header, Message, flags};
+use super::codec::{self, Avp, AvpDef, AvpError, FrameError, Header, Message, flags};
 use super::dict::{self, avp, command, result};
 
 /// The AVP a Failed-AVP names.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Offender<'a> {
-    /// An AVP as received (header and data).
-    Avp(&'a [u8]),
+    /// An AVP as received.
+    Avp(Avp<'a>),
     /// An AVP that could not be read.
     Malformed(AvpError<'a>),
     /// An AVP that should have been there.
@@ -44,8 +44,8 @@ impl<'a> Failed<'a> {
         let failed = codec::begin_group(out, avp::FAILED_AVP);
         let group = self.group.map(|g| codec::begin_group(out, g));
         match self.offender {
-            Offender::Avp(raw) => codec::put_raw(out, raw),
-            Offender::Malformed(error) => error.put_offender(out),
+            Offender::Avp(a) => put_echo(out, &a),
+            Offender::Malformed(error) => error.put_offender(out, dict::is_grouped),
             Offender::Missing(def) => codec::put(out, def, &[]),
         }
         if let Some(group) = group {
@@ -57,7 +57,7 @@ impl<'a> Failed<'a> {
 
 /// How a connection goes on after a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Next {
+pub enum Next {
     /// Keep serving.
     Serve,
     /// The peer answered this node's DWR.
@@ -118,14 +118,17 @@ impl Node {
             failed.put(out);
         }
         for proxy in readable().filter(|a| a.is(avp::PROXY_INFO)) {
-            codec::put_raw(out, proxy.raw);
+            put_echo(out, &proxy);
         }
         codec::finish(out, start);
     }
 
     /// Answers a CER. `Ok(peer index)` when the peer is admitted (CEA 2001 written);
     /// otherwise the refusal, its CEA written, and the connection must close.
-    pub(super) fn answer_cer(
+    ///
+    /// # Errors
+    /// Why the peer is refused: unknown, no common application, or a malformed CER.
+    pub fn answer_cer(
         &self,
         out: &mut Vec<u8>,
         request: &Message<'_>,
@@ -232,9 +235,22 @@ impl Node {
         codec::finish_group(out, group);
     }
 
+    /// Answers a message whose length cannot be trusted, if its header arrived whole (the
+    /// stream cannot be read past it: the connection closes after this answer).
+    pub fn refuse_unframed(&self, out: &mut Vec<u8>, rest: &[u8], error: FrameError) {
+        let Some(header) = Header::read(rest) else {
+            return;
+        };
+        if !header.is_request() {
+            return;
+        }
+        let message = Message { header, body: &[] };
+        self.refuse(out, &message, error.result_code(), &error.to_string(), None);
+    }
+
     /// Handles one message on a connection whose capabilities were exchanged, writing its
     /// answer (if it is a request) to `out`.
-    pub(super) fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>) -> Next {
+    pub fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>) -> Next {
         let header = message.header;
         if !header.is_request() {
             return match header.command {
@@ -330,7 +346,7 @@ impl Node {
                         message,
                         result::AVP_UNSUPPORTED,
                         "an AVP with the M bit this command does not define",
-                        Some(Failed::top(Offender::Avp(a.raw))),
+                        Some(Failed::top(Offender::Avp(a))),
                     );
                     return false;
                 }
@@ -381,6 +397,17 @@ impl Node {
             dict::disconnect_cause::REBOOTING,
         );
         codec::finish(out, start);
+    }
+}
+
+/// Copies a received AVP into an answer: as it came when it is well formed down to the AVPs
+/// its groups hold, else its header alone (RFC 6733 §7.5 allows a Failed-AVP that only names
+/// the AVP), so that no answer repeats bytes a peer could not read.
+pub(super) fn put_echo(out: &mut Vec<u8>, a: &Avp<'_>) {
+    if a.is_well_formed(dict::is_grouped) {
+        codec::put_raw(out, a.raw);
+    } else {
+        a.put_header(out);
     }
 }
 

@@ -194,6 +194,23 @@ impl<'a> Avp<'a> {
     pub fn group(&self) -> Avps<'a> {
         Avps::new(self.data)
     }
+
+    /// Whether the AVPs inside it, and inside those, can all be read, for the groups
+    /// `is_grouped` names (an AVP that is not a group is well formed once read).
+    pub fn is_well_formed(&self, is_grouped: impl Fn(&Avp<'_>) -> bool + Copy) -> bool {
+        !is_grouped(self) || walk(self.group(), is_grouped, 1).is_ok()
+    }
+
+    /// Writes its header alone, with the length of a header: an AVP named, not repeated.
+    pub fn put_header(&self, out: &mut Vec<u8>) {
+        let header = if self.vendor != 0 { 12 } else { 8 };
+        out.extend_from_slice(&self.raw[..4]);
+        out.push(self.flags & !avp_flags::RESERVED);
+        out.extend_from_slice(&(header as u32).to_be_bytes()[1..]);
+        if self.vendor != 0 {
+            out.extend_from_slice(&self.vendor.to_be_bytes());
+        }
+    }
 }
 
 /// What is wrong with an AVP.
@@ -225,16 +242,42 @@ impl AvpError<'_> {
         }
     }
 
-    /// Writes the offending AVP as RFC 6733 §7.1.5 asks for a Failed-AVP: the AVP itself for a
-    /// flag error; for a length error its header (completed with zeros if it was cut short)
-    /// with an empty payload, since its length cannot be trusted.
-    pub fn put_offender(&self, out: &mut Vec<u8>) {
+    /// Writes the offending AVP as RFC 6733 §7.1.5 asks for a Failed-AVP: for a flag error the
+    /// AVP itself, its reserved bits cleared so that the answer is readable (the code names
+    /// it, and its header alone if it is one of the groups `is_grouped` names and what it
+    /// holds cannot be read); for a length error its header (completed with zeros if it was
+    /// cut short, reserved bits cleared) with an empty payload, since its length cannot be
+    /// trusted.
+    pub fn put_offender(&self, out: &mut Vec<u8>, is_grouped: impl Fn(&Avp<'_>) -> bool + Copy) {
         match self.kind {
-            AvpErrorKind::Bits => put_raw(out, self.avp),
+            AvpErrorKind::Bits => {
+                // a flag error is found only on an AVP whose length was read whole
+                let flags = self.avp[4] & !avp_flags::RESERVED;
+                let (vendor, header) = if flags & avp_flags::VENDOR != 0 {
+                    (be32(&self.avp[8..12]), 12)
+                } else {
+                    (0, 8)
+                };
+                let avp = Avp {
+                    code: be32(&self.avp[..4]),
+                    flags,
+                    vendor,
+                    data: &self.avp[header..],
+                    raw: self.avp,
+                };
+                if avp.is_well_formed(is_grouped) {
+                    let flags_at = out.len() + 4;
+                    put_raw(out, self.avp);
+                    out[flags_at] = flags;
+                } else {
+                    avp.put_header(out);
+                }
+            }
             AvpErrorKind::Length => {
                 let mut header = [0u8; 12];
                 let n = self.avp.len().min(12);
                 header[..n].copy_from_slice(&self.avp[..n]);
+                header[4] &= !avp_flags::RESERVED;
                 let len = if header[4] & avp_flags::VENDOR != 0 {
                     12
                 } else {
@@ -354,23 +397,25 @@ impl<'a> Message<'a> {
         &self,
         is_grouped: impl Fn(&Avp<'_>) -> bool + Copy,
     ) -> Result<(), AvpError<'a>> {
-        fn walk<'a>(
-            avps: Avps<'a>,
-            is_grouped: impl Fn(&Avp<'_>) -> bool + Copy,
-            depth: u8,
-        ) -> Result<(), AvpError<'a>> {
-            for avp in avps {
-                let avp = avp?;
-                // nesting is bounded by the message size anyway; the depth bound keeps the
-                // recursion's stack small whatever a peer sends
-                if depth < 8 && is_grouped(&avp) {
-                    walk(avp.group(), is_grouped, depth + 1)?;
-                }
-            }
-            Ok(())
-        }
         walk(self.avps(), is_grouped, 0)
     }
+}
+
+/// Reads every AVP of `avps`, descending into the groups `is_grouped` names.
+fn walk<'a>(
+    avps: Avps<'a>,
+    is_grouped: impl Fn(&Avp<'_>) -> bool + Copy,
+    depth: u8,
+) -> Result<(), AvpError<'a>> {
+    for avp in avps {
+        let avp = avp?;
+        // nesting is bounded by the message size anyway; the depth bound keeps the recursion's
+        // stack small whatever a peer sends
+        if depth < 8 && is_grouped(&avp) {
+            walk(avp.group(), is_grouped, depth + 1)?;
+        }
+    }
+    Ok(())
 }
 
 /// An AVP's identity and the flags this node sends it with.
@@ -700,14 +745,14 @@ mod tests {
         let err = Avps::new(&short).next().unwrap().unwrap_err();
         assert_eq!(err.result_code(), 5014);
         let mut failed = Vec::new();
-        err.put_offender(&mut failed);
+        err.put_offender(&mut failed, |_| false);
         assert_eq!(failed, [0, 0, 1, 7, 0x40, 0, 0, 8]);
         // runs past its container, vendor AVP: the offender keeps its vendor
         let long = [0, 0, 5, 0x7a, 0xc0, 0, 0, 40, 0, 0, 0x28, 0xaf, 1, 2];
         let err = Avps::new(&long).next().unwrap().unwrap_err();
         assert_eq!(err.kind, AvpErrorKind::Length);
         let mut failed = Vec::new();
-        err.put_offender(&mut failed);
+        err.put_offender(&mut failed, |_| false);
         assert_eq!(failed, [0, 0, 5, 0x7a, 0xc0, 0, 0, 12, 0, 0, 0x28, 0xaf]);
         // padding missing at the end
         let unpadded = [0, 0, 1, 7, 0x40, 0, 0, 9, b'x'];
@@ -720,8 +765,8 @@ mod tests {
         let err = Avps::new(&bits).next().unwrap().unwrap_err();
         assert_eq!((err.kind, err.result_code()), (AvpErrorKind::Bits, 3009));
         let mut failed = Vec::new();
-        err.put_offender(&mut failed);
-        assert_eq!(failed, bits);
+        err.put_offender(&mut failed, |_| false);
+        assert_eq!(failed, [0, 0, 1, 7, 0x40, 0, 0, 12, 1, 2, 3, 4]);
         // a Unsigned32 of the wrong size
         let wrong = [0, 0, 1, 12, 0x40, 0, 0, 10, 1, 2, 0, 0];
         let avp = Avps::new(&wrong).next().unwrap().unwrap();

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::base::Next;
-use super::codec::{self, FrameError, Message};
+use super::codec::{self, Message};
 use super::dict::command;
 use super::metrics::Refusal;
 use super::{CER_TIMEOUT, MAX_MESSAGE_BYTES, Node};
@@ -247,7 +247,7 @@ impl Open<'_> {
                 Ok(Some(length)) if rest.len() >= length => length,
                 Ok(_) => break Ok(()),
                 Err(error) => {
-                    refuse_unframed(self.node, &mut self.out, rest, error);
+                    self.node.refuse_unframed(&mut self.out, rest, error);
                     break Err("a message that cannot be framed");
                 }
             };
@@ -287,17 +287,4 @@ impl Open<'_> {
             Err(_) => Err("the peer read nothing for a watchdog interval"),
         }
     }
-}
-
-/// Answers a message whose length cannot be trusted, if its header arrived whole: the stream
-/// cannot be read past it, so the connection closes after this answer.
-fn refuse_unframed(node: &Node, out: &mut Vec<u8>, rest: &[u8], error: FrameError) {
-    let Some(header) = codec::Header::read(rest) else {
-        return;
-    };
-    if !header.is_request() {
-        return;
-    }
-    let message = Message { header, body: &[] };
-    node.refuse(out, &message, error.result_code(), &error.to_string(), None);
 }

@@ -2,7 +2,7 @@
 //! (RFC 6733), S13's (3GPP TS 29.272 §5.2.5, §7.2.19-20, §7.3) and the result codes this node
 //! answers with. Names are the specifications'.
 
-use super::codec::AvpDef;
+use super::codec::{Avp, AvpDef};
 
 /// 3GPP's IANA enterprise number.
 pub const VENDOR_3GPP: u32 = 10415;
@@ -149,6 +149,11 @@ pub mod result {
     pub fn is_protocol_error(code: u32) -> bool {
         (3000..4000).contains(&code)
     }
+}
+
+/// Whether `a` is one of the grouped AVPs spoken here (whose data is itself AVPs).
+pub fn is_grouped(a: &Avp<'_>) -> bool {
+    avp::GROUPED.iter().any(|def| a.is(*def))
 }
 
 /// Disconnect-Cause values (RFC 6733 §5.4.3).

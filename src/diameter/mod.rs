@@ -34,6 +34,8 @@ pub mod peers;
 mod base;
 mod s13;
 
+pub use base::Next;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -257,3 +259,109 @@ pub async fn run(
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     crate::server::listen(addr)
 }
+
+/// Answers `bytes` as a peer connection would (the first message as its CER if it is one, the
+/// rest as an admitted peer's) and checks every answer: one per request and none per answer,
+/// each a well-formed message of the request's command with its Hop-by-Hop and End-to-End
+/// identifiers, a Result-Code or Experimental-Result, the E bit exactly on protocol errors.
+/// For the `diameter_message` fuzz target and the property tests: whatever a peer sends, this
+/// node never answers with something a peer could not read.
+///
+/// # Errors
+/// What is wrong with which answer.
+pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
+    use codec::Message;
+    let mut at = 0;
+    let mut out = Vec::new();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let length = match codec::frame(rest, MAX_MESSAGE_BYTES) {
+            Ok(Some(length)) if rest.len() >= length => length,
+            Ok(_) => return Ok(()),
+            Err(error) => {
+                out.clear();
+                node.refuse_unframed(&mut out, rest, error);
+                if rest.len() >= codec::HEADER_LEN {
+                    let request = codec::Header::read(rest).expect("a whole header");
+                    if request.is_request() {
+                        check_answer(&request, &out, error.result_code())?;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let message = Message::new(&rest[..length]).expect("framed");
+        out.clear();
+        let header = message.header;
+        if at == 0 && header.is_request() && header.command == dict::command::CAPABILITIES_EXCHANGE
+        {
+            let _ = node.answer_cer(&mut out, &message, ip, ip);
+        } else {
+            node.handle(&mut out, &message);
+        }
+        if header.is_request() {
+            check_answer(&header, &out, 0)?;
+        } else if !out.is_empty() {
+            return Err(format!(
+                "an answer (command {}) was answered",
+                header.command
+            ));
+        }
+        at += length;
+    }
+    Ok(())
+}
+
+/// Checks that `out` is one well-formed answer to `request` (with `expected` as its result,
+/// unless 0).
+fn check_answer(request: &codec::Header, out: &[u8], expected: u32) -> Result<(), String> {
+    use codec::{Message, flags};
+    let length = match codec::frame(out, MAX_MESSAGE_BYTES * 2) {
+        Ok(Some(length)) if length == out.len() => length,
+        other => {
+            return Err(format!(
+                "the answer is not one whole message: {other:?}, {} bytes",
+                out.len()
+            ));
+        }
+    };
+    let answer = Message::new(&out[..length]).expect("framed");
+    let h = answer.header;
+    if h.is_request()
+        || h.command != request.command
+        || h.hop_by_hop != request.hop_by_hop
+        || h.end_to_end != request.end_to_end
+    {
+        return Err(format!(
+            "the answer's header does not match the request: {h:?} to {request:?}"
+        ));
+    }
+    answer
+        .validate(dict::is_grouped)
+        .map_err(|e| format!("the answer has a malformed AVP: {e:?}"))?;
+    let mut result = None;
+    for a in answer.avps().map_while(Result::ok) {
+        if a.is(dict::avp::RESULT_CODE) {
+            result = a.u32().ok();
+        } else if a.is(dict::avp::EXPERIMENTAL_RESULT) {
+            result = a
+                .group()
+                .map_while(Result::ok)
+                .find(|i| i.is(dict::avp::EXPERIMENTAL_RESULT_CODE))
+                .and_then(|i| i.u32().ok());
+        }
+    }
+    let Some(result) = result else {
+        return Err("the answer has no Result-Code or Experimental-Result".into());
+    };
+    if expected != 0 && result != expected {
+        return Err(format!("answered {result}, expected {expected}"));
+    }
+    if (h.flags & flags::ERROR != 0) != dict::result::is_protocol_error(result) {
+        return Err(format!("E bit {:#x} with result {result}", h.flags));
+    }
+    Ok(())
+}
+#[cfg(test)]
+mod tests;

@@ -127,7 +127,7 @@ impl Node {
                 if request.proxied {
                     for proxy in message.avps().map_while(Result::ok) {
                         if proxy.is(avp::PROXY_INFO) {
-                            codec::put_raw(out, proxy.raw);
+                            super::base::put_echo(out, &proxy);
                         }
                     }
                 }
@@ -226,14 +226,14 @@ impl Node {
                 return Err(Refusal::new(
                     result::AVP_UNSUPPORTED,
                     "an AVP with the M bit that ME-Identity-Check-Request does not define",
-                    Failed::top(Offender::Avp(a.raw)),
+                    Failed::top(Offender::Avp(a)),
                 ));
             };
             if seen & bit != 0 {
                 return Err(Refusal::new(
                     result::AVP_OCCURS_TOO_MANY_TIMES,
                     "an AVP that may occur once occurs again",
-                    Failed::top(Offender::Avp(a.raw)),
+                    Failed::top(Offender::Avp(a)),
                 ));
             }
             seen |= bit;
@@ -265,7 +265,7 @@ impl Node {
                         Refusal::new(
                             result::INVALID_AVP_VALUE,
                             "User-Name is not an IMSI (5 to 15 digits)",
-                            Failed::top(Offender::Avp(a.raw)),
+                            Failed::top(Offender::Avp(a)),
                         )
                     })?,
             ),
@@ -302,14 +302,14 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
                 return Err(Refusal::new(
                     result::INVALID_AVP_VALUE,
                     "Software-Version must be 2 digits",
-                    inside(Offender::Avp(a.raw)),
+                    inside(Offender::Avp(a)),
                 ));
             }
         } else if a.is_mandatory() {
             return Err(Refusal::new(
                 result::AVP_UNSUPPORTED,
                 "an AVP with the M bit that Terminal-Information does not define",
-                inside(Offender::Avp(a.raw)),
+                inside(Offender::Avp(a)),
             ));
         }
     }
@@ -322,13 +322,13 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
                 Refusal::new(
                     result::INVALID_AVP_VALUE,
                     "IMEI must be 14 or 15 digits",
-                    inside(Offender::Avp(a.raw)),
+                    inside(Offender::Avp(a)),
                 )
             }),
         (None, Some(a)) => Err(Refusal::new(
             result::AVP_UNSUPPORTED,
             "3GPP2-MEID is not supported: this EIR registers IMEIs only",
-            inside(Offender::Avp(a.raw)),
+            inside(Offender::Avp(a)),
         )),
         (None, None) => Err(Refusal::new(
             result::MISSING_AVP,

@@ -3,11 +3,13 @@
 # Used by README's quick start and by .ci/run, so both stay true.
 #   libclang-dev  the rocksdb crate generates its bindings with bindgen (libclang at run time)
 #   clang         its C++ build uses the system compiler; g++ is enough, clang is not needed
+#   python3-pip, tshark   the Diameter S13 tests: python-diameter (PyPI) is the MME imeidb
+#                 answers, a Diameter node we did not write; tshark decodes what imeidb sends
 #   with --bench, for loadtest/run: the baselines it measures imeidb beside (redis-server,
 #   postgresql), taskset (util-linux), bc and curl
 set -euo pipefail
 
-need=(libclang-dev pkg-config)
+need=(libclang-dev pkg-config python3 python3-pip tshark)
 if [[ "${1:-}" == "--bench" ]]; then
   need+=(redis-server redis-tools postgresql util-linux bc curl)
 fi
@@ -23,6 +25,13 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# the MME of tests/diameter/mme.py, for the python3 the tests run (Debian's pip refuses to
+# install outside a virtualenv unless told: a --user install touches no system package)
+if ! python3 -c "import diameter" >/dev/null 2>&1; then
+  echo "installing python-diameter"
+  python3 -m pip install --quiet --user --break-system-packages python-diameter==0.9.0
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then

@@ -153,7 +153,7 @@ enum Phase {
 impl Open<'_> {
     /// Serves until the connection ends; returns why, for the log.
     async fn serve(mut self, stopping: &mut watch::Receiver<bool>) -> &'static str {
-        let watchdog = self.node.settings.watchdog;
+        let watchdog = jittered(self.node.settings.watchdog);
         let mut phase = Phase::Serving { dwr_sent: false };
         let mut last_heard = Instant::now();
         let timer = tokio::time::sleep(watchdog);
@@ -287,4 +287,19 @@ impl Open<'_> {
             Err(_) => Err("the peer read nothing for a watchdog interval"),
         }
     }
+}
+
+/// RFC 3539 §3.4.1: each connection's watchdog interval varies by up to ±2 s around the
+/// configured one (of at least 6 s), so that a node's many connections do not all send their
+/// DWRs at once. Shorter intervals (tests) are kept as they are.
+fn jittered(interval: Duration) -> Duration {
+    if interval < Duration::from_secs(6) {
+        return interval;
+    }
+    // not secret, just spread: the clock's nanoseconds are random enough
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    interval - Duration::from_secs(2) + Duration::from_millis(u64::from(nanos % 4001))
 }

@@ -8,5 +8,7 @@ mod checks;
 mod cli;
 mod direct;
 mod registry;
+mod s13;
+mod s13_interop;
 mod support;
 mod tls;

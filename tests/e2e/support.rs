@@ -27,6 +27,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub registry: Registry,
     pub accounts: Accounts,
+    pub metrics: std::sync::Arc<imeidb::metrics::Metrics>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -53,6 +54,7 @@ impl TestServer {
     pub async fn start_with(config: Config) -> TestServer {
         let state = AppState::open(&config).unwrap();
         let (registry, accounts) = (state.registry.clone(), state.accounts.clone());
+        let metrics = std::sync::Arc::clone(&state.metrics);
         state.ready.store(true, Ordering::Relaxed);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -73,6 +75,7 @@ impl TestServer {
             addr,
             registry,
             accounts,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }

@@ -4,4 +4,5 @@
 
 pub mod dataset;
 pub mod http1;
+pub mod s13;
 pub mod stats;

@@ -203,21 +203,9 @@ pub async fn run(
     let (stop, stopping) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => {
-                    backoff = Duration::from_millis(5);
-                    accepted
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "Diameter accept failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
+            accepted = crate::server::accept(&listener) => accepted,
             () = &mut shutdown => break,
             // reap finished connections so the set does not grow
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
@@ -227,7 +215,6 @@ pub async fn run(
             drop(stream);
             continue;
         }
-        let _ = stream.set_nodelay(true);
         let node = Arc::clone(&node);
         let stopping = stopping.clone();
         tasks.spawn(async move {

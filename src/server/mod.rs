@@ -135,6 +135,27 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The next connection on `listener`, with `TCP_NODELAY` (every answer is small and wanted at
+/// once). A failed accept (out of file descriptors, say) is logged and retried after a pause
+/// that doubles from 5 ms to 1 s, so that a full descriptor table does not spin the loop.
+/// Cancel-safe: a shutdown may drop it while it waits.
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight requests
 /// finish for up to `limits.shutdown_grace`, and returns. With `tls`, every connection is a
 /// TLS connection (a handshake that does not finish within the idle timeout is dropped).
@@ -159,7 +180,6 @@ pub async fn run(
     let idle_timeout = limits.idle_timeout;
     let direct = limits.direct_path.then_some(limits.max_header_bytes);
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(5);
 
     loop {
         let permit = tokio::select! {
@@ -167,21 +187,9 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    backoff = Duration::from_millis(5);
-                    (stream, peer.ip())
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "accept failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
+            (stream, peer) = accept(&listener) => (stream, peer.ip()),
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let builder = Arc::clone(&builder);
         let state = Arc::clone(&state);
         let watch = watches.add();

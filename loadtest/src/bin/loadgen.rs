@@ -12,6 +12,7 @@
 //! | `eir-h1`   | the same over HTTP/1.1                                    | a request   |
 //! | `batch`    | HTTP/1.1 `POST /v1/checks` of `--batch` IMEIs             | an IMEI     |
 //! | `report`   | HTTP/1.1 `POST /v1/reports` of one theft report           | a request   |
+//! | `s13`      | Diameter S13 ECR, `--pipeline` per round trip             | a request   |
 //! | `redis`    | `SISMEMBER imeis {imei}`, `--pipeline` per round trip     | a command   |
 //! | `postgres` | prepared `SELECT 1 FROM imeis WHERE imei = $1`            | a query     |
 //!
@@ -47,6 +48,7 @@ enum Target {
     EirH1,
     Batch,
     Report,
+    S13,
     Redis,
     Postgres,
 }
@@ -88,6 +90,7 @@ fn parse_args() -> (Options, String) {
         "eir-h1" => Target::EirH1,
         "batch" => Target::Batch,
         "report" => Target::Report,
+        "s13" => Target::S13,
         "redis" => Target::Redis,
         "postgres" => Target::Postgres,
         other => usage(&format!("unknown target {other:?}")),
@@ -197,11 +200,21 @@ async fn run(options: Options, queries: Vec<String>) -> Result<(Tally, f64), Err
                 }
                 Connection::H2(h2_sender.clone().expect("made for the first stream"))
             }
+            Target::S13 => {
+                Connection::S13(imeidb_loadtest::s13::Connection::open(&options.addr).await?)
+            }
             Target::Redis => Connection::Redis(BufReader::new(connect(&options.addr).await?)),
             Target::Postgres => Connection::Postgres(postgres(&options.addr).await?),
         };
         handles.push(tokio::spawn(async move {
-            worker(connection, &options, &requests, first, schedule, window).await
+            match (connection, schedule) {
+                (Connection::S13(connection), Some(schedule)) => {
+                    s13_open_loop(connection, &requests, first, schedule, window).await
+                }
+                (connection, schedule) => {
+                    worker(connection, &options, &requests, first, schedule, window).await
+                }
+            }
         }));
     }
     let mut tally = Tally::new();
@@ -285,6 +298,13 @@ fn build_requests(options: &Options, queries: &[String]) -> Prepared {
                 })
                 .collect(),
         ),
+        Target::S13 => Prepared::Raw(
+            queries
+                .iter()
+                .enumerate()
+                .map(|(n, q)| imeidb_loadtest::s13::ecr(q, n as u32))
+                .collect(),
+        ),
         Target::Redis => Prepared::Raw(
             queries
                 .iter()
@@ -309,6 +329,7 @@ fn build_requests(options: &Options, queries: &[String]) -> Prepared {
 enum Connection {
     H1(http1::Connection),
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    S13(imeidb_loadtest::s13::Connection),
     Redis(BufReader<TcpStream>),
     Postgres((tokio_postgres::Client, tokio_postgres::Statement)),
 }
@@ -353,6 +374,7 @@ async fn worker(
     window: Window,
 ) -> Result<Tally, Error> {
     let mut tally = Tally::new();
+    let mut statuses = Vec::new();
     let mut next = first;
     let len = requests.len();
     tokio::time::sleep_until(window.start.into()).await;
@@ -398,6 +420,29 @@ async fn worker(
                 response.into_body().collect().await?;
                 (status, 1)
             }
+            Connection::S13(connection) => {
+                let Prepared::Raw(ecrs) = requests else {
+                    unreachable!("ECRs are prepared whole")
+                };
+                let mut out = Vec::with_capacity(options.pipeline * 256);
+                for i in 0..options.pipeline {
+                    out.extend_from_slice(&ecrs[(next + i) % len]);
+                }
+                statuses.clear();
+                connection
+                    .exchange(&out, options.pipeline, &mut statuses)
+                    .await?;
+                // a round of answers counts as one request, as a Redis pipeline does: 200 when
+                // every ECR got a decision (an Equipment-Status or 5422 unknown), else the worst
+                let status = statuses
+                    .iter()
+                    .copied()
+                    .filter(|s| !matches!(s, 200 | 404))
+                    .max()
+                    .unwrap_or(200);
+                next += options.pipeline - 1;
+                (status, options.pipeline as u64)
+            }
             Connection::Redis(stream) => {
                 let Prepared::Raw(commands) = requests else {
                     unreachable!("redis commands are prepared for redis")
@@ -440,6 +485,58 @@ async fn worker(
         }
         if done >= window.end {
             break;
+        }
+    }
+    Ok(tally)
+}
+
+/// The open loop of the `s13` target: a Diameter peer does not wait for one answer before it
+/// sends the next request, so each connection sends every request that is due in one write,
+/// and reads answers (in order, as the server sends them) while the next is not due yet. Each
+/// answer's latency runs from the time its request was due.
+async fn s13_open_loop(
+    mut connection: imeidb_loadtest::s13::Connection,
+    requests: &Prepared,
+    first: usize,
+    mut schedule: Schedule,
+    window: Window,
+) -> Result<Tally, Error> {
+    let Prepared::Raw(ecrs) = requests else {
+        unreachable!("ECRs are prepared whole")
+    };
+    let mut tally = Tally::new();
+    let mut next = first;
+    let mut due = schedule.next_send();
+    let mut pending = std::collections::VecDeque::new();
+    let mut out = Vec::new();
+    let mut statuses = Vec::new();
+    loop {
+        let now = Instant::now();
+        while due <= now && due < window.end {
+            out.extend_from_slice(&ecrs[next % ecrs.len()]);
+            next += 1;
+            pending.push_back(due);
+            due = schedule.next_send();
+        }
+        if !out.is_empty() {
+            connection.send(&out).await?;
+            out.clear();
+        }
+        if pending.is_empty() {
+            if due >= window.end {
+                break;
+            }
+            wait_until(due).await;
+            continue;
+        }
+        statuses.clear();
+        connection.receive(&mut statuses).await?;
+        let done = Instant::now();
+        for &status in &statuses {
+            let intended = pending.pop_front().ok_or("an answer to nothing sent")?;
+            if intended >= window.measure_from {
+                tally.record(status, 1, done - intended);
+            }
         }
     }
     Ok(tally)

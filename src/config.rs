@@ -47,6 +47,7 @@ struct RawDiameter {
     product_name: String,
     watchdog_secs: u64,
     max_connections: u64,
+    max_connections_per_peer: u64,
     peers: Vec<RawPeer>,
 }
 
@@ -60,6 +61,7 @@ impl Default for RawDiameter {
             product_name: defaults.product_name,
             watchdog_secs: defaults.watchdog.as_secs(),
             max_connections: defaults.max_connections as u64,
+            max_connections_per_peer: defaults.max_connections_per_peer as u64,
             peers: Vec::new(),
         }
     }
@@ -602,7 +604,16 @@ impl RawDiameter {
                 format!("{} is outside 1..=100000", self.max_connections),
             ));
         }
-        let mut table = Vec::with_capacity(self.peers.len());
+        if !(1..=self.max_connections).contains(&self.max_connections_per_peer) {
+            return Err(invalid(
+                "diameter.max_connections_per_peer",
+                format!(
+                    "{} is outside 1..={} (diameter.max_connections)",
+                    self.max_connections_per_peer, self.max_connections
+                ),
+            ));
+        }
+        let mut table: Vec<peers::Peer> = Vec::with_capacity(self.peers.len());
         for peer in self.peers {
             let origin_host = identity("diameter.peers.origin_host", peer.origin_host)?;
             let realm = identity("diameter.peers.realm", peer.realm)?;
@@ -615,6 +626,15 @@ impl RawDiameter {
                     )
                 })?),
             };
+            if table.iter().any(|p| {
+                p.origin_host.eq_ignore_ascii_case(&origin_host)
+                    && p.realm.eq_ignore_ascii_case(&realm)
+            }) {
+                return Err(invalid(
+                    "diameter.peers",
+                    format!("peer {origin_host} of realm {realm} is listed twice"),
+                ));
+            }
             table.push(peers::Peer {
                 origin_host,
                 realm,
@@ -628,6 +648,7 @@ impl RawDiameter {
             product_name: self.product_name.trim().to_owned(),
             watchdog: Duration::from_secs(self.watchdog_secs),
             max_connections: self.max_connections as usize,
+            max_connections_per_peer: self.max_connections_per_peer as usize,
             peers: peers::PeerTable::new(table),
         })
     }

@@ -45,8 +45,12 @@ impl<'a> Failed<'a> {
         let group = self.group.map(|g| codec::begin_group(out, g));
         match self.offender {
             Offender::Avp(a) => put_echo(out, &a),
-            Offender::Malformed(error) => error.put_offender(out, dict::is_grouped),
-            Offender::Missing(def) => codec::put(out, def, &[]),
+            Offender::Malformed(error) => {
+                error.put_offender(out, dict::is_grouped, dict::minimum_len);
+            }
+            Offender::Missing(def) => {
+                codec::put(out, def, &[0; 4][..dict::minimum_len(def.code, def.vendor)]);
+            }
         }
         if let Some(group) = group {
             codec::finish_group(out, group);
@@ -123,55 +127,89 @@ impl Node {
         codec::finish(out, start);
     }
 
-    /// Answers a CER. `Ok(peer index)` when the peer is admitted (CEA 2001 written);
-    /// otherwise the refusal, its CEA written, and the connection must close.
+    /// Answers a CER. When it names a peer of the table that serves S13, `place(peer index)`
+    /// is asked for the connection's place; with one, CEA 2001 is written and the place
+    /// returned. Otherwise the refusal's CEA is written and the connection must close.
     ///
     /// # Errors
-    /// Why the peer is refused: unknown, no common application, or a malformed CER.
-    pub fn answer_cer(
+    /// Why the peer is refused: a malformed CER, an unknown peer, no common application, or
+    /// no place left (CEA 3004).
+    pub fn answer_cer<'m, P>(
         &self,
         out: &mut Vec<u8>,
-        request: &Message<'_>,
+        request: &Message<'m>,
         remote: IpAddr,
         local: IpAddr,
-    ) -> Result<usize, super::metrics::Refusal> {
+        place: impl FnOnce(usize) -> Option<P>,
+    ) -> Result<P, super::metrics::Refusal> {
         use super::metrics::Refusal;
-        let mut origin_host: &[u8] = &[];
-        let mut origin_realm: &[u8] = &[];
+        let refuse = |out: &mut Vec<u8>, code, why: &str, failed| {
+            self.cea(out, request, local, code, why, failed);
+            Err(Refusal::NoCapabilitiesExchange)
+        };
+        if request.has_invalid_header_bits() {
+            return refuse(
+                out,
+                result::INVALID_HDR_BITS,
+                "a request must not have the E bit",
+                None,
+            );
+        }
+        let mut origin_host: Option<&'m [u8]> = None;
+        let mut origin_realm: Option<&'m [u8]> = None;
         let mut s13 = false;
         for a in request.avps() {
             let a = match a {
                 Ok(a) => a,
                 Err(e) => {
-                    self.cea(
-                        out,
-                        request,
-                        local,
-                        e.result_code(),
-                        "malformed AVP",
-                        Some(Failed::top(Offender::Malformed(e))),
-                    );
-                    return Err(Refusal::NoCapabilitiesExchange);
+                    let failed = Some(Failed::top(Offender::Malformed(e)));
+                    return refuse(out, e.result_code(), "malformed AVP", failed);
                 }
             };
-            if a.is(avp::ORIGIN_HOST) {
-                origin_host = a.data;
+            let once = |seen: &mut Option<&'m [u8]>| seen.replace(a.data).is_none();
+            let fine = if a.is(avp::ORIGIN_HOST) {
+                once(&mut origin_host)
             } else if a.is(avp::ORIGIN_REALM) {
-                origin_realm = a.data;
+                once(&mut origin_realm)
             } else if a.is(avp::AUTH_APPLICATION_ID) {
                 s13 |= serves_s13(&a);
+                true
             } else if a.is(avp::VENDOR_SPECIFIC_APPLICATION_ID) {
                 s13 |= a
                     .group()
                     .map_while(Result::ok)
                     .any(|inner| inner.is(avp::AUTH_APPLICATION_ID) && serves_s13(&inner));
+                true
+            } else if a.is_mandatory() && !CER_AVPS.iter().any(|d| a.is(*d)) {
+                let failed = Some(Failed::top(Offender::Avp(a)));
+                return refuse(
+                    out,
+                    result::AVP_UNSUPPORTED,
+                    "an AVP with the M bit that Capabilities-Exchange-Request does not define",
+                    failed,
+                );
+            } else {
+                true
+            };
+            if !fine {
+                let failed = Some(Failed::top(Offender::Avp(a)));
+                return refuse(
+                    out,
+                    result::AVP_OCCURS_TOO_MANY_TIMES,
+                    "Origin-Host and Origin-Realm occur once",
+                    failed,
+                );
             }
         }
-        let Some(peer) = self.settings.peers.find(origin_host, origin_realm, remote) else {
+        let (host, realm) = (
+            origin_host.unwrap_or_default(),
+            origin_realm.unwrap_or_default(),
+        );
+        let Some(peer) = self.settings.peers.find(host, realm, remote) else {
             let why = format!(
                 "Origin-Host {:?} of realm {:?} is not in this EIR's peer table",
-                String::from_utf8_lossy(&origin_host[..origin_host.len().min(255)]),
-                String::from_utf8_lossy(&origin_realm[..origin_realm.len().min(255)]),
+                String::from_utf8_lossy(&host[..host.len().min(255)]),
+                String::from_utf8_lossy(&realm[..realm.len().min(255)]),
             );
             self.cea(out, request, local, result::UNKNOWN_PEER, &why, None);
             return Err(Refusal::UnknownPeer);
@@ -187,8 +225,19 @@ impl Node {
             );
             return Err(Refusal::NoCommonApplication);
         }
+        let Some(place) = place(peer) else {
+            self.cea(
+                out,
+                request,
+                local,
+                result::TOO_BUSY,
+                "this peer, or this EIR, has all the connections it may have",
+                None,
+            );
+            return Err(Refusal::TooBusy);
+        };
         self.cea(out, request, local, result::SUCCESS, "", None);
-        Ok(peer)
+        Ok(place)
     }
 
     /// A CEA with `code`: this node's identity and its one application.
@@ -207,6 +256,11 @@ impl Node {
         let start = self.begin_answer(out, &request.header, result::is_protocol_error(code));
         codec::put_u32(out, avp::RESULT_CODE, code);
         out.extend_from_slice(&self.origin);
+        // on a dual-stack listener an IPv4 peer sees this node by its IPv4 address
+        let local = match local {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(local, IpAddr::V4),
+            v4 => v4,
+        };
         codec::put_address(out, avp::HOST_IP_ADDRESS, local);
         codec::put_u32(out, avp::VENDOR_ID, 0);
         codec::put(
@@ -308,12 +362,22 @@ impl Node {
                 );
                 Next::Serve
             }
-            _ => {
+            (_, dict::BASE_APPLICATION | dict::S13_APPLICATION) => {
                 self.refuse(
                     out,
                     message,
                     result::COMMAND_UNSUPPORTED,
                     "this EIR serves CER, DWR, DPR and S13's ECR only",
+                    None,
+                );
+                Next::Serve
+            }
+            _ => {
+                self.refuse(
+                    out,
+                    message,
+                    result::APPLICATION_UNSUPPORTED,
+                    "this EIR serves S13 (application 16777252) only",
                     None,
                 );
                 Next::Serve
@@ -410,6 +474,20 @@ pub(super) fn put_echo(out: &mut Vec<u8>, a: &Avp<'_>) {
         a.put_header(out);
     }
 }
+
+/// The AVPs a CER may carry with the M bit (RFC 6733 §5.3.1).
+const CER_AVPS: [AvpDef; 10] = [
+    avp::HOST_IP_ADDRESS,
+    avp::VENDOR_ID,
+    avp::ORIGIN_STATE_ID,
+    avp::SUPPORTED_VENDOR_ID,
+    avp::AUTH_APPLICATION_ID,
+    avp::INBAND_SECURITY_ID,
+    avp::ACCT_APPLICATION_ID,
+    avp::VENDOR_SPECIFIC_APPLICATION_ID,
+    avp::FIRMWARE_REVISION,
+    avp::PRODUCT_NAME,
+];
 
 fn serves_s13(a: &Avp<'_>) -> bool {
     matches!(a.u32(), Ok(dict::S13_APPLICATION | dict::RELAY_APPLICATION))

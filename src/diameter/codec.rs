@@ -246,9 +246,14 @@ impl AvpError<'_> {
     /// AVP itself, its reserved bits cleared so that the answer is readable (the code names
     /// it, and its header alone if it is one of the groups `is_grouped` names and what it
     /// holds cannot be read); for a length error its header (completed with zeros if it was
-    /// cut short, reserved bits cleared) with an empty payload, since its length cannot be
-    /// trusted.
-    pub fn put_offender(&self, out: &mut Vec<u8>, is_grouped: impl Fn(&Avp<'_>) -> bool + Copy) {
+    /// cut short, reserved bits cleared) with a payload of `minimum_len(code, vendor)` zeros,
+    /// since its own cannot be trusted.
+    pub fn put_offender(
+        &self,
+        out: &mut Vec<u8>,
+        is_grouped: impl Fn(&Avp<'_>) -> bool + Copy,
+        minimum_len: impl Fn(u32, u32) -> usize,
+    ) {
         match self.kind {
             AvpErrorKind::Bits => {
                 // a flag error is found only on an AVP whose length was read whole
@@ -283,8 +288,11 @@ impl AvpError<'_> {
                 } else {
                     8
                 };
-                header[5..8].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+                let vendor = if len == 12 { be32(&header[8..12]) } else { 0 };
+                let zeros = minimum_len(be32(&header[..4]), vendor).min(4);
+                header[5..8].copy_from_slice(&((len + zeros) as u32).to_be_bytes()[1..]);
                 out.extend_from_slice(&header[..len]);
+                out.extend_from_slice(&[0; 4][..zeros]);
             }
         }
     }
@@ -745,14 +753,14 @@ mod tests {
         let err = Avps::new(&short).next().unwrap().unwrap_err();
         assert_eq!(err.result_code(), 5014);
         let mut failed = Vec::new();
-        err.put_offender(&mut failed, |_| false);
+        err.put_offender(&mut failed, |_| false, |_, _| 0);
         assert_eq!(failed, [0, 0, 1, 7, 0x40, 0, 0, 8]);
         // runs past its container, vendor AVP: the offender keeps its vendor
         let long = [0, 0, 5, 0x7a, 0xc0, 0, 0, 40, 0, 0, 0x28, 0xaf, 1, 2];
         let err = Avps::new(&long).next().unwrap().unwrap_err();
         assert_eq!(err.kind, AvpErrorKind::Length);
         let mut failed = Vec::new();
-        err.put_offender(&mut failed, |_| false);
+        err.put_offender(&mut failed, |_| false, |_, _| 0);
         assert_eq!(failed, [0, 0, 5, 0x7a, 0xc0, 0, 0, 12, 0, 0, 0x28, 0xaf]);
         // padding missing at the end
         let unpadded = [0, 0, 1, 7, 0x40, 0, 0, 9, b'x'];
@@ -765,7 +773,7 @@ mod tests {
         let err = Avps::new(&bits).next().unwrap().unwrap_err();
         assert_eq!((err.kind, err.result_code()), (AvpErrorKind::Bits, 3009));
         let mut failed = Vec::new();
-        err.put_offender(&mut failed, |_| false);
+        err.put_offender(&mut failed, |_| false, |_, _| 0);
         assert_eq!(failed, [0, 0, 1, 7, 0x40, 0, 0, 12, 1, 2, 3, 4]);
         // a Unsigned32 of the wrong size
         let wrong = [0, 0, 1, 12, 0x40, 0, 0, 10, 1, 2, 0, 0];

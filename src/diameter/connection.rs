@@ -17,20 +17,34 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::admission::PeerPlace;
 use super::base::Next;
-use super::codec::{self, Message};
+use super::codec::{self, HEADER_LEN, Message};
 use super::dict::command;
 use super::metrics::Refusal;
-use super::{CER_TIMEOUT, MAX_MESSAGE_BYTES, Node};
+use super::{CER_TIMEOUT, MAX_MESSAGE_BYTES, MAX_QUEUED_ANSWERS, Node};
 
-/// Bytes asked of the socket per read: many pipelined ECRs (about 200 bytes each) at once.
+/// Bytes asked of the socket per read, once admitted: many pipelined ECRs (about 200 bytes
+/// each) at once.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The buffer of a connection that has not exchanged capabilities: a CER is a few hundred
+/// bytes; a larger one grows it (up to one message).
+const FIRST_CHUNK: usize = 4 * 1024;
 
 /// How long a refused peer gets to read its CEA before the connection is closed.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// How long a peer that sent a DPR (and got its DPA) has to close the connection itself.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// How the capabilities exchange ended without admitting the connection.
+enum NotAdmitted {
+    /// Refused with an answer (in `out`) the peer should read before the close.
+    Answered(Refusal),
+    /// Closed without a word (silent, evicted, not a CER, shutting down).
+    Dropped(Refusal),
+}
 
 /// Serves one accepted connection until it closes.
 pub(super) async fn serve(
@@ -43,41 +57,49 @@ pub(super) async fn serve(
         .local_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = Vec::with_capacity(READ_CHUNK);
-    let (ticket, evicted) = node.admit_silent();
+    let Some(silent) = node.admission.silent(remote.ip()) else {
+        refused(&node, remote, Refusal::SilentPerSource);
+        return;
+    };
+    let mut buf = BytesMut::with_capacity(FIRST_CHUNK);
+    let mut out = Vec::new();
     let admitted = tokio::select! {
         admitted = exchange_capabilities(&node, &mut stream, &mut buf, &mut out, remote.ip(), local) => admitted,
-        () = evicted.notified() => Err(Refusal::Evicted),
-        () = tokio::time::sleep(CER_TIMEOUT) => Err(Refusal::NoCapabilitiesExchange),
-        _ = stopping.changed() => Err(Refusal::NoCapabilitiesExchange),
+        () = silent.evicted.notified() => Err(NotAdmitted::Dropped(Refusal::Evicted)),
+        () = tokio::time::sleep(CER_TIMEOUT) => Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange)),
+        _ = stopping.changed() => Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange)),
     };
-    node.forget_silent(ticket);
-    let peer = match admitted {
-        Ok(peer) => peer,
-        Err(refusal) => {
-            node.stats.refused(refusal);
-            if !out.is_empty() {
-                // let the peer read why before the connection goes
-                let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+    let place = match admitted {
+        Ok(place) => place,
+        Err(NotAdmitted::Dropped(refusal)) => {
+            refused(&node, remote, refusal);
+            return;
+        }
+        Err(NotAdmitted::Answered(refusal)) => {
+            refused(&node, remote, refusal);
+            // let the peer read why before the connection goes; the connection keeps its
+            // silent place meanwhile, so refusals cannot pile up beyond the silent bound
+            let _ = tokio::select! {
+                lingered = tokio::time::timeout(REFUSAL_LINGER, async {
                     stream.write_all(&out).await?;
                     stream.shutdown().await?;
                     let mut sink = [0u8; 512];
                     while stream.read(&mut sink).await? > 0 {}
                     std::io::Result::Ok(())
-                })
-                .await;
-            }
+                }) => lingered.ok(),
+                () = silent.evicted.notified() => None,
+            };
             return;
         }
     };
-    let Ok(permit) = Arc::clone(&node.open).try_acquire_owned() else {
-        node.stats.refused(Refusal::TooBusy);
-        return;
-    };
+    drop(silent);
+    let peer = place.peer();
     let host = &node.settings.peers.peers()[peer].origin_host;
-    tracing::info!(peer = %host, %remote, "Diameter peer connected");
+    if node.admission.may_log(crate::registry::now_unix()) {
+        tracing::info!(peer = %host, %remote, "Diameter peer connected");
+    }
     node.stats.connection(peer, 1);
+    buf.reserve(READ_CHUNK);
     let ended = Open {
         node: &node,
         peer,
@@ -88,29 +110,42 @@ pub(super) async fn serve(
     .serve(&mut stopping)
     .await;
     node.stats.connection(peer, -1);
-    drop(permit);
-    tracing::info!(peer = %host, %remote, reason = ended, "Diameter peer disconnected");
+    drop(place);
+    if node.admission.may_log(crate::registry::now_unix()) {
+        tracing::info!(peer = %host, %remote, reason = ended, "Diameter peer disconnected");
+    }
 }
 
-/// Reads the first message; admits the connection if it is a CER from a peer in the table.
-/// The CEA (success or refusal) is left in `out`; on success it is also written.
-async fn exchange_capabilities(
-    node: &Node,
+/// Counts a refused connection, and logs it within the log budget (the address, never what
+/// the peer sent).
+fn refused(node: &Node, remote: SocketAddr, refusal: Refusal) {
+    node.stats.refused(refusal);
+    let logged = !matches!(refusal, Refusal::Evicted | Refusal::SilentPerSource);
+    if logged && node.admission.may_log(crate::registry::now_unix()) {
+        tracing::warn!(%remote, why = refusal.describe(), "Diameter connection refused");
+    }
+}
+
+/// Reads the first message; admits the connection if it is a CER from a peer in the table
+/// with a place left, and writes the CEA. A refusing CEA is left in `out`.
+async fn exchange_capabilities<'n>(
+    node: &'n Node,
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
     remote: IpAddr,
     local: IpAddr,
-) -> Result<usize, Refusal> {
+) -> Result<PeerPlace<'n>, NotAdmitted> {
+    let dropped = Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange));
     let length = loop {
         match codec::frame(buf, MAX_MESSAGE_BYTES) {
             Ok(Some(length)) if buf.len() >= length => break length,
-            Ok(_) => {}
-            Err(_) => return Err(Refusal::NoCapabilitiesExchange),
+            Ok(Some(length)) => buf.reserve(length - buf.len()),
+            Ok(None) => buf.reserve(HEADER_LEN),
+            Err(_) => return dropped,
         }
-        buf.reserve(1024);
         match stream.read_buf(buf).await {
-            Ok(0) | Err(_) => return Err(Refusal::NoCapabilitiesExchange),
+            Ok(0) | Err(_) => return dropped,
             Ok(_) => {}
         }
     };
@@ -118,16 +153,21 @@ async fn exchange_capabilities(
     let header = message.header;
     if header.command != command::CAPABILITIES_EXCHANGE || !header.is_request() {
         // RFC 6733 §5.6: nothing but a CER is answered before the exchange
-        return Err(Refusal::NoCapabilitiesExchange);
+        return dropped;
     }
-    let peer = node.answer_cer(out, &message, remote, local)?;
+    let place = node
+        .answer_cer(out, &message, remote, local, |peer| {
+            node.admission.peer(peer)
+        })
+        .map_err(NotAdmitted::Answered)?;
     buf.advance(length);
-    stream
-        .write_all(out)
-        .await
-        .map_err(|_| Refusal::NoCapabilitiesExchange)?;
+    // a CEA that is cut off by an eviction or the timeout is never sent twice: those drop the
+    // connection without writing `out` again
+    if stream.write_all(out).await.is_err() {
+        return dropped;
+    }
     out.clear();
-    Ok(peer)
+    Ok(place)
 }
 
 /// An admitted connection.
@@ -158,14 +198,9 @@ impl Open<'_> {
         let mut last_heard = Instant::now();
         let timer = tokio::time::sleep(watchdog);
         tokio::pin!(timer);
-        // the buffered tail of a message cut by the read boundary
-        if !self.buf.is_empty() {
-            if let Err(why) = self.answer_buffered(&mut phase) {
-                return why;
-            }
-            if let Err(why) = self.flush(watchdog).await {
-                return why;
-            }
+        // what came right behind the CER
+        if let Err(why) = self.answer_all(&mut phase, watchdog).await {
+            return why;
         }
         loop {
             if *stopping.borrow() && matches!(phase, Phase::Serving { .. }) {
@@ -192,11 +227,7 @@ impl Open<'_> {
                         phase = Phase::Serving { dwr_sent: false };
                     }
                     let was = phase;
-                    let answered = self.answer_buffered(&mut phase);
-                    if let Err(why) = self.flush(watchdog).await {
-                        return why;
-                    }
-                    if let Err(why) = answered {
+                    if let Err(why) = self.answer_all(&mut phase, watchdog).await {
                         return why;
                     }
                     if phase == Phase::Released && was != Phase::Released {
@@ -237,15 +268,32 @@ impl Open<'_> {
         }
     }
 
-    /// Answers every whole message in the buffer. `Err(why)` when the connection must close
-    /// after what was written (a message that cannot be framed, or the peer's DPA).
-    fn answer_buffered(&mut self, phase: &mut Phase) -> Result<(), &'static str> {
+    /// Answers every whole message in the buffer and writes the answers, in pieces of about
+    /// [`MAX_QUEUED_ANSWERS`]. `Err(why)` when the connection must close after what was
+    /// written (a message that cannot be framed, the peer's DPA, a write that failed).
+    async fn answer_all(&mut self, phase: &mut Phase, limit: Duration) -> Result<(), &'static str> {
+        loop {
+            let answered = self.answer_buffered(phase);
+            self.flush(limit).await?;
+            if !answered? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Answers the whole messages in the buffer until [`MAX_QUEUED_ANSWERS`] bytes of answers
+    /// are queued; `Ok(true)` if whole messages are left. `Err(why)` when the connection must
+    /// close after what was queued.
+    fn answer_buffered(&mut self, phase: &mut Phase) -> Result<bool, &'static str> {
         let mut at = 0;
         let result = loop {
             let rest = &self.buf[at..];
+            if self.out.len() >= MAX_QUEUED_ANSWERS {
+                break Ok(!rest.is_empty());
+            }
             let length = match codec::frame(rest, MAX_MESSAGE_BYTES) {
                 Ok(Some(length)) if rest.len() >= length => length,
-                Ok(_) => break Ok(()),
+                Ok(_) => break Ok(false),
                 Err(error) => {
                     self.node.refuse_unframed(&mut self.out, rest, error);
                     break Err("a message that cannot be framed");

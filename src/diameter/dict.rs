@@ -156,6 +156,35 @@ pub fn is_grouped(a: &Avp<'_>) -> bool {
     avp::GROUPED.iter().any(|def| a.is(*def))
 }
 
+/// The least data an AVP of this code may hold: 4 bytes for the Unsigned32 and Enumerated
+/// AVPs spoken here, none for the others. A Failed-AVP naming a missing or mis-sized AVP
+/// carries that many zeros (RFC 6733 §7.5), so that a strict peer can read it.
+pub fn minimum_len(code: u32, vendor: u32) -> usize {
+    const FOUR_BYTES: [AvpDef; 13] = [
+        avp::AUTH_APPLICATION_ID,
+        avp::ACCT_APPLICATION_ID,
+        avp::SUPPORTED_VENDOR_ID,
+        avp::VENDOR_ID,
+        avp::FIRMWARE_REVISION,
+        avp::RESULT_CODE,
+        avp::DISCONNECT_CAUSE,
+        avp::AUTH_SESSION_STATE,
+        avp::ORIGIN_STATE_ID,
+        avp::EXPERIMENTAL_RESULT_CODE,
+        avp::INBAND_SECURITY_ID,
+        avp::DRMP,
+        avp::EQUIPMENT_STATUS,
+    ];
+    if FOUR_BYTES
+        .iter()
+        .any(|d| d.code == code && d.vendor == vendor)
+    {
+        4
+    } else {
+        0
+    }
+}
+
 /// Disconnect-Cause values (RFC 6733 §5.4.3).
 pub mod disconnect_cause {
     /// The node is restarting or shutting down.

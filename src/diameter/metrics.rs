@@ -23,17 +23,33 @@ pub enum Refusal {
     NoCapabilitiesExchange,
     /// It was still silent when newer connections needed its place.
     Evicted,
-    /// Every connection this listener serves is taken (CEA 3004).
+    /// Its source already held its share of silent connections: closed unread.
+    SilentPerSource,
+    /// Its peer, or the listener, had all the connections it may have (CEA 3004).
     TooBusy,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] = [
+    /// Why, in words, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Address => "its source address is no peer's",
+            Refusal::UnknownPeer => "its CER names no peer of the table (CEA 3010)",
+            Refusal::NoCommonApplication => "its CER does not offer S13 (CEA 5010)",
+            Refusal::NoCapabilitiesExchange => "no valid CER came first, in time",
+            Refusal::Evicted => "evicted while silent",
+            Refusal::SilentPerSource => "its source holds its share of silent connections",
+            Refusal::TooBusy => "no connection left for the peer (CEA 3004)",
+        }
+    }
+
+    const ALL: [Refusal; 7] = [
         Refusal::Address,
         Refusal::UnknownPeer,
         Refusal::NoCommonApplication,
         Refusal::NoCapabilitiesExchange,
         Refusal::Evicted,
+        Refusal::SilentPerSource,
         Refusal::TooBusy,
     ];
 
@@ -44,6 +60,7 @@ impl Refusal {
             Refusal::NoCommonApplication => "no_common_application",
             Refusal::NoCapabilitiesExchange => "no_capabilities_exchange",
             Refusal::Evicted => "evicted",
+            Refusal::SilentPerSource => "silent_per_source",
             Refusal::TooBusy => "too_busy",
         }
     }
@@ -56,7 +73,7 @@ pub struct DiameterMetrics {
     /// `imeidb_diameter_peer_last_watchdog_timestamp_seconds{peer}`, by peer index.
     last_watchdog: Vec<IntGauge>,
     /// `imeidb_diameter_connections_refused_total{reason}`, by [`Refusal`] order.
-    refused: [IntCounter; 6],
+    refused: [IntCounter; 7],
     /// `imeidb_diameter_errors_total{result_code}`: requests answered with an error.
     errors: IntCounterVec,
 }
@@ -84,8 +101,9 @@ impl DiameterMetrics {
             Opts::new(
                 "imeidb_diameter_connections_refused_total",
                 "Diameter connections closed before serving a request: a source no peer may \
-                 use, an unknown peer, no common application, no CER in time, evicted while \
-                 silent, or every connection taken.",
+                 use, an unknown peer, no common application, no valid CER in time, evicted \
+                 while silent, too many silent from one source, or no connection left for \
+                 the peer.",
             ),
             &["reason"],
         )
@@ -131,6 +149,7 @@ impl DiameterMetrics {
 
     /// A connection was refused.
     pub fn refused(&self, refusal: Refusal) {
+        debug_assert_eq!(Refusal::ALL[refusal as usize], refusal);
         self.refused[refusal as usize].inc();
     }
 

@@ -17,14 +17,18 @@
 //! address no peer table entry admits is closed before it is read. Otherwise the first message
 //! must be a CER, within [`CER_TIMEOUT`], naming a peer in the table; anything else closes the
 //! connection unanswered, and a CER from an unknown peer gets CEA 3010 and is closed. Until that
-//! exchange, a connection costs one task and its buffer (at most one message of
-//! [`MAX_MESSAGE_BYTES`]); at most [`MAX_SILENT`] such connections are kept, and each new one
-//! beyond evicts the oldest, so an anonymous client on 10,000 connections cannot keep a real
-//! MME (whose CER arrives within milliseconds) from connecting. Peers that have exchanged
-//! capabilities are trusted operators' nodes; they may hold at most
-//! `diameter.max_connections` connections between them and may send as many checks as the
-//! server answers. Nothing a peer sends is logged with an IMEI or IMSI in it.
+//! exchange a connection holds a task, a 4 KiB buffer growing to one message of at most
+//! [`MAX_MESSAGE_BYTES`], and one of [`MAX_SILENT`] places, at most [`MAX_SILENT_PER_SOURCE`]
+//! per source (`admission.rs`): a client on 10,000 connections from one machine holds 8 places
+//! and keeps no MME out. Peers that have exchanged capabilities are trusted operators' nodes;
+//! they hold at most `diameter.max_connections` connections between them and
+//! `diameter.max_connections_per_peer` each (beyond: CEA 3004), and may send as many checks as
+//! the server answers; a connection's queued answers are bounded ([`MAX_QUEUED_ANSWERS`]) and a
+//! peer that stops reading them is closed after a watchdog interval. Connections and refusals
+//! are logged within a budget of lines a minute; nothing a peer sends is logged with an IMEI or
+//! IMSI in it.
 
+mod admission;
 pub mod codec;
 mod connection;
 pub mod dict;
@@ -34,16 +38,17 @@ pub mod peers;
 mod base;
 mod s13;
 
+pub use admission::{MAX_SILENT, MAX_SILENT_PER_SOURCE};
 pub use base::Next;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -58,9 +63,9 @@ pub const MAX_MESSAGE_BYTES: usize = 65_536;
 /// How long a new connection has to send its CER.
 pub const CER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections kept while they have not completed a capabilities exchange; a new connection
-/// beyond this evicts the oldest.
-pub const MAX_SILENT: usize = 64;
+/// Bytes of answers a connection queues before it writes them and reads on: a peer that sends
+/// many small requests at once is answered in pieces of about this size.
+pub const MAX_QUEUED_ANSWERS: usize = 256 * 1024;
 
 /// The Diameter listener's settings (`[diameter]` in the configuration).
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +83,8 @@ pub struct Settings {
     pub watchdog: Duration,
     /// Connections of peers (capabilities exchanged) served at once.
     pub max_connections: usize,
+    /// Of those, connections of one peer.
+    pub max_connections_per_peer: usize,
     /// Who may connect.
     pub peers: PeerTable,
 }
@@ -91,6 +98,7 @@ impl Default for Settings {
             product_name: "imeidb".into(),
             watchdog: Duration::from_secs(30),
             max_connections: 256,
+            max_connections_per_peer: 32,
             peers: PeerTable::default(),
         }
     }
@@ -113,12 +121,8 @@ pub struct Node {
     next_id: AtomicU32,
     /// How long a connection waits for the DPA of its DPR at shutdown.
     shutdown_grace: Duration,
-    /// Peer connections served at once (`max_connections`).
-    open: Arc<Semaphore>,
-    /// Connections that have not exchanged capabilities yet, oldest first, each with the
-    /// notification that evicts it.
-    silent: Mutex<std::collections::VecDeque<(u64, Arc<Notify>)>>,
-    next_silent: AtomicU32,
+    /// The places of silent and admitted connections, and the log budget.
+    admission: admission::Admission,
 }
 
 impl Node {
@@ -144,7 +148,11 @@ impl Node {
         let now = crate::registry::now_unix();
         Node {
             answers: s13::Answers::new(&origin),
-            open: Arc::new(Semaphore::new(settings.max_connections)),
+            admission: admission::Admission::new(
+                settings.peers.peers().len(),
+                settings.max_connections,
+                settings.max_connections_per_peer,
+            ),
             settings,
             registry,
             metrics,
@@ -155,37 +163,12 @@ impl Node {
             // across restarts
             next_id: AtomicU32::new((now as u32) << 20),
             shutdown_grace,
-            silent: Mutex::new(std::collections::VecDeque::new()),
-            next_silent: AtomicU32::new(0),
         }
     }
 
     /// A fresh identifier for a request this node sends.
     fn next_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Records a new silent connection, evicting the oldest beyond [`MAX_SILENT`]. Returns its
-    /// ticket and the notification that evicts it.
-    fn admit_silent(&self) -> (u64, Arc<Notify>) {
-        let ticket = u64::from(self.next_silent.fetch_add(1, Ordering::Relaxed));
-        let notify = Arc::new(Notify::new());
-        let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
-        while silent.len() >= MAX_SILENT {
-            if let Some((_, oldest)) = silent.pop_front() {
-                oldest.notify_one();
-            }
-        }
-        silent.push_back((ticket, Arc::clone(&notify)));
-        (ticket, notify)
-    }
-
-    /// Forgets a silent connection (it exchanged capabilities, or closed).
-    fn forget_silent(&self, ticket: u64) {
-        let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = silent.iter().position(|(t, _)| *t == ticket) {
-            silent.remove(i);
-        }
     }
 }
 
@@ -283,7 +266,7 @@ pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
         let header = message.header;
         if at == 0 && header.is_request() && header.command == dict::command::CAPABILITIES_EXCHANGE
         {
-            let _ = node.answer_cer(&mut out, &message, ip, ip);
+            let _ = node.answer_cer(&mut out, &message, ip, ip, |_| Some(()));
         } else {
             node.handle(&mut out, &message);
         }

@@ -76,6 +76,14 @@ impl Cidr {
             .trim()
             .parse()
             .map_err(|_| format!("{address:?} is not an IPv4 or IPv6 address"))?;
+        if let IpAddr::V6(v6) = network {
+            if v6.to_ipv4_mapped().is_some() {
+                return Err(format!(
+                    "{address} is an IPv4-mapped IPv6 address: write the IPv4 block ({})",
+                    v6.to_ipv4_mapped().expect("mapped")
+                ));
+            }
+        }
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -159,6 +167,7 @@ mod tests {
             ("10.0.0.0/33", "prefix"),
             ("mme.example", "not an IPv4 or IPv6"),
             ("10.0.0.0/x", "prefix"),
+            ("::ffff:10.0.0.0/104", "IPv4-mapped"),
         ] {
             let err = Cidr::parse(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");

@@ -219,6 +219,9 @@ impl Node {
             } else if a.is(avp::VENDOR_SPECIFIC_APPLICATION_ID)
                 || a.is(avp::ROUTE_RECORD)
                 || a.is(avp::DRMP)
+                // RFC 6733 §8.16: any message may carry it; some stacks name the application
+                || a.is(avp::ORIGIN_STATE_ID)
+                || a.is(avp::AUTH_APPLICATION_ID)
                 || !a.is_mandatory()
             {
                 0

@@ -487,7 +487,7 @@ fn the_capabilities_exchange_admits_only_the_peer_table() {
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
     let answer = |request: &[u8]| {
         let mut out = Vec::new();
-        let admitted = node.answer_cer(&mut out, &Message::new(request).unwrap(), ip, ip);
+        let admitted = node.answer_cer(&mut out, &Message::new(request).unwrap(), ip, ip, Some);
         (admitted, read_answer(&out))
     };
     let (admitted, said) = answer(&cer(b"MME.test.example", b"mme.example", 16777252));
@@ -504,10 +504,82 @@ fn the_capabilities_exchange_admits_only_the_peer_table() {
         dict::RELAY_APPLICATION,
     ));
     assert!(admitted.is_ok());
+    // no place left: 3004, not a success
+    let mut out = Vec::new();
+    let request = cer(b"mme.test.example", b"mme.example", 16777252);
+    let busy = node.answer_cer(&mut out, &Message::new(&request).unwrap(), ip, ip, |_| {
+        None::<()>
+    });
+    assert!(busy.is_err());
+    assert_eq!(read_answer(&out).result, Some(3004));
+    // a CER is read as strictly as any request
+    let strict = |bits: u8, extra: &dyn Fn(&mut Vec<u8>)| {
+        let request = message(bits, 257, 0, |out| {
+            codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+            codec::put(out, avp::ORIGIN_REALM, b"mme.example");
+            codec::put_u32(out, avp::AUTH_APPLICATION_ID, 16777252);
+            extra(out);
+        });
+        answer(&request)
+    };
+    let (admitted, said) = strict(flags::REQUEST | flags::ERROR, &|_| {});
+    assert_eq!((admitted.is_err(), said.result), (true, Some(3008)));
+    let (admitted, said) = strict(flags::REQUEST, &|out| {
+        codec::put(out, avp::ORIGIN_HOST, b"other.example");
+    });
+    assert_eq!((admitted.is_err(), said.result), (true, Some(5009)));
+    let (admitted, said) = strict(flags::REQUEST, &|out| {
+        codec::put(out, codec::AvpDef::vendor(9999, 10415), b"x");
+    });
+    assert_eq!(
+        (admitted.is_err(), said.result, said.failed),
+        (true, Some(5001), vec![9999])
+    );
+}
+
+#[test]
+fn what_any_request_may_carry_is_accepted() {
+    let (node, _dir) = node();
+    // RFC 6733 §8.16: Origin-State-Id in any message; some MMEs name the application too
+    let ecr = Ecr {
+        extra: vec![
+            (avp::ORIGIN_STATE_ID, 12345u32.to_be_bytes().to_vec()),
+            (avp::AUTH_APPLICATION_ID, 16777252u32.to_be_bytes().to_vec()),
+        ],
+        ..Ecr::of(imei(2))
+    };
+    assert_eq!(ask(&node, &ecr.bytes()), decision(1));
+    // another application's command: 3007, not 3001
+    let ulr = message(flags::REQUEST, 316, 16777251, |out| {
+        codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+    });
+    assert_eq!(ask(&node, &ulr).result, Some(3007));
+}
+
+#[test]
+fn a_failed_avp_names_a_missing_enumerated_with_four_zeros() {
+    let (node, _dir) = node();
+    let no_state = Ecr {
+        auth_state: false,
+        ..Ecr::of(imei(1))
+    };
+    let mut out = Vec::new();
+    node.handle(&mut out, &Message::new(&no_state.bytes()).unwrap());
+    let answer = Message::new(&out).unwrap();
+    let failed = answer
+        .avps()
+        .map(Result::unwrap)
+        .find(|a| a.is(avp::FAILED_AVP))
+        .unwrap();
+    let inner = failed.group().next().unwrap().unwrap();
+    assert_eq!((inner.code, inner.data), (277, &[0u8, 0, 0, 0][..]));
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // PROPTEST_CASES raises it for a longer hunt
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1024)
+    ))]
 
     /// Whatever a peer does to a conversation (bytes changed, cut, inserted), every request
     /// in it gets exactly one answer a peer can read, with its identifiers.

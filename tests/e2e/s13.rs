@@ -513,23 +513,52 @@ async fn shutdown_sends_dpr_and_answers_until_the_dpa() {
     assert!(TcpStream::connect(eir.addr).await.is_err());
 }
 
+/// A TCP connection from `source` (any 127.x.y.z is this machine's loopback), so that a test
+/// can be many clients.
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// The metric line's value.
+fn metric(metrics: &str, line: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line} in\n{metrics}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_cannot_lock_the_peers_out() {
     let dir = tempfile::tempdir().unwrap();
     let eir = Eir::start(dir.path(), |_| {}).await;
-    // an anonymous client opens many connections and says nothing (or half a CER)
-    let mut silent = Vec::new();
-    for n in 0..300 {
-        let mut stream = TcpStream::connect(eir.addr).await.unwrap();
+    // one machine opens 100 connections and says nothing (or half a CER): it keeps 8, the
+    // others are closed at once
+    let mut one_source = Vec::new();
+    for n in 0..100 {
+        let mut stream = connect_from("127.0.0.2", eir.addr).await;
         if n % 2 == 0 {
             stream
                 .write_all(&cer(PEER_HOST, PEER_REALM, 16777252)[..30])
                 .await
                 .unwrap();
         }
-        silent.push(stream);
+        one_source.push(Conn {
+            stream,
+            buf: Vec::new(),
+        });
     }
-    // the real MME still gets in, at once
+    let last = one_source.last_mut().unwrap();
+    assert!(
+        last.next_within(Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // the real MME (another address) gets in at once
     let started = Instant::now();
     let mut peer = Conn::admitted(eir.addr).await;
     assert!(
@@ -539,38 +568,89 @@ async fn silent_connections_cannot_lock_the_peers_out() {
     );
     peer.send(&ecr(1, &imei(1).to_string())).await;
     assert_eq!(read(&peer.next().await.unwrap()).status, Some(0));
-    // the oldest silent ones were evicted at once; the rest go within the CER timeout
-    let mut first = Conn {
-        stream: silent.remove(0),
-        buf: Vec::new(),
-    };
+    // 300 silent connections from 100 addresses: the oldest are evicted as new ones come
+    let mut many = Vec::new();
+    for n in 0..300 {
+        many.push(Conn {
+            stream: connect_from(&format!("127.0.1.{}", 1 + n % 100), eir.addr).await,
+            buf: Vec::new(),
+        });
+    }
     assert!(
-        first
+        many[0]
             .next_within(Duration::from_millis(500))
             .await
             .unwrap()
             .is_none()
     );
-    for stream in silent.drain(..).rev().take(10) {
-        let mut last = Conn {
-            stream,
-            buf: Vec::new(),
-        };
-        assert!(
-            last.next_within(diameter::CER_TIMEOUT + Duration::from_secs(2))
-                .await
-                .unwrap()
-                .is_none()
-        );
+    // an MME still gets in, its CER coming right after its connection
+    let mut again = Conn::admitted(eir.addr).await;
+    again.send(&ecr(2, &imei(2).to_string())).await;
+    assert_eq!(read(&again.next().await.unwrap()).status, Some(1));
+    // the rest go when the CER timeout passes
+    for mut silent in many.drain(..).rev().take(10) {
+        let closed = silent
+            .next_within(diameter::CER_TIMEOUT + Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(closed.is_none());
     }
     let metrics = eir.metrics().await;
-    let evicted = metrics
-        .lines()
-        .find(|l| l.starts_with(r#"imeidb_diameter_connections_refused_total{reason="evicted"}"#))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap();
-    assert!(evicted >= 300 - diameter::MAX_SILENT as u64, "{evicted}");
+    let refused = |reason: &str| {
+        metric(
+            &metrics,
+            &format!(r#"imeidb_diameter_connections_refused_total{{reason="{reason}"}}"#),
+        )
+    };
+    assert!(refused("silent_per_source") >= 92 - 1, "{metrics}");
+    assert!(
+        refused("evicted") >= 300 - diameter::MAX_SILENT as u64,
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gets_its_share_of_connections_and_then_3004() {
+    let dir = tempfile::tempdir().unwrap();
+    let eir = Eir::start(dir.path(), |s| s.max_connections_per_peer = 2).await;
+    let first = Conn::admitted(eir.addr).await;
+    let _second = Conn::admitted(eir.addr).await;
+    let mut third = Conn::connect(eir.addr).await;
+    third
+        .send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+        .await;
+    let cea = read(&third.next().await.unwrap());
+    assert_eq!(
+        cea.result,
+        Some(3004),
+        "DIAMETER_TOO_BUSY, not a success and a close"
+    );
+    assert_ne!(cea.header.flags & flags::ERROR, 0);
+    assert!(third.next().await.is_none());
+    // a place given back is a place to take
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut retry = Conn::connect(eir.addr).await;
+        retry
+            .send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+            .await;
+        if read(&retry.next().await.unwrap()).result == Some(2001) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's place came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = eir.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            r#"imeidb_diameter_connections_refused_total{reason="too_busy"}"#
+        ) >= 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,11 +203,13 @@ impl<'a> Avp<'a> {
 
     /// Writes its header alone, with the length of a header: an AVP named, not repeated.
     pub fn put_header(&self, out: &mut Vec<u8>) {
-        let header = if self.vendor != 0 { 12 } else { 8 };
+        // the V bit, not the Vendor-ID's value, says whether one follows (it may be 0)
+        let vendor = self.flags & avp_flags::VENDOR != 0;
+        let header = if vendor { 12 } else { 8 };
         out.extend_from_slice(&self.raw[..4]);
         out.push(self.flags & !avp_flags::RESERVED);
         out.extend_from_slice(&(header as u32).to_be_bytes()[1..]);
-        if self.vendor != 0 {
+        if vendor {
             out.extend_from_slice(&self.vendor.to_be_bytes());
         }
     }
@@ -779,6 +781,19 @@ mod tests {
         let wrong = [0, 0, 1, 12, 0x40, 0, 0, 10, 1, 2, 0, 0];
         let avp = Avps::new(&wrong).next().unwrap().unwrap();
         assert_eq!(avp.u32().unwrap_err().kind, AvpErrorKind::Length);
+    }
+
+    /// Found by the fuzzer: a V bit with a Vendor-ID of 0 still has a 12-byte header.
+    #[test]
+    fn a_header_alone_keeps_its_vendor_id_even_when_zero() {
+        let bytes = [
+            0, 0, 1, 28, 0xc0, 0, 0, 17, 0, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0,
+        ];
+        let avp = Avps::new(&bytes).next().unwrap().unwrap();
+        let mut out = Vec::new();
+        avp.put_header(&mut out);
+        assert_eq!(out, [0, 0, 1, 28, 0xc0, 0, 0, 12, 0, 0, 0, 0]);
+        assert!(Avps::new(&out).next().unwrap().is_ok());
     }
 
     #[test]

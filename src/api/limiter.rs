@@ -1,7 +1,7 @@
 //! The public routes' rate limit: at most `public.requests_per_minute` requests per client per
 //! minute, in O(1) per request and bounded memory whatever the number of source addresses.
 //!
-//! - **Who is a client**: an IPv4 address, or an IPv6 /64 (one subscriber's prefix: a client
+//! - **Who is a client**: [`crate::netaddr::client`], an IPv4 address or an IPv6 /64 (a client
 //!   that owns a /64 holds 2^64 addresses and would otherwise be 2^64 clients).
 //! - **Windows**: fixed minutes, common to all clients; a client's count is forgotten when the
 //!   minute ends, so nothing needs sweeping: each shard clears its table at its first request
@@ -21,6 +21,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::netaddr::client;
 
 /// Shards of the table.
 pub const SHARDS: usize = 64;
@@ -56,17 +58,6 @@ struct Shard {
 /// `2 << 32`.
 fn keyed(key: u64) -> u128 {
     (u128::from(key) << 64) | (2 << 32)
-}
-
-/// The client an address belongs to: the IPv4 address, or the IPv6 /64.
-fn client(peer: IpAddr) -> u128 {
-    match peer {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(u32::from(v4)),
-            None => (u128::from(v6) & !((1u128 << 64) - 1)) | (1 << 32),
-        },
-    }
 }
 
 impl RateLimiter {

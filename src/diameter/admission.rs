@@ -81,7 +81,7 @@ impl Admission {
     /// A place for a new connection from `source` until its CER: `None` when its source
     /// already holds its share. Evicts the oldest silent connection when all are taken.
     pub fn silent(&self, source: IpAddr) -> Option<SilentPlace<'_>> {
-        let source = source_key(source);
+        let source = crate::netaddr::client(source);
         let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
         if silent.iter().filter(|s| s.source == source).count() >= MAX_SILENT_PER_SOURCE {
             return None;
@@ -171,17 +171,6 @@ impl Drop for PeerPlace<'_> {
     fn drop(&mut self) {
         self.admission.per_peer[self.peer].fetch_sub(1, Ordering::AcqRel);
         self.admission.admitted.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// An IPv4 address, or an IPv6 address's /64 (an IPv4-mapped one counts as its IPv4).
-fn source_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(u32::from(v4)),
-            None => (u128::from(v6) >> 64) << 64 | 1 << 63,
-        },
     }
 }
 

@@ -23,7 +23,7 @@
 //! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |
 //! | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
 //! | [`timefmt`] | RFC 3339 times in the APIs and the audit trail |
-//! | [`netaddr`] | who a remote address is for the bounds that count clients (IPv4, IPv6 /64) |
+//! | [`net`] | what both listeners share below their protocols: the listening socket, accept with backoff, who a client is (IPv4, IPv6 /64) |
 //! | [`metrics`] | every Prometheus metric; lower layers get handles from it |
 //!
 //! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve`, `import`,
@@ -36,7 +36,7 @@ pub mod diameter;
 pub mod imei;
 pub mod imsi;
 pub mod metrics;
-pub mod netaddr;
+pub mod net;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -1,7 +1,7 @@
 //! The public routes' rate limit: at most `public.requests_per_minute` requests per client per
 //! minute, in O(1) per request and bounded memory whatever the number of source addresses.
 //!
-//! - **Who is a client**: [`crate::netaddr::client`], an IPv4 address or an IPv6 /64 (a client
+//! - **Who is a client**: [`crate::net::client`], an IPv4 address or an IPv6 /64 (a client
 //!   that owns a /64 holds 2^64 addresses and would otherwise be 2^64 clients).
 //! - **Windows**: fixed minutes, common to all clients; a client's count is forgotten when the
 //!   minute ends, so nothing needs sweeping: each shard clears its table at its first request
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::netaddr::client;
+use crate::net::client;
 
 /// Shards of the table.
 pub const SHARDS: usize = 64;

@@ -81,7 +81,7 @@ impl Admission {
     /// A place for a new connection from `source` until its CER: `None` when its source
     /// already holds its share. Evicts the oldest silent connection when all are taken.
     pub fn silent(&self, source: IpAddr) -> Option<SilentPlace<'_>> {
-        let source = crate::netaddr::client(source);
+        let source = crate::net::client(source);
         let mut silent = self.silent.lock().unwrap_or_else(|e| e.into_inner());
         if silent.iter().filter(|s| s.source == source).count() >= MAX_SILENT_PER_SOURCE {
             return None;

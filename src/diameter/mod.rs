@@ -188,7 +188,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
-            accepted = crate::server::accept(&listener) => accepted,
+            accepted = crate::net::accept(&listener) => accepted,
             () = &mut shutdown => break,
             // reap finished connections so the set does not grow
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
@@ -227,7 +227,7 @@ pub async fn run(
 /// # Errors
 /// The socket's errors (the address is in use, not ours, malformed).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    crate::server::listen(addr)
+    crate::net::listen(addr)
 }
 
 /// Answers `bytes` as a peer connection would (the first message as its CER if it is one, the

@@ -113,48 +113,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Connections the kernel queues for a listener before the server accepts them (the kernel
-/// caps it at `net.core.somaxconn`, 4,096 by default). tokio's `TcpListener::bind` asks for
-/// 128: past `server.max_connections`, the clients beyond 128 had their SYNs dropped and
-/// retried a second later.
-pub const LISTEN_BACKLOG: u32 = 4096;
-
-/// A listener on `addr` (address reuse on, as `TcpListener::bind` sets it) with a
-/// [`LISTEN_BACKLOG`] queue.
-///
-/// # Errors
-/// The socket's errors (the address is in use, not ours, malformed).
-pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// The next connection on `listener`, with `TCP_NODELAY` (every answer is small and wanted at
-/// once). A failed accept (out of file descriptors, say) is logged and retried after a pause
-/// that doubles from 5 ms to 1 s, so that a full descriptor table does not spin the loop.
-/// Cancel-safe: a shutdown may drop it while it waits.
-pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                return (stream, peer);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
-}
+pub use crate::net::{LISTEN_BACKLOG, accept, listen};
 
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight requests
 /// finish for up to `limits.shutdown_grace`, and returns. With `tls`, every connection is a

@@ -589,11 +589,11 @@ impl RawDiameter {
         if self.product_name.trim().is_empty() {
             return Err(invalid("diameter.product_name", "must not be empty".into()));
         }
-        if !(1..=3_600).contains(&self.watchdog_secs) {
+        if !(6..=3_600).contains(&self.watchdog_secs) {
             return Err(invalid(
                 "diameter.watchdog_secs",
                 format!(
-                    "{} is outside 1..=3600 (RFC 3539 suggests 30)",
+                    "{} is outside 6..=3600 (RFC 3539: at least 6, 30 by default)",
                     self.watchdog_secs
                 ),
             ));
@@ -860,6 +860,49 @@ mod tests {
             let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn diameter_settings_and_the_peer_table_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let peer = "[[diameter.peers]]\norigin_host = \"mme1.example\"\nrealm = \"example\"\n";
+        for (text, key) in [
+            ("[diameter]\nwatchdog_secs = 1\n", "diameter.watchdog_secs"),
+            ("[diameter]\nlisten = \"3868\"\n", "diameter.listen"),
+            (
+                "[diameter]\norigin_host = \"eir host\"\n",
+                "diameter.origin_host",
+            ),
+            (
+                "[diameter]\nmax_connections = 4\nmax_connections_per_peer = 5\n",
+                "diameter.max_connections_per_peer",
+            ),
+            (
+                &format!("{peer}address = \"10.0.0.1/8\"\n"),
+                "diameter.peers.address",
+            ),
+            (&format!("{peer}{peer}"), "listed twice"),
+            (
+                "[check.s13]\nnot_listed = \"maybe\"\n",
+                "check.s13.not_listed",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        std::fs::write(
+            &path,
+            format!("[diameter]\nlisten = \"\"\n{peer}address = \"10.0.0.0/8\"\n"),
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        assert_eq!(c.diameter.listen, None, "\"\" disables Diameter");
+        assert_eq!(c.diameter.peers.peers().len(), 1);
+        let env = vec![("IMEIDB_DIAMETER_PEERS".to_owned(), "mme1".to_owned())];
+        let err = Config::load(None, env, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("config file"), "{err}");
     }
 
     #[test]

@@ -253,6 +253,11 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                     peers = config.diameter.peers.peers().len(),
                     "listening (Diameter S13 over TCP)"
                 );
+                if config.diameter.peers.peers().is_empty() {
+                    tracing::warn!(
+                        "the Diameter peer table is empty: every MME is refused (list them under [[diameter.peers]])"
+                    );
+                }
                 Some(tokio::spawn(imeidb::diameter::run(
                     listener,
                     node,

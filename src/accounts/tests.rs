@@ -47,6 +47,21 @@ fn token_for(accounts: &Accounts, by: &Principal, user: u64) -> (Principal, Stri
     (accounts.authenticate(&text).unwrap(), text)
 }
 
+/// Operator organisation `n` as the regulator creates it, its administrator signed in, and
+/// one operator user the administrator creates.
+fn operator_org(
+    accounts: &Accounts,
+    regulator: &Principal,
+    n: u64,
+) -> (Organisation, Principal, User) {
+    let (org, admin) = accounts.create_org(regulator, operator_form(n)).unwrap();
+    let (org_admin, _) = token_for(accounts, regulator, admin.id);
+    let user = accounts
+        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
+        .unwrap();
+    (org, org_admin, user)
+}
+
 fn entries(accounts: &Accounts) -> Vec<audit::Entry> {
     audit::query(&accounts.store, &audit::Filter::default(), 0, 10_000)
         .unwrap()
@@ -213,11 +228,7 @@ fn suspension_deactivation_and_revocation_refuse_issued_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (accounts, token) = bootstrapped(dir.path());
     let regulator = accounts.authenticate(&token).unwrap();
-    let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
-    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
-    let user = accounts
-        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
-        .unwrap();
+    let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
     let (operator, text) = token_for(&accounts, &org_admin, user.id);
     assert!(operator.may(Permission::Check));
     assert!(accounts.authorize(&text, Permission::Check).is_ok());
@@ -291,7 +302,7 @@ fn suspension_deactivation_and_revocation_refuse_issued_tokens_at_once() {
     // another user's tokens are out of reach; a user that does not exist is 404 only to
     // those who may know
     assert!(matches!(
-        accounts.list_tokens(&operator, admin.id),
+        accounts.list_tokens(&operator, org_admin.user),
         Err(AccountsError::Forbidden)
     ));
     assert!(matches!(
@@ -310,11 +321,7 @@ fn everything_survives_a_restart_and_the_audit_chain_verifies_then_detects_a_cha
     let (text, org_id, log_len) = {
         let (accounts, token) = bootstrapped(dir.path());
         let regulator = accounts.authenticate(&token).unwrap();
-        let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
-        let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
-        let user = accounts
-            .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
-            .unwrap();
+        let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
         let (_, text) = token_for(&accounts, &org_admin, user.id);
         accounts
             .update_org(
@@ -547,11 +554,7 @@ fn a_caller_is_checked_again_when_its_waiting_request_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (accounts, token) = bootstrapped(dir.path());
     let regulator = accounts.authenticate(&token).unwrap();
-    let (org, admin) = accounts.create_org(&regulator, operator_form(1)).unwrap();
-    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
-    let user = accounts
-        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
-        .unwrap();
+    let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
     let (operator, _) = token_for(&accounts, &org_admin, user.id);
     assert_eq!(accounts.recheck(&operator).unwrap(), operator);
     // its roles changed while it waited: it runs with the new ones
@@ -616,11 +619,7 @@ fn the_regulator_stays_one_reachable_and_refusals_on_accounts_leave_a_trace() {
         .revoke_token(&regulator, regulator.user, &spare.id)
         .unwrap();
     // a patch of what no patch changes is refused on the record
-    let (org, admin) = accounts.create_org(&regulator, operator_form(2)).unwrap();
-    let (org_admin, _) = token_for(&accounts, &regulator, admin.id);
-    let user = accounts
-        .create_user(&org_admin, org.id, user_form("80123456", &[Role::Operator]))
-        .unwrap();
+    let (org, org_admin, user) = operator_org(&accounts, &regulator, 2);
     let patch = serde_json::json!({ "suspended": false });
     assert!(matches!(
         accounts.update_user(&org_admin, org.id, user.id, &patch),

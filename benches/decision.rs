@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use imeidb::imei::Imei;
 use imeidb::metrics::Metrics;
-use imeidb::registry::{CheckPolicy, Interface, Registry, now_unix};
+use imeidb::registry::{CheckPolicy, Interface, Registry};
 use imeidb::store::{
     List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, Store, StoreOptions,
 };
+use imeidb::timefmt::now_unix;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -86,7 +87,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     {
-        let store = Store::open(&dir, &options, Metrics::new().store()).unwrap();
+        let metrics = Metrics::new();
+        let store = Store::open(&dir, &options, &metrics).unwrap();
         if store.len(List::Positive) != data.positive.len() as u64 {
             let started = Instant::now();
             let now = now_unix();
@@ -116,7 +118,8 @@ fn main() {
     }
 
     let rss_before = rss_mib();
-    let store = Store::open(&dir, &options, Metrics::new().store()).unwrap();
+    let metrics = Metrics::new();
+    let store = Store::open(&dir, &options, &metrics).unwrap();
     println!(
         "open + filter and index build: {:.2} s for {} + {} entries; filters and indexes {:.1} MiB; RSS {:.0} MiB (+{:.0})",
         store.open_time().as_secs_f64(),
@@ -127,7 +130,7 @@ fn main() {
         rss_mib(),
         rss_mib() - rss_before,
     );
-    let registry = Registry::new(Arc::new(store), CheckPolicy::default());
+    let registry = Registry::new(Arc::new(store), CheckPolicy::default(), &metrics);
     let queries: Vec<Imei> = dataset::queries(
         &data,
         &dataset::Mix {

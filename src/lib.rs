@@ -8,36 +8,49 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `api`/`diameter` → `registry`/`accounts` → `store` → `imei`.
-//! Nothing below `api` knows HTTP and nothing below `diameter` knows Diameter; nothing above
-//! `store` knows RocksDB.
+//! Dependencies point one way, down this table: a module uses only modules of a lower layer.
+//! Nothing below `api` knows HTTP, nothing below `diameter` knows Diameter, nothing above
+//! `store` knows RocksDB. [`layering`] holds the table and a test that fails on an upward
+//! import.
 //!
-//! | module | responsibility |
-//! |---|---|
-//! | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
-//! | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |
-//! | [`registry`] | the decree's rules: the network check and roaming exemption, registrations, reports and recovery, activation and owners, history, authorised sellers, bulk import |
-//! | [`accounts`] | organisations, users, roles, tokens, and the hash-chained audit trail |
-//! | [`api`] | HTTP: routing, one file per area, RFC 7807 problems |
-//! | [`diameter`] | the 4G EIR: Diameter S13 (TS 29.272 ME-Identity-Check) over RFC 6733, beside HTTP, with its peer table |
-//! | [`server`] | accept loop, connection limits, idle timeout, graceful shutdown |
-//! | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
-//! | [`timefmt`] | RFC 3339 times in the APIs and the audit trail |
-//! | [`net`] | what both listeners share below their protocols: the listening socket, accept with backoff, who a client is (IPv4, IPv6 /64) |
-//! | [`metrics`] | every Prometheus metric; lower layers get handles from it |
+//! | layer | module | responsibility |
+//! |---|---|---|
+//! | 0 | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
+//! | 0 | [`identity`] | Colombian ID numbers and NITs (DIAN check digit): people and organisations named alike everywhere |
+//! | 0 | [`fields`], [`timefmt`], [`hex`] | field-by-field input errors; RFC 3339 times and the clock; hex of hashes |
+//! | 0 | [`net`] | what both listeners share below their protocols: the listening socket, accept with backoff, who a client is (IPv4, IPv6 /64) |
+//! | 0 | [`metrics`] | the `/metrics` page every component registers its own metrics into |
+//! | 1 | [`roles`] | the roles, the organisation kinds and the one table of what each role permits |
+//! | 1 | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |
+//! | 2 | [`audit`] | the hash-chained audit trail that accounts and registry both write through |
+//! | 3 | [`accounts`] | organisations, users, tokens, and who may act on whose account |
+//! | 4 | [`registry`] | the decree's rules: the network check and roaming exemption, registrations, reports and recovery, activation and owners, history, authorised sellers, bulk import, the exchange |
+//! | 5 | [`diameter`] | the 4G EIR: Diameter S13 (TS 29.272 ME-Identity-Check) over RFC 6733, with its peer table |
+//! | 6 | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
+//! | 7 | [`api`] | HTTP: the route table, one file per area, RFC 7807 problems |
+//! | 8 | [`server`] | accept loop, connection limits, idle reaper, graceful shutdown |
+//!
+//! `docs/ARCHITECTURE.md` follows a check and a write through these layers and says where
+//! each article of the decree is enforced.
 //!
 //! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve`, `import`,
 //! `admin bootstrap` and `audit verify`.
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod diameter;
+pub mod fields;
+pub mod hex;
+pub mod identity;
 pub mod imei;
 pub mod imsi;
+pub mod layering;
 pub mod metrics;
 pub mod net;
 pub mod registry;
+pub mod roles;
 pub mod server;
 pub mod store;
 pub mod timefmt;

@@ -1,5 +1,14 @@
 //! UTC timestamps as RFC 3339 text (`2026-11-23T01:02:03Z`) and back, for the APIs and the
-//! audit trail. The registry stores Unix seconds; people read and filter by dates.
+//! audit trail, and the clock every record's time comes from. The registry stores Unix
+//! seconds; people read and filter by dates.
+
+/// Seconds since the Unix epoch, for record timestamps.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(unix: u64) -> String {

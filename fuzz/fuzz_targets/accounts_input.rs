@@ -3,7 +3,7 @@
 #![no_main]
 
 use imeidb::accounts::forms::{OrgForm, UserForm, check_nit, normalise_id_number};
-use imeidb::accounts::roles::OrgKind;
+use imeidb::roles::OrgKind;
 use imeidb::accounts::token;
 use imeidb::timefmt;
 use libfuzzer_sys::fuzz_target;

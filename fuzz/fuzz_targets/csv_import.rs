@@ -21,8 +21,9 @@ fn registry() -> &'static Registry {
                 block_cache_bytes: 8 << 20,
                 ..StoreOptions::default()
             };
-            let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
-            (Registry::new(Arc::new(store), CheckPolicy::default()), dir)
+            let metrics = Metrics::new();
+    let store = Store::open(dir.path(), &options, &metrics).unwrap();
+            (Registry::new(Arc::new(store), CheckPolicy::default(), &metrics), dir)
         })
         .0
 }

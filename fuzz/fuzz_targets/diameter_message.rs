@@ -24,8 +24,8 @@ fn node() -> &'static Node {
             config.store.sync_writes = false;
             config.store.block_cache_bytes = 8 << 20;
             let metrics = Arc::new(Metrics::new());
-            let store = Store::open(dir.path(), &config.store, metrics.store()).unwrap();
-            let registry = Registry::new(Arc::new(store), config.check.clone());
+            let store = Store::open(dir.path(), &config.store, &metrics).unwrap();
+            let registry = Registry::new(Arc::new(store), config.check.clone(), &metrics);
             let settings = Settings {
                 // the second is the peer of the corpus' seed (python-diameter's CER)
                 peers: PeerTable::new(vec![
@@ -42,7 +42,7 @@ fn node() -> &'static Node {
                 ]),
                 ..Settings::default()
             };
-            let node = Node::new(settings, registry, metrics, Duration::from_secs(1));
+            let node = Node::new(settings, registry, &metrics, Duration::from_secs(1));
             (node, dir)
         })
         .0

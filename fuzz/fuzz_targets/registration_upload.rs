@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use imeidb::accounts::Principal;
-use imeidb::accounts::roles::{OrgKind, Role};
+use imeidb::roles::{OrgKind, Role};
 use imeidb::accounts::token::TokenId;
 use imeidb::metrics::Metrics;
 use imeidb::registry::registrations::{Format, Progress};
@@ -25,8 +25,9 @@ fn registry() -> &'static Registry {
                 block_cache_bytes: 8 << 20,
                 ..StoreOptions::default()
             };
-            let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
-            (Registry::new(Arc::new(store), CheckPolicy::default()), dir)
+            let metrics = Metrics::new();
+    let store = Store::open(dir.path(), &options, &metrics).unwrap();
+            (Registry::new(Arc::new(store), CheckPolicy::default(), &metrics), dir)
         })
         .0
 }

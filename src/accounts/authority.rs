@@ -25,8 +25,8 @@
 
 use std::collections::BTreeSet;
 
-use super::roles::{OrgKind, Permission, Role};
 use super::{Principal, User};
+use crate::roles::{OrgKind, Permission, Role};
 
 /// Live tokens one user may hold at once. Revoked tokens do not count: a user rotating its
 /// credential revokes the old one.

@@ -11,25 +11,16 @@
 //! - contacts (section 4): at most three, "personas diferentes al Representante Legal y al
 //!   Contador o Revisor Fiscal, y no repita direcciones electrónicas";
 //! - the NIT carries its check digit (DIAN's modulo-11 rule), so a mistyped NIT is caught.
+//!
+//! The identity numbers' own rules (NIT, ID number) are Colombian rules, not the form's: they
+//! live in [`crate::identity`], which the registry's owners and sellers use too.
 
 use serde::{Deserialize, Serialize};
 
-use super::roles::{OrgKind, Role};
-
-/// `(field path, what is wrong)` pairs; empty when the form is valid.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FieldErrors(pub Vec<(String, String)>);
-
-impl FieldErrors {
-    fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
-        self.0.push((field.into(), reason.into()));
-    }
-
-    /// `Ok(())` when no field was wrong.
-    pub fn into_result(self) -> Result<(), FieldErrors> {
-        if self.0.is_empty() { Ok(()) } else { Err(self) }
-    }
-}
+pub use crate::fields::FieldErrors;
+use crate::identity::{self, all_digits};
+pub use crate::identity::{check_nit, normalise_id_number};
+use crate::roles::{OrgKind, Role};
 
 /// A person named on the form with an ID number (legal representative, administrator).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,10 +290,6 @@ fn validate_person(person: &Person, field: &str, second_email: bool, errors: &mu
     }
 }
 
-fn all_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 fn required_text(value: &str, field: &str, max: usize, errors: &mut FieldErrors) {
     let value = value.trim();
     if value.is_empty() {
@@ -394,91 +381,10 @@ fn normalise_name(name: &str) -> String {
         .join(" ")
 }
 
-/// An ID number reduced to what identifies it: without dots, spaces and dashes, upper-case,
-/// without leading zeros. Two accounts whose numbers normalise alike are one person.
-pub fn normalise_id_number(value: &str) -> String {
-    let compact: String = value
-        .chars()
-        .filter(|c| !matches!(c, '.' | ' ' | '-'))
-        .flat_map(char::to_uppercase)
-        .collect();
-    let trimmed = compact.trim_start_matches('0');
-    trimmed.to_string()
-}
-
 fn id_number(value: &str, field: &str, errors: &mut FieldErrors) {
-    if value.trim().is_empty() {
-        errors.add(field, "is required");
-        return;
+    if let Err(reason) = identity::check_id_number(value) {
+        errors.add(field, reason);
     }
-    let normal = normalise_id_number(value);
-    if !normal.chars().all(|c| c.is_ascii_alphanumeric()) {
-        errors.add(
-            field,
-            "may hold only digits and letters (dots, spaces, dashes ignored)",
-        );
-    } else if !(5..=15).contains(&normal.len()) {
-        errors.add(field, "must have 5 to 15 digits or letters");
-    } else if is_placeholder_number(&normal) {
-        errors.add(
-            field,
-            "looks like a placeholder, not a real identification number",
-        );
-    }
-}
-
-/// One digit repeated (`11111111`) or a straight run (`123456789`, `987654321`).
-fn is_placeholder_number(normal: &str) -> bool {
-    let bytes = normal.as_bytes();
-    if !bytes.iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    let steps: Vec<i16> = bytes
-        .windows(2)
-        .map(|w| i16::from(w[1]) - i16::from(w[0]))
-        .collect();
-    [0, 1, -1]
-        .iter()
-        .any(|step| steps.iter().all(|s| s == step))
-}
-
-/// Checks a NIT written `digits-check digit` (dots allowed): 5 to 15 digits and DIAN's
-/// modulo-11 check digit.
-pub fn check_nit(value: &str) -> Result<(), String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err("is required".into());
-    }
-    let Some((number, given)) = value.rsplit_once('-') else {
-        return Err(format!(
-            "{value:?} lacks its check digit: write it as 900123456-7"
-        ));
-    };
-    let number: String = number.chars().filter(|&c| c != '.').collect();
-    if !all_digits(&number) || !(5..=15).contains(&number.len()) {
-        return Err(format!("{value:?}: the number must be 5 to 15 digits"));
-    }
-    let expected = nit_check_digit(&number);
-    match given.parse::<u8>() {
-        Ok(digit) if given.len() == 1 && digit == expected => Ok(()),
-        _ => Err(format!(
-            "{value:?}: the check digit of {number} is {expected}"
-        )),
-    }
-}
-
-/// DIAN's NIT check digit: digits weighted from the right by 3, 7, 13, 17, 19, 23, 29, 37,
-/// 41, 43, 47, 53, 59, 67, 71; the sum modulo 11 `r` gives `r` if below 2, else `11 - r`.
-pub(crate) fn nit_check_digit(number: &str) -> u8 {
-    const WEIGHTS: [u32; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
-    let sum: u32 = number
-        .bytes()
-        .rev()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    let r = (sum % 11) as u8;
-    if r < 2 { r } else { 11 - r }
 }
 
 #[cfg(test)]

@@ -13,10 +13,8 @@
 //! a request sees was durable first. A suspension or deactivation takes effect on the next
 //! request, tokens already issued included.
 
-pub mod audit;
 pub mod authority;
 pub mod forms;
-pub mod roles;
 pub mod token;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,13 +24,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::now_unix;
+use crate::audit::{self, Action, Actor, Event, Outcome};
+use crate::identity::nit_number;
+use crate::roles::{OrgKind, Permission, Role};
 use crate::store::{RawRecord, Store, StoreError};
 use crate::timefmt;
-use audit::{Action, Actor, Event, Outcome};
+use crate::timefmt::now_unix;
 use authority::Refusal;
 use forms::{FieldErrors, OrgData, OrgForm, Person, UserForm, normalise_id_number};
-use roles::{OrgKind, Permission, Role};
 use token::TokenId;
 
 /// Encoding version of stored account records (their first byte); JSON follows.
@@ -254,12 +253,6 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, AccountsEr
     }
 }
 
-/// The NIT's number without dots and check digit: what makes two organisations the same.
-fn nit_number(nit: &str) -> String {
-    let number = nit.trim().rsplit_once('-').map_or(nit, |(n, _)| n);
-    number.chars().filter(|&c| c != '.').collect()
-}
-
 /// What a patch (RFC 7396 JSON merge patch) may not change, and why.
 const IMMUTABLE_USER_FIELDS: &[(&str, &str)] = &[
     (
@@ -284,7 +277,12 @@ impl Accounts {
             next_id: 1,
             ..State::default()
         };
-        for (key, value) in store.account_records()? {
+        // each its own prefix: the directory holds the registry's authorised sellers too
+        let mut records = Vec::new();
+        for prefix in [NEXT_ID_KEY, b"org/", b"user/", b"token/"] {
+            records.extend(store.records_with_prefix(prefix)?);
+        }
+        for (key, value) in records {
             if key == NEXT_ID_KEY {
                 let bytes: [u8; 8] =
                     value
@@ -304,8 +302,6 @@ impl Accounts {
                     .id_numbers
                     .insert(normalise_id_number(&user.id_number), user.id);
                 state.users.insert(user.id, user);
-            } else if key.starts_with(b"seller/") {
-                // the registry's authorised sellers share the column family
             } else if key.starts_with(b"token/") {
                 let record: Token = decode(&key, &value)?;
                 if record.revoked_at.is_some() {
@@ -337,7 +333,7 @@ impl Accounts {
     /// writer lock held.
     fn commit(&self, change: Change, apply: impl FnOnce(&mut State)) -> Result<(), AccountsError> {
         let seal = audit::seal(&change.event, now_unix());
-        self.store.write_accounts(&change.puts, Some(&seal))?;
+        self.store.write_records(&change.puts, Some(&seal))?;
         apply(&mut self.state.write().unwrap_or_else(PoisonError::into_inner));
         Ok(())
     }
@@ -495,7 +491,7 @@ impl Accounts {
         if puts.is_empty() {
             return Ok(0);
         }
-        self.store.write_accounts(&puts, None)?;
+        self.store.write_records(&puts, None)?;
         for (live, used) in &saved {
             live.saved_last_used.store(*used, Ordering::Relaxed);
         }

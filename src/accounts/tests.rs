@@ -11,7 +11,7 @@ fn open_store(dir: &Path) -> Arc<Store> {
         block_cache_bytes: 8 << 20,
         ..StoreOptions::default()
     };
-    Arc::new(Store::open(dir, &options, Metrics::new().store()).unwrap())
+    Arc::new(Store::open(dir, &options, &Metrics::new()).unwrap())
 }
 
 /// A bootstrapped registry and its regulator administrator's token.
@@ -26,7 +26,7 @@ pub(crate) fn operator_form(n: u64) -> OrgForm {
     let mut form = example_form();
     form.kind = Some(OrgKind::Operator);
     let number = format!("{}", 830_000_000 + n * 7);
-    form.data.nit = format!("{number}-{}", forms::nit_check_digit(&number));
+    form.data.nit = format!("{number}-{}", crate::identity::nit_check_digit(&number));
     form.data.legal_name = format!("Operador Móvil {n} S.A.S.");
     form.administrator.id_number = format!("{}", 1_030_000_000 + n * 13);
     form.administrator.full_name = "Diana Carolina Suárez Peña".into();
@@ -109,7 +109,7 @@ fn only_the_regulator_creates_organisations_and_nits_and_people_are_unique() {
         &number[..3],
         &number[3..6],
         &number[6..],
-        forms::nit_check_digit(&number)
+        crate::identity::nit_check_digit(&number)
     );
     assert!(matches!(
         accounts.create_org(&regulator, same_nit),

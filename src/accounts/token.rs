@@ -8,6 +8,8 @@
 
 use sha2::{Digest, Sha256};
 
+pub use crate::hex::{from_hex, hex};
+
 const PREFIX: &str = "imeidb_";
 
 /// A token's public identifier (not secret: it appears in listings and the audit trail).
@@ -80,29 +82,6 @@ fn hash_secret(secret_hex: &str) -> [u8; 32] {
 pub fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Bytes from lower- or upper-case hex; `None` if it is not hex of exactly `N` bytes.
-pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

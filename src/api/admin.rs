@@ -26,9 +26,9 @@ use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
 use super::{ApiError, AppState, HttpResponse, Reply, off_worker_as, read_body};
-use crate::accounts::audit::{Action, Filter};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User, time_json};
+use crate::audit::{Action, Filter};
 use crate::timefmt;
 
 /// Largest page of `GET /v1/audit`.

@@ -29,8 +29,8 @@ use super::problem::ParamLocation;
 use super::{ApiError, AppState, HttpResponse, Reply, json_response, read_body};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
-use crate::metrics::CheckResult;
-use crate::registry::{Decision, Interface};
+use crate::registry::metrics::Unanswered;
+use crate::registry::{Answer, Decision, Interface};
 
 /// Path of the batch check.
 pub const BATCH_PATH: &str = "/v1/checks";
@@ -52,8 +52,8 @@ pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<Reply
         (imei, decision)
     });
     let result = match &outcome {
-        Ok((_, decision)) => CheckResult::Answered(decision.answer),
-        Err(_) => CheckResult::Malformed,
+        Ok((_, decision)) => Ok(decision.answer),
+        Err(_) => Err(Unanswered::Malformed),
     };
     let response = outcome.map(|(imei, decision)| {
         let mut out = Vec::with_capacity(160);
@@ -61,8 +61,9 @@ pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<Reply
         Reply::json(out)
     });
     state
-        .metrics
-        .observe_check(Interface::Native, result, Some(started.elapsed()));
+        .registry
+        .metrics()
+        .observe(Interface::Native, result, Some(started.elapsed()));
     response
 }
 
@@ -226,18 +227,20 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
     .map_err(|e| {
         tracing::error!(error = %e, "batch check task failed");
         state
-            .metrics
-            .observe_batch(&[(CheckResult::Failed, total)], started.elapsed());
+            .registry
+            .metrics()
+            .observe_batch(&[(Err(Unanswered::Failed), total)], started.elapsed());
         ApiError::Internal
     })?;
 
     let mut out = Vec::with_capacity(16 + entries.len() * 150);
     out.extend_from_slice(b"{\"results\":[");
-    let mut counts: Vec<(CheckResult, u64)> = Vec::with_capacity(5);
-    let mut count = |result: CheckResult| match counts.iter_mut().find(|(r, _)| *r == result) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((result, 1)),
-    };
+    let mut counts: Vec<(Result<Answer, Unanswered>, u64)> = Vec::with_capacity(5);
+    let mut count =
+        |result: Result<Answer, Unanswered>| match counts.iter_mut().find(|(r, _)| *r == result) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((result, 1)),
+        };
     for (i, entry) in entries.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -245,7 +248,7 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
         match entry {
             Entry::Valid(k) => {
                 write_decision(&mut out, checks[*k].0, &decisions[*k]);
-                count(CheckResult::Answered(decisions[*k].answer));
+                count(Ok(decisions[*k].answer));
             }
             Entry::Invalid { param, reason } => {
                 out.extend_from_slice(b"{\"error\":{\"param\":");
@@ -254,12 +257,15 @@ pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpR
                 out.extend_from_slice(b",\"reason\":");
                 let _ = serde_json::to_writer(&mut out, reason);
                 out.extend_from_slice(b"}}");
-                count(CheckResult::Malformed);
+                count(Err(Unanswered::Malformed));
             }
         }
     }
     out.extend_from_slice(b"]}");
-    state.metrics.observe_batch(&counts, started.elapsed());
+    state
+        .registry
+        .metrics()
+        .observe_batch(&counts, started.elapsed());
     Ok(json_response(out))
 }
 

@@ -16,7 +16,7 @@ use super::problem::ParamLocation;
 use super::{ApiError, AppState, Reply};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
-use crate::metrics::CheckResult;
+use crate::registry::metrics::Unanswered;
 use crate::registry::{Answer, EquipmentStatus, Interface};
 
 /// The resource path (API root + `/equipment-status`).
@@ -53,12 +53,13 @@ pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<Reply, 
         }
     });
     let result = match &answer {
-        Ok(answer) => CheckResult::Answered(*answer),
-        Err(_) => CheckResult::Malformed,
+        Ok(answer) => Ok(*answer),
+        Err(_) => Err(Unanswered::Malformed),
     };
     state
-        .metrics
-        .observe_check(Interface::N5gEir, result, Some(started.elapsed()));
+        .registry
+        .metrics()
+        .observe(Interface::N5gEir, result, Some(started.elapsed()));
     match answer? {
         Answer::Status(status) => Ok(Reply::json(status_body(status))),
         Answer::Unknown => Err(ApiError::EquipmentUnknown),

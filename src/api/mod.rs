@@ -28,6 +28,7 @@ pub mod admin;
 pub mod checks;
 pub mod eir;
 pub mod limiter;
+pub mod metrics;
 pub mod ops;
 pub mod problem;
 pub mod registry;
@@ -50,13 +51,14 @@ use hyper::header::{
 };
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::accounts::audit::{Action, Event, Outcome};
-use crate::accounts::roles::Permission;
 use crate::accounts::{Accounts, AccountsError, Principal};
+use crate::audit::{Action, Event, Outcome};
 use crate::config::Config;
-use crate::metrics::{Metrics, RequestRefusal};
+use crate::metrics::Metrics;
 use crate::registry::{Registry, owners};
+use crate::roles::Permission;
 use crate::store::Store;
+use metrics::{RequestMetrics, RequestRefusal};
 pub use problem::ApiError;
 use tokio::sync::Semaphore;
 
@@ -83,8 +85,10 @@ pub struct AppState {
     pub jobs: Arc<registry::Jobs>,
     /// Largest registration upload, in bytes.
     pub max_upload_bytes: u64,
-    /// Metric handles.
+    /// The `/metrics` page.
     pub metrics: Arc<Metrics>,
+    /// What this front end counts of the requests it refuses.
+    pub requests: RequestMetrics,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Most IMEIs in one batch check.
@@ -126,6 +130,7 @@ impl AppState {
             )),
             jobs: Arc::default(),
             max_upload_bytes: config.max_upload_bytes,
+            requests: RequestMetrics::new(&metrics),
             metrics,
             max_body_bytes: config.server.max_body_bytes,
             max_batch: config.max_batch,
@@ -142,13 +147,9 @@ impl AppState {
     /// accounts do not load.
     pub fn open(config: &Config) -> Result<AppState, AccountsError> {
         let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(Store::open(
-            &config.data_dir,
-            &config.store,
-            metrics.store(),
-        )?);
+        let store = Arc::new(Store::open(&config.data_dir, &config.store, &metrics)?);
         let accounts = Accounts::open(Arc::clone(&store))?;
-        let registry = Registry::new(store, config.check.clone());
+        let registry = Registry::new(store, config.check.clone(), &metrics);
         Ok(AppState::new(registry, accounts, metrics, config))
     }
 }
@@ -386,7 +387,7 @@ async fn route_authenticated(
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(principal.user) {
-        state.metrics.refused(RequestRefusal::Throttled);
+        state.requests.refused(RequestRefusal::Throttled);
         tokio::time::sleep(THROTTLED_PAUSE).await;
         return Err(ApiError::TooManyRefusals {
             retry_after: seconds.saturating_sub(THROTTLED_PAUSE.as_secs()).max(1),
@@ -472,7 +473,7 @@ fn count_refusal(state: &AppState, error: &ApiError) {
         ApiError::TooManyRefusals { .. } => RequestRefusal::Throttled,
         _ => return,
     };
-    state.metrics.refused(refusal);
+    state.requests.refused(refusal);
 }
 
 /// The token of an `Authorization: Bearer` header.

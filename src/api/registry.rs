@@ -38,14 +38,14 @@ use super::admin::{created, json_body, json_reply, json_value};
 use super::problem::ParamLocation;
 use super::{ApiError, AppState, ChannelBody, HttpResponse, Reply, off_worker, off_worker_as};
 use crate::accounts::Principal;
-use crate::accounts::audit::Action;
-use crate::accounts::roles::{Permission, Role};
+use crate::audit::Action;
 use crate::imei::Imei;
 use crate::registry::RegistryError;
 use crate::registry::owners::{Activated, ActivationForm, TransferForm};
 use crate::registry::registrations::{Format, Progress, RegistrationReport, UploadError};
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::registry::sellers::{Seller, SellerForm};
+use crate::roles::{Permission, Role};
 use crate::timefmt;
 
 /// Routes the registry's authenticated paths; `None` if the path is none of them.

@@ -10,10 +10,10 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use imeidb::accounts::audit::{self, Actor, Event, Outcome};
 use imeidb::accounts::forms::OrgForm;
 use imeidb::accounts::{Accounts, AccountsError};
 use imeidb::api::AppState;
+use imeidb::audit::{self, Actor, Event, Outcome};
 use imeidb::config::{CONFIG_ENV, Config, Overrides};
 use imeidb::diameter::Node;
 use imeidb::metrics::Metrics;
@@ -179,7 +179,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
     let config = load_config(common, listen)?;
     init_logging(&config.log_level);
     let metrics = Arc::new(Metrics::new());
-    let store = Store::open(&config.data_dir, &config.store, metrics.store())
+    let store = Store::open(&config.data_dir, &config.store, &metrics)
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -203,7 +203,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
             "no organisation exists yet: run `imeidb admin bootstrap --org FILE` (server stopped) to create the regulator and its first token"
         );
     }
-    let registry = Registry::new(store, config.check.clone());
+    let registry = Registry::new(store, config.check.clone(), &metrics);
     let state = AppState::new(registry.clone(), accounts.clone(), metrics, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -240,7 +240,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                 let node = Arc::new(Node::new(
                     config.diameter.clone(),
                     registry.clone(),
-                    Arc::clone(&state.metrics),
+                    &state.metrics,
                     config.server.shutdown_grace,
                 ));
                 let at = listener
@@ -335,11 +335,11 @@ fn import(common: &Common, list: List, file: &Path) -> anyhow::Result<ExitCode> 
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let metrics = Metrics::new();
-    let store = Store::open(&config.data_dir, &config.store, metrics.store())
+    let store = Store::open(&config.data_dir, &config.store, &metrics)
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
     let store = Arc::new(store);
     let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
-    let registry = Registry::new(store, config.check.clone());
+    let registry = Registry::new(store, config.check.clone(), &metrics);
     eprintln!(
         "importing {} into the {list} list at {}",
         file.display(),
@@ -388,7 +388,7 @@ fn bootstrap(common: &Common, org: &Path) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(org).with_context(|| format!("reading {}", org.display()))?;
     let form: OrgForm = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid organisation form", org.display()))?;
-    let store = Store::open(&config.data_dir, &config.store, Metrics::new().store())
+    let store = Store::open(&config.data_dir, &config.store, &Metrics::new())
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
     let accounts = Accounts::open(Arc::new(store)).context("loading the accounts")?;
     match accounts.bootstrap(form) {
@@ -418,7 +418,7 @@ fn bootstrap(common: &Common, org: &Path) -> anyhow::Result<ExitCode> {
 fn verify_audit(common: &Common) -> anyhow::Result<ExitCode> {
     let config = load_config(common, None)?;
     init_logging("warn");
-    let store = Store::open(&config.data_dir, &config.store, Metrics::new().store())
+    let store = Store::open(&config.data_dir, &config.store, &Metrics::new())
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
     match audit::verify(&store) {
         Ok(verified) => {

@@ -95,7 +95,7 @@ pub(super) async fn serve(
     drop(silent);
     let peer = place.peer();
     let host = &node.settings.peers.peers()[peer].origin_host;
-    if node.admission.may_log(crate::registry::now_unix()) {
+    if node.admission.may_log(crate::timefmt::now_unix()) {
         tracing::info!(peer = %host, %remote, "Diameter peer connected");
     }
     node.stats.connection(peer, 1);
@@ -111,7 +111,7 @@ pub(super) async fn serve(
     .await;
     node.stats.connection(peer, -1);
     drop(place);
-    if node.admission.may_log(crate::registry::now_unix()) {
+    if node.admission.may_log(crate::timefmt::now_unix()) {
         tracing::info!(peer = %host, %remote, reason = ended, "Diameter peer disconnected");
     }
 }
@@ -121,7 +121,7 @@ pub(super) async fn serve(
 fn refused(node: &Node, remote: SocketAddr, refusal: Refusal) {
     node.stats.refused(refusal);
     let logged = !matches!(refusal, Refusal::Evicted | Refusal::SilentPerSource);
-    if logged && node.admission.may_log(crate::registry::now_unix()) {
+    if logged && node.admission.may_log(crate::timefmt::now_unix()) {
         tracing::warn!(%remote, why = refusal.describe(), "Diameter connection refused");
     }
 }
@@ -306,7 +306,7 @@ impl Open<'_> {
                 Next::WatchdogAnswered | Next::WatchdogReceived => {
                     self.node
                         .stats
-                        .watchdog(self.peer, crate::registry::now_unix());
+                        .watchdog(self.peer, crate::timefmt::now_unix());
                 }
                 Next::Disconnecting => {
                     *phase = Phase::Released;

@@ -116,14 +116,10 @@ impl DiameterMetrics {
             &["result_code"],
         )
         .expect("valid metric");
-        for collector in [
-            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(last_watchdog.clone()),
-            Box::new(refused.clone()),
-            Box::new(errors.clone()),
-        ] {
-            metrics.register(collector);
-        }
+        metrics.register(connections.clone());
+        metrics.register(last_watchdog.clone());
+        metrics.register(refused.clone());
+        metrics.register(errors.clone());
         let hosts = || peers.peers().iter().map(|p| p.origin_host.as_str());
         DiameterMetrics {
             connections: hosts()

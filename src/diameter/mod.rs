@@ -109,7 +109,6 @@ impl Default for Settings {
 pub struct Node {
     settings: Settings,
     registry: Registry,
-    metrics: Arc<Metrics>,
     stats: DiameterMetrics,
     /// Origin-Host and Origin-Realm, encoded once: every message carries them.
     origin: Vec<u8>,
@@ -126,14 +125,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// The node for `settings`, answering from `registry` and counting in `metrics`.
+    /// The node for `settings`, answering from `registry`, its peer metrics registered in
+    /// `metrics` (the checks it answers are counted in the registry's).
     pub fn new(
         settings: Settings,
         registry: Registry,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
         shutdown_grace: Duration,
     ) -> Node {
-        let stats = DiameterMetrics::new(&metrics, &settings.peers);
+        let stats = DiameterMetrics::new(metrics, &settings.peers);
         let mut origin = Vec::new();
         codec::put(
             &mut origin,
@@ -145,7 +145,7 @@ impl Node {
             dict::avp::ORIGIN_REALM,
             settings.origin_realm.as_bytes(),
         );
-        let now = crate::registry::now_unix();
+        let now = crate::timefmt::now_unix();
         Node {
             answers: s13::Answers::new(&origin),
             admission: admission::Admission::new(
@@ -155,7 +155,6 @@ impl Node {
             ),
             settings,
             registry,
-            metrics,
             stats,
             origin,
             state_id: now as u32,

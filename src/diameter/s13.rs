@@ -16,7 +16,7 @@ use super::codec::{self, Avp, Message};
 use super::dict::{self, avp, result};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
-use crate::metrics::CheckResult;
+use crate::registry::metrics::Unanswered;
 use crate::registry::{Answer, EquipmentStatus, Interface};
 
 /// An ECR that cannot be answered with a decision: the error answer's parts.
@@ -132,17 +132,17 @@ impl Node {
                     }
                 }
                 codec::finish(out, start);
-                self.metrics.observe_check(
+                self.registry.metrics().observe(
                     Interface::S13,
-                    CheckResult::Answered(answer),
+                    Ok(answer),
                     Some(started.elapsed()),
                 );
             }
             Err(refusal) => {
                 self.refuse(out, message, refusal.code, refusal.why, refusal.failed);
-                self.metrics.observe_check(
+                self.registry.metrics().observe(
                     Interface::S13,
-                    CheckResult::Malformed,
+                    Err(Unanswered::Malformed),
                     Some(started.elapsed()),
                 );
             }

@@ -31,10 +31,10 @@ fn node_with(not_listed: Answer) -> (Node, tempfile::TempDir) {
         block_cache_bytes: 8 << 20,
         ..StoreOptions::default()
     };
-    let store = Store::open(dir.path(), &options, metrics.store()).unwrap();
+    let store = Store::open(dir.path(), &options, &metrics).unwrap();
     let mut policy = CheckPolicy::default();
     policy.not_listed[crate::registry::Interface::S13.index()] = not_listed;
-    let registry = Registry::new(Arc::new(store), policy);
+    let registry = Registry::new(Arc::new(store), policy, &metrics);
     let stolen = NegativeRecord {
         kind: ReportKind::Stolen,
         ..Default::default()
@@ -57,7 +57,7 @@ fn node_with(not_listed: Answer) -> (Node, tempfile::TempDir) {
         }]),
         ..Settings::default()
     };
-    let node = Node::new(settings, registry, metrics, Duration::from_secs(1));
+    let node = Node::new(settings, registry, &metrics, Duration::from_secs(1));
     (node, dir)
 }
 

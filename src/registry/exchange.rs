@@ -16,13 +16,14 @@ use std::io::Read;
 
 use super::import::RejectReason;
 use super::registrations::{Progress, RegistrationReport, UploadError, read_csv};
-use super::{Registry, RegistryError, now_unix};
+use super::{Registry, RegistryError};
 use crate::accounts::Principal;
-use crate::accounts::audit::{self, Action, Event, Outcome};
-use crate::accounts::roles::Permission;
+use crate::audit::{self, Action, Event, Outcome};
 use crate::imei::Imei;
+use crate::roles::Permission;
 use crate::store::{List, ListRecord, Mutation, NegativeRecord, Puts, ReportKind, Store};
 use crate::timefmt;
+use crate::timefmt::now_unix;
 
 /// Foreign entries applied per atomic batch.
 const BATCH: usize = 50_000;
@@ -194,9 +195,10 @@ impl Registry {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             || source.eq_ignore_ascii_case("CO")
         {
-            return Err(RegistryError::Invalid(crate::accounts::forms::FieldErrors(vec![(
+            return Err(RegistryError::Invalid(crate::fields::FieldErrors(vec![(
                 "source".into(),
-                "name the list's source: 1 to 40 letters, digits, '-' or '_' (e.g. GSMA), not CO".into(),
+                "name the list's source: 1 to 40 letters, digits, '-' or '_' (e.g. GSMA), not CO"
+                    .into(),
             )]))
             .into());
         }

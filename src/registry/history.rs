@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Principal;
-use crate::accounts::roles::Role;
+use crate::roles::Role;
 
 /// One history event of an IMEI, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::imei::{Imei, ParseImeiError};
-use crate::registry::{Registry, RegistryError, now_unix};
+use crate::registry::{Registry, RegistryError};
 use crate::store::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind};
+use crate::timefmt::now_unix;
 
 /// Rejected lines kept with their line number in the report; the rest are only counted.
 pub const REPORTED_REJECTIONS: usize = 20;

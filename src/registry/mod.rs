@@ -11,6 +11,7 @@
 pub mod exchange;
 pub mod history;
 pub mod import;
+pub mod metrics;
 pub mod owners;
 pub mod registrations;
 pub mod reports;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use crate::imei::Imei;
 use crate::imsi::{Imsi, Mcc};
+use crate::metrics::Metrics;
 use crate::store::{Inserted, List, ListRecord, NegativeRecord, PositiveRecord, Store, StoreError};
 
 /// The three answers of an Equipment Identity Register (TS 29.511 `EquipmentStatus`, S13
@@ -214,7 +216,7 @@ pub enum RegistryError {
     Forbidden,
     /// Field by field, what is wrong with the input.
     #[error("the input is invalid")]
-    Invalid(crate::accounts::forms::FieldErrors),
+    Invalid(crate::fields::FieldErrors),
     /// It contradicts what is recorded.
     #[error("{0}")]
     Conflict(String),
@@ -239,15 +241,23 @@ pub enum RegistryError {
 pub struct Registry {
     store: Arc<Store>,
     policy: Arc<CheckPolicy>,
+    /// What the front ends count of each check they answer.
+    metrics: metrics::CheckMetrics,
 }
 
 impl Registry {
-    /// A registry over `store` applying `policy`.
-    pub fn new(store: Arc<Store>, policy: CheckPolicy) -> Registry {
+    /// A registry over `store` applying `policy`, its check metrics registered in `metrics`.
+    pub fn new(store: Arc<Store>, policy: CheckPolicy, metrics: &Metrics) -> Registry {
         Registry {
             store,
             policy: Arc::new(policy),
+            metrics: metrics::CheckMetrics::new(metrics),
         }
+    }
+
+    /// The check metrics, for the front ends to count the checks they answer.
+    pub fn metrics(&self) -> &metrics::CheckMetrics {
+        &self.metrics
     }
 
     /// The network check of one IMEI. Answered from memory: it cannot fail.
@@ -354,14 +364,6 @@ impl Registry {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
-}
-
-/// Seconds since the Unix epoch, for record timestamps.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

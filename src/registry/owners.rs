@@ -19,14 +19,16 @@
 use serde::Deserialize;
 
 use super::history::{Change, HistoryEvent, encode_event};
-use super::{Registry, RegistryError, now_unix};
+use super::{Registry, RegistryError};
 use crate::accounts::Principal;
-use crate::accounts::audit::{self, Action, Event, Outcome};
-use crate::accounts::forms::{FieldErrors, check_nit, normalise_id_number};
-use crate::accounts::roles::Permission;
+use crate::audit::{self, Action, Event, Outcome};
+use crate::fields::FieldErrors;
+use crate::identity::{check_nit, normalise_id_number};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
+use crate::roles::Permission;
 use crate::store::{List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, Store};
+use crate::timefmt::now_unix;
 
 /// Identification types an owner may present.
 const ID_TYPES: &[&str] = &["CC", "CE", "PA", "TI", "NIT", "PEP", "PPT"];

@@ -26,12 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Deserialize;
 
 use super::import::RejectReason;
-use super::{Registry, RegistryError, now_unix};
+use super::{Registry, RegistryError};
 use crate::accounts::Principal;
-use crate::accounts::audit::{self, Action, Event, Outcome};
-use crate::accounts::roles::Permission;
+use crate::audit::{self, Action, Event, Outcome};
 use crate::imei::Imei;
+use crate::roles::Permission;
 use crate::store::{List, ListRecord, Mutation, PositiveRecord, Puts, Store};
+use crate::timefmt::now_unix;
 
 /// Lines applied per atomic batch.
 pub const BATCH_LINES: usize = 50_000;

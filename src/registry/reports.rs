@@ -23,17 +23,19 @@
 use serde::Deserialize;
 
 use super::history::{Change, HistoryEvent, encode_event, mask_for};
-use super::{Registry, RegistryError, now_unix};
+use super::{Registry, RegistryError};
 use crate::accounts::Principal;
-use crate::accounts::audit::{self, Action, Event, Outcome};
-use crate::accounts::forms::{FieldErrors, normalise_id_number};
-use crate::accounts::roles::{OrgKind, Permission, Role};
+use crate::audit::{self, Action, Event, Outcome};
+use crate::fields::FieldErrors;
+use crate::identity::normalise_id_number;
 use crate::imei::Imei;
+use crate::roles::{OrgKind, Permission, Role};
 use crate::store::{
     List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, ReportKind, ReporterKind,
     Store,
 };
 use crate::timefmt;
+use crate::timefmt::now_unix;
 
 /// A theft/loss report as the API receives it.
 #[derive(Debug, Clone, Default, Deserialize)]

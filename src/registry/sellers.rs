@@ -10,13 +10,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Registry, RegistryError, now_unix};
+use super::{Registry, RegistryError};
 use crate::accounts::Principal;
-use crate::accounts::audit::{self, Action, Event, Outcome};
-use crate::accounts::forms::{FieldErrors, check_nit, normalise_id_number};
-use crate::accounts::roles::Permission;
+use crate::audit::{self, Action, Event, Outcome};
+use crate::fields::FieldErrors;
+use crate::identity::{check_nit, normalise_id_number};
+use crate::roles::Permission;
 use crate::store::{Mutation, Store};
 use crate::timefmt;
+use crate::timefmt::now_unix;
 
 const PREFIX: &str = "seller/";
 const VERSION: u8 = 1;
@@ -220,9 +222,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::roles::{OrgKind, Role};
     use crate::accounts::token::TokenId;
     use crate::registry::tests::fixture;
+    use crate::roles::{OrgKind, Role};
 
     fn who(org: u64, role: Role) -> Principal {
         Principal {

@@ -120,9 +120,10 @@ pub(crate) fn fixture() -> Fixture {
         sync_writes: false,
         ..StoreOptions::default()
     };
-    let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
+    let metrics = Metrics::new();
+    let store = Store::open(dir.path(), &options, &metrics).unwrap();
     Fixture {
-        registry: Registry::new(Arc::new(store), CheckPolicy::default()),
+        registry: Registry::new(Arc::new(store), CheckPolicy::default(), &metrics),
         _dir: dir,
     }
 }

@@ -1,8 +1,7 @@
-//! The store's side of accounts and the audit trail: opaque account records, and an
-//! append-only sequence of audit entries written in the same atomic batch as the change they
-//! record.
+//! The store's side of the audit trail: an append-only sequence of entries, each written in
+//! the same atomic batch as the change it records (see `directory.rs` and `mutation.rs`).
 //!
-//! The store does not know what an entry says or how it is hashed (`accounts::audit` does);
+//! The store does not know what an entry says or how it is hashed (`crate::audit` does);
 //! it keeps the order: entries are numbered from 1 under the write lock, each sealed by a
 //! function that is handed the head it follows (the previous entry's number and hash), and the
 //! new head is stored with the entry. So there is one chain, with no gap and no fork, and a
@@ -39,9 +38,6 @@ impl AuditHead {
     }
 }
 
-/// A stored record: key and value bytes.
-pub type RawRecord = (Vec<u8>, Vec<u8>);
-
 /// Seals one audit entry: given the head it follows, returns the entry's bytes and their hash.
 /// Called under the store's write lock, so it must be quick and must not call the store.
 pub type SealAudit<'a> = &'a dyn Fn(AuditHead) -> (Vec<u8>, [u8; 32]);
@@ -59,54 +55,13 @@ pub(super) fn next_entry(head: AuditHead, seal: SealAudit) -> (Vec<u8>, AuditHea
 }
 
 impl Store {
-    /// Every stored account record (organisations, users, tokens), in key order. Read once at
-    /// start-up; the accounts live in memory afterwards.
-    ///
-    /// # Errors
-    /// [`StoreError::Read`].
-    pub fn account_records(&self) -> Result<Vec<RawRecord>, StoreError> {
-        self.rocks.account_entries()
-    }
-
-    /// The stored records whose keys start with `prefix` (e.g. `seller/`), in key order.
-    ///
-    /// # Errors
-    /// [`StoreError::Read`].
-    pub fn records_with_prefix(&self, prefix: &[u8]) -> Result<Vec<RawRecord>, StoreError> {
-        self.rocks.account_entries_with_prefix(prefix)
-    }
-
-    /// Writes account records and, with `audit`, the audit entry that records the change, in
-    /// one atomic batch. Returns the new audit head. When this returns, both are in the WAL.
-    ///
-    /// # Errors
-    /// [`StoreError::Write`]; nothing was written then, and the head did not move.
-    pub fn write_accounts(
-        &self,
-        puts: &[RawRecord],
-        audit: Option<SealAudit>,
-    ) -> Result<AuditHead, StoreError> {
-        let mut heads = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(seal) = audit else {
-            self.rocks.write_accounts(puts, None)?;
-            return Ok(heads.audit);
-        };
-        let (entry, next) = next_entry(heads.audit, seal);
-        self.rocks.write_accounts(puts, Some((next, &entry)))?;
-        heads.audit = next;
-        Ok(next)
-    }
-
     /// Appends one audit entry that records no stored change (an authority's lookup, a
     /// refused attempt, a bulk import). Returns the new head.
     ///
     /// # Errors
     /// [`StoreError::Write`]; the entry was not written then.
     pub fn append_audit(&self, seal: SealAudit) -> Result<AuditHead, StoreError> {
-        self.write_accounts(&[], Some(seal))
+        self.write_records(&[], Some(seal))
     }
 
     /// The head as of the last appended entry.
@@ -161,13 +116,13 @@ mod tests {
             let store = open(dir.path());
             assert_eq!(store.audit_head(), AuditHead::default());
             let head = store
-                .write_accounts(&[(b"k".to_vec(), b"v".to_vec())], Some(&seal_with("a")))
+                .write_records(&[(b"k".to_vec(), b"v".to_vec())], Some(&seal_with("a")))
                 .unwrap();
             assert_eq!(head.seq, 1);
             store.append_audit(&seal_with("b")).unwrap();
             // a write without an entry leaves the head where it was
             let head = store
-                .write_accounts(&[(b"k2".to_vec(), b"v2".to_vec())], None)
+                .write_records(&[(b"k2".to_vec(), b"v2".to_vec())], None)
                 .unwrap();
             assert_eq!(head.seq, 2);
         }
@@ -191,7 +146,7 @@ mod tests {
             .unwrap();
         assert_eq!(after_first, [2]);
         assert_eq!(
-            store.account_records().unwrap(),
+            store.records_with_prefix(b"").unwrap(),
             [
                 (b"k".to_vec(), b"v".to_vec()),
                 (b"k2".to_vec(), b"v2".to_vec())

@@ -16,8 +16,10 @@
 //! - Checks take no global lock and allocate nothing.
 
 mod audit;
+mod directory;
 mod filter;
 mod index;
+pub mod metrics;
 mod mutation;
 pub mod records;
 mod rocks;
@@ -28,14 +30,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use audit::{AuditHead, RawRecord, SealAudit};
+pub use audit::{AuditHead, SealAudit};
+pub use directory::RawRecord;
 pub use mutation::{Mutation, OwnedSeal, Puts};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, ReporterKind};
 
 use crate::imei::Imei;
-use crate::metrics::StoreMetrics;
+use crate::metrics::Metrics;
 use filter::ListFilter;
 use index::ListIndex;
+use metrics::StoreMetrics;
 use rocks::RocksStore;
 
 /// Store settings, validated by `config`.
@@ -180,7 +184,8 @@ pub struct Store {
 /// bits shard by shard, which pays when each shard gets many entries at once.
 const FILTER_CHUNK: usize = 1 << 16;
 impl Store {
-    /// Opens (or creates) the store in `dir` and builds both lists' filters and indexes from it.
+    /// Opens (or creates) the store in `dir` and builds both lists' filters and indexes from it;
+    /// registers its metrics in `metrics`.
     ///
     /// # Errors
     /// [`StoreError::Locked`] if another process holds the directory, [`StoreError::Open`] or
@@ -188,7 +193,7 @@ impl Store {
     pub fn open(
         dir: &Path,
         options: &StoreOptions,
-        metrics: StoreMetrics,
+        metrics: &Metrics,
     ) -> Result<Store, StoreError> {
         let started = Instant::now();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -210,7 +215,7 @@ impl Store {
             indexes: [ListIndex::new(), ListIndex::new()],
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
             write_lock: Mutex::new(heads),
-            metrics,
+            metrics: StoreMetrics::new(metrics),
             open_time: Duration::ZERO,
         };
         // Load both lists at once: each is one sequential scan of its column family.

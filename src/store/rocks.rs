@@ -277,19 +277,6 @@ impl RocksStore {
         writer.finish().map_err(StoreError::Ingest)
     }
 
-    /// Every entry of the `accounts` column family, in key order.
-    pub(super) fn account_entries(&self) -> Result<Vec<RawRecord>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_ACCOUNTS));
-        iter.seek_to_first();
-        let mut entries = Vec::new();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            entries.push((key.to_vec(), value.to_vec()));
-            iter.next();
-        }
-        iter.status().map_err(StoreError::Read)?;
-        Ok(entries)
-    }
-
     /// The entries of the `accounts` column family whose keys start with `prefix`, in key
     /// order.
     pub(super) fn account_entries_with_prefix(

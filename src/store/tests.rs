@@ -14,7 +14,7 @@ fn options() -> StoreOptions {
 }
 
 pub(super) fn open(dir: &Path) -> Store {
-    Store::open(dir, &options(), Metrics::new().store()).unwrap()
+    Store::open(dir, &options(), &Metrics::new()).unwrap()
 }
 
 fn imei(n: u64) -> Imei {
@@ -50,7 +50,7 @@ fn entries_and_sizes_survive_a_reopen() {
 fn a_second_open_of_the_same_directory_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path());
-    let second = Store::open(dir.path(), &options(), Metrics::new().store());
+    let second = Store::open(dir.path(), &options(), &Metrics::new());
     let err = second.err().expect("second open must fail");
     assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
     assert!(err.to_string().contains("in use by another imeidb process"));
@@ -255,7 +255,7 @@ fn the_write_ahead_log_stays_within_its_bound() {
         max_wal_bytes: 1 << 20,
         ..options()
     };
-    let store = Store::open(dir.path(), &options, Metrics::new().store()).unwrap();
+    let store = Store::open(dir.path(), &options, &Metrics::new()).unwrap();
     let record = positive(&"m".repeat(200)).encode();
     for batch in 0..48u64 {
         store

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use imeidb::accounts::audit::{self, Action, Filter, Outcome};
+use imeidb::audit::{self, Action, Filter, Outcome};
 use imeidb::config::Config;
 use imeidb::store::PositiveRecord;
 

@@ -239,7 +239,7 @@ fn acknowledged_reports_and_registrations_survive_sigkill() {
         ..StoreOptions::default()
     };
     let operator = {
-        let store = Store::open(&data, &options, Metrics::new().store()).unwrap();
+        let store = Store::open(&data, &options, &Metrics::new()).unwrap();
         let accounts = Accounts::open(Arc::new(store)).unwrap();
         crate::registry::cast(&accounts).operator_a
     };
@@ -311,7 +311,7 @@ fn acknowledged_reports_and_registrations_survive_sigkill() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 200);
 
-    let store = Store::open(&data, &options, Metrics::new().store()).unwrap();
+    let store = Store::open(&data, &options, &Metrics::new()).unwrap();
     let missing: Vec<u64> = acked
         .iter()
         .copied()
@@ -343,7 +343,7 @@ fn acknowledged_reports_and_registrations_survive_sigkill() {
     );
     // a write in flight at the kill may be in or out, but never half: the chain verifies and
     // every listed report and every applied upload batch has its entry (set-up: 13 entries)
-    let entries = imeidb::accounts::audit::verify(&store).unwrap().entries;
+    let entries = imeidb::audit::verify(&store).unwrap().entries;
     let batches = store.len(List::Positive).div_ceil(5);
     assert_eq!(
         entries,

@@ -18,7 +18,7 @@ pub struct Cast {
 
 pub fn cast(accounts: &imeidb::accounts::Accounts) -> Cast {
     use imeidb::accounts::forms::{OrgForm, UserForm};
-    use imeidb::accounts::roles::{OrgKind, Role};
+    use imeidb::roles::{OrgKind, Role};
     let form: OrgForm =
         serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
     let (_, _, regulator) = accounts.bootstrap(form.clone()).unwrap();
@@ -503,7 +503,7 @@ async fn recorded_sellers_are_public() {
 #[tokio::test]
 async fn an_importer_uploads_a_file_gets_the_exact_report_and_a_resend_changes_nothing() {
     use imeidb::accounts::forms::{OrgForm, UserForm};
-    use imeidb::accounts::roles::{OrgKind, Role};
+    use imeidb::roles::{OrgKind, Role};
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(test_config(dir.path())).await;
     let accounts = &server.accounts;

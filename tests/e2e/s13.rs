@@ -61,7 +61,7 @@ impl Eir {
         let node = Arc::new(Node::new(
             settings,
             http.registry.clone(),
-            Arc::clone(&http.metrics),
+            &http.metrics,
             Duration::from_secs(2),
         ));
         let listener = diameter::listen("127.0.0.1:0".parse().unwrap()).unwrap();

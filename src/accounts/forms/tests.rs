@@ -17,22 +17,6 @@ fn the_example_form_is_valid() {
 }
 
 #[test]
-fn nit_check_digits_follow_dian() {
-    assert_eq!(nit_check_digit("800197268"), 4); // DIAN
-    assert_eq!(nit_check_digit("899999053"), 1); // MinTIC
-    assert!(check_nit("800.197.268-4").is_ok());
-    let wrong = check_nit("800197268-5").unwrap_err();
-    assert!(wrong.contains("check digit of 800197268 is 4"), "{wrong}");
-    assert!(
-        check_nit("800197268")
-            .unwrap_err()
-            .contains("lacks its check digit")
-    );
-    assert!(check_nit("80a197268-4").is_err());
-    assert!(check_nit("").unwrap_err().contains("required"));
-}
-
-#[test]
 fn an_empty_form_names_every_required_field() {
     let form: OrgForm = serde_json::from_str("{}").unwrap();
     let errors = form.validate();

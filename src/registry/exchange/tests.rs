@@ -1,8 +1,8 @@
 use super::*;
-use crate::accounts::roles::{OrgKind, Role};
 use crate::accounts::token::TokenId;
 use crate::registry::reports::ReportForm;
 use crate::registry::tests::fixture;
+use crate::roles::{OrgKind, Role};
 
 fn who(org: u64, role: Role) -> Principal {
     Principal {

@@ -1,10 +1,10 @@
 use super::*;
-use crate::accounts::audit::Filter;
-use crate::accounts::roles::{OrgKind, Role};
 use crate::accounts::token::TokenId;
+use crate::audit::Filter;
 use crate::registry::history::Change;
 use crate::registry::reports::ReportForm;
 use crate::registry::tests::fixture;
+use crate::roles::{OrgKind, Role};
 
 fn operator(org: u64) -> Principal {
     Principal {

@@ -1,7 +1,7 @@
 use super::*;
-use crate::accounts::roles::{OrgKind, Role};
 use crate::accounts::token::TokenId;
 use crate::registry::tests::fixture;
+use crate::roles::{OrgKind, Role};
 use crate::store::{Mutation, NegativeRecord, Puts};
 
 fn importer(org: u64) -> Principal {

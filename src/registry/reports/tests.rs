@@ -1,9 +1,9 @@
 use super::*;
-use crate::accounts::audit::{Actor, Filter};
-use crate::accounts::roles::OrgKind;
 use crate::accounts::token::TokenId;
+use crate::audit::{Actor, Filter};
 use crate::registry::tests::fixture;
 use crate::registry::{EquipmentStatus, Interface};
+use crate::roles::OrgKind;
 
 fn principal(user: u64, org: u64, kind: OrgKind, role: Role) -> Principal {
     Principal {

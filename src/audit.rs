@@ -15,8 +15,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::roles::Role;
-use super::token::{from_hex, hex};
+use crate::hex::{from_hex, hex};
+use crate::roles::Role;
 use crate::store::{AuditHead, Store, StoreError};
 use crate::timefmt;
 
@@ -507,8 +507,7 @@ mod tests {
             block_cache_bytes: 8 << 20,
             ..crate::store::StoreOptions::default()
         };
-        let store =
-            Store::open(dir.path(), &options, crate::metrics::Metrics::new().store()).unwrap();
+        let store = Store::open(dir.path(), &options, &crate::metrics::Metrics::new()).unwrap();
         for n in 0..25u64 {
             let event = Event {
                 actor: Actor::User {

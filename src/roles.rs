@@ -153,6 +153,42 @@ pub enum Permission {
     Exchange,
 }
 
+impl Permission {
+    /// Every permission, in declaration order.
+    pub const ALL: [Permission; 12] = [
+        Permission::AdministerOrgs,
+        Permission::ReadOrgs,
+        Permission::AdministerUsers,
+        Permission::Check,
+        Permission::ReadAudit,
+        Permission::Register,
+        Permission::Report,
+        Permission::Recover,
+        Permission::Activate,
+        Permission::ManageSellers,
+        Permission::ConsultNegative,
+        Permission::Exchange,
+    ];
+
+    /// Its snake-case name, as the API's description names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::AdministerOrgs => "administer_orgs",
+            Permission::ReadOrgs => "read_orgs",
+            Permission::AdministerUsers => "administer_users",
+            Permission::Check => "check",
+            Permission::ReadAudit => "read_audit",
+            Permission::Register => "register",
+            Permission::Report => "report",
+            Permission::Recover => "recover",
+            Permission::Activate => "activate",
+            Permission::ManageSellers => "manage_sellers",
+            Permission::ConsultNegative => "consult_negative",
+            Permission::Exchange => "exchange",
+        }
+    }
+}
+
 /// The one table of what each role permits (DOMAIN.md, "Actors"; issue #3). Routes that do
 /// not exist yet (registrations, reports, recoveries, activations, sellers, consultation) use
 /// their row here when they come.

@@ -17,15 +17,16 @@
 //! Handlers parse, call `accounts`, and render; who may do what is decided there
 //! (`accounts/authority.rs` for who may act on whose account).
 
-use bytes::Bytes;
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
-use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, Reply, off_worker_as, read_body};
+use super::routes::Call;
+use super::{
+    ApiError, AppState, HttpResponse, created, json_body, json_value, off_worker_as, read_body,
+};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User, time_json};
 use crate::audit::{Action, Filter};
@@ -34,274 +35,207 @@ use crate::timefmt;
 /// Largest page of `GET /v1/audit`.
 const MAX_AUDIT_PAGE: usize = 1000;
 
-/// Whether `path` is one of this module's (`/v1/me`, `/v1/orgs...`, `/v1/users...`,
-/// `/v1/audit`).
-pub fn handles(path: &str) -> bool {
-    path == "/v1/me"
-        || path == "/v1/audit"
-        || path == "/v1/orgs"
-        || path.starts_with("/v1/orgs/")
-        || path.starts_with("/v1/users/")
+// Reads are answered from memory; every change (and its audit entry, written even when it
+// is refused) runs off the workers.
+
+/// `GET /v1/me`.
+pub async fn me(call: Call) -> Result<HttpResponse, ApiError> {
+    Ok(me_json(call.who()?))
 }
 
-/// Routes `/v1/me`, `/v1/orgs...`, `/v1/users...` and `/v1/audit`; `None` if the path is
-/// none of them.
-pub async fn route(
-    state: &AppState,
-    principal: &Principal,
-    request: Request<Incoming>,
-) -> Option<Result<HttpResponse, ApiError>> {
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = request.method().clone();
-    let accounts = &state.accounts;
-    // Reads are answered from memory here; every change (and its audit entry, written even
-    // when it is refused) runs off the workers.
-    let result = match (segments.as_slice(), &method) {
-        (["v1", "me"], &Method::GET) => Ok(me(principal)),
-        (["v1", "me"], _) => Err(get_only()),
-        (["v1", "orgs"], &Method::GET) => accounts
-            .list_orgs(principal)
-            .map_err(ApiError::from)
-            .map(|orgs| json_value(&Value::Array(orgs.iter().map(org_json).collect()))),
-        (["v1", "orgs"], &Method::POST) => match json_body::<OrgForm>(state, request).await {
-            Ok(form) => off_worker_as(state, principal, move |state, who| {
-                let (org, admin) = state.accounts.create_org(who, form)?;
-                Ok(created(
-                    &format!("/v1/orgs/{}", org.id),
-                    &json!({ "organisation": org_json(&org), "administrator": user_json(&admin) }),
-                ))
-            })
-            .await,
-            Err(e) => Err(e),
-        },
-        (["v1", "orgs"], _) => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        (["v1", "orgs", org], _) => match (id(org, "{org}"), &method) {
-            (Err(e), _) => Err(e),
-            (Ok(org), &Method::GET) => accounts
-                .get_org(principal, org)
-                .map(|o| json_value(&org_json(&o)))
-                .map_err(ApiError::from),
-            (Ok(org), &Method::PATCH) => match json_body::<Value>(state, request).await {
-                Ok(patch) => {
-                    off_worker_as(state, principal, move |state, who| {
-                        let org = state.accounts.update_org(who, org, &patch)?;
-                        Ok(json_value(&org_json(&org)))
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            _ => Err(ApiError::MethodNotAllowed {
-                allow: "GET, PATCH",
-            }),
-        },
-        (["v1", "orgs", org, verb @ ("suspend" | "reactivate")], &Method::POST) => {
-            let suspended = *verb == "suspend";
-            match (id(org, "{org}"), reason(state, request).await) {
-                (Ok(org), Ok(reason)) => {
-                    off_worker_as(state, principal, move |state, who| {
-                        let org = state
-                            .accounts
-                            .set_org_suspended(who, org, suspended, reason)?;
-                        Ok(json_value(&org_json(&org)))
-                    })
-                    .await
-                }
-                (Err(e), _) | (_, Err(e)) => Err(e),
-            }
-        }
-        (["v1", "orgs", _, "suspend" | "reactivate"], _) => Err(post_only()),
-        (["v1", "orgs", org, "users"], _) => match (id(org, "{org}"), &method) {
-            (Err(e), _) => Err(e),
-            (Ok(org), &Method::GET) => accounts
-                .list_users(principal, org)
-                .map(|users| json_value(&Value::Array(users.iter().map(user_json).collect())))
-                .map_err(ApiError::from),
-            (Ok(org), &Method::POST) => match json_body::<UserForm>(state, request).await {
-                Ok(form) => {
-                    off_worker_as(state, principal, move |state, who| {
-                        let user = state.accounts.create_user(who, org, form)?;
-                        Ok(created(
-                            &format!("/v1/orgs/{org}/users/{}", user.id),
-                            &user_json(&user),
-                        ))
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        (["v1", "orgs", org, "users", user], _) => {
-            match (id(org, "{org}"), id(user, "{user}"), &method) {
-                (Err(e), _, _) | (_, Err(e), _) => Err(e),
-                (Ok(org), Ok(user), &Method::GET) => accounts
-                    .get_user(principal, org, user)
-                    .map(|u| json_value(&user_json(&u)))
-                    .map_err(ApiError::from),
-                (Ok(org), Ok(user), &Method::PATCH) => {
-                    match json_body::<Value>(state, request).await {
-                        Ok(patch) => {
-                            off_worker_as(state, principal, move |state, who| {
-                                let user = state.accounts.update_user(who, org, user, &patch)?;
-                                Ok(json_value(&user_json(&user)))
-                            })
-                            .await
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                _ => Err(ApiError::MethodNotAllowed {
-                    allow: "GET, PATCH",
-                }),
-            }
-        }
-        (
-            [
-                "v1",
-                "orgs",
-                org,
-                "users",
-                user,
-                verb @ ("deactivate" | "activate" | "suspend" | "reactivate"),
-            ],
-            &Method::POST,
-        ) => {
-            // activation is the organisation's; suspension the regulator's
-            let by_org = matches!(*verb, "deactivate" | "activate");
-            let on = matches!(*verb, "activate" | "suspend");
-            match (
-                id(org, "{org}"),
-                id(user, "{user}"),
-                reason(state, request).await,
-            ) {
-                (Ok(org), Ok(user), Ok(reason)) => {
-                    off_worker_as(state, principal, move |state, who| {
-                        let user = if by_org {
-                            state.accounts.set_user_active(who, org, user, on, reason)
-                        } else {
-                            state
-                                .accounts
-                                .set_user_suspended(who, org, user, on, reason)
-                        }?;
-                        Ok(json_value(&user_json(&user)))
-                    })
-                    .await
-                }
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-            }
-        }
-        (
-            [
-                "v1",
-                "orgs",
-                _,
-                "users",
-                _,
-                "deactivate" | "activate" | "suspend" | "reactivate",
-            ],
-            _,
-        ) => Err(post_only()),
-        (["v1", "users", user, "tokens"], _) => match (id(user, "{user}"), &method) {
-            (Err(e), _) => Err(e),
-            (Ok(user), &Method::GET) => accounts
-                .list_tokens(principal, user)
-                .map(|tokens| {
-                    json_value(&Value::Array(
-                        tokens.iter().map(|t| token_json(t, None)).collect(),
-                    ))
-                })
-                .map_err(ApiError::from),
-            (Ok(user), &Method::POST) => match json_body::<NewToken>(state, request).await {
-                Ok(new) => {
-                    off_worker_as(state, principal, move |state, who| {
-                        let (token, text) = state.accounts.create_token(who, user, &new.name)?;
-                        Ok(created(
-                            &format!("/v1/users/{user}/tokens/{}", token.id),
-                            &token_json(&token, Some(&text)),
-                        ))
-                    })
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        (["v1", "users", user, "tokens", token], _) => match (id(user, "{user}"), &method) {
-            (Err(e), _) => Err(e),
-            (Ok(user), &Method::DELETE) => {
-                let token = (*token).to_owned();
-                off_worker_as(state, principal, move |state, who| {
-                    let token = state.accounts.revoke_token(who, user, &token)?;
-                    Ok(json_value(&token_json(&token, None)))
-                })
-                .await
-            }
-            _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
-        },
-        (["v1", "audit"], &Method::GET) => match audit_query(request.uri().query()) {
-            Ok((filter, after, limit)) => {
-                // a scan of the audit trail
-                off_worker_as(state, principal, move |state, who| {
-                    let (entries, next) = state.accounts.audit(who, &filter, after, limit)?;
-                    Ok(json_value(&json!({
-                        "entries": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
-                        "next_after": next,
-                    })))
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        },
-        (["v1", "audit"], _) => Err(get_only()),
-        _ => return None,
-    };
-    Some(result)
+/// `GET /v1/orgs`.
+pub async fn list_orgs(call: Call) -> Result<HttpResponse, ApiError> {
+    let orgs = call.state.accounts.list_orgs(call.who()?)?;
+    Ok(json_value(&Value::Array(
+        orgs.iter().map(org_json).collect(),
+    )))
 }
 
-fn get_only() -> ApiError {
-    ApiError::MethodNotAllowed { allow: "GET" }
-}
-
-fn post_only() -> ApiError {
-    ApiError::MethodNotAllowed { allow: "POST" }
-}
-
-/// A numeric id from the path.
-fn id(segment: &str, name: &str) -> Result<u64, ApiError> {
-    segment
-        .parse()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| ApiError::InvalidParams {
-            location: ParamLocation::Path,
-            params: vec![(name.to_owned(), format!("{segment:?} is not a registry id"))],
-        })
-}
-
-/// Reads a JSON body into `T`: 415 for another media type, 400 naming what the JSON parser
-/// found wrong (an unknown field included).
-pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    request: Request<Incoming>,
-) -> Result<T, ApiError> {
-    let json = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| {
-            v.starts_with("application/json") || v.starts_with("application/merge-patch+json")
-        });
-    if !json {
-        return Err(ApiError::UnsupportedMediaType {
-            detail: "send the body as application/json",
-        });
-    }
-    let body: Bytes = read_body(state, request).await?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody {
-        detail: format!("the body is not valid: {e}"),
+/// `POST /v1/orgs`.
+pub async fn create_org(call: Call) -> Result<HttpResponse, ApiError> {
+    let who = call.who()?.clone();
+    let form: OrgForm = json_body(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let (org, admin) = state.accounts.create_org(who, form)?;
+        Ok(created(
+            &format!("/v1/orgs/{}", org.id),
+            &json!({ "organisation": org_json(&org), "administrator": user_json(&admin) }),
+        ))
     })
+    .await
+}
+
+/// `GET /v1/orgs/{org}`.
+pub async fn get_org(call: Call) -> Result<HttpResponse, ApiError> {
+    let org = call.id(0, "{org}")?;
+    let org = call.state.accounts.get_org(call.who()?, org)?;
+    Ok(json_value(&org_json(&org)))
+}
+
+/// `PATCH /v1/orgs/{org}`.
+pub async fn update_org(call: Call) -> Result<HttpResponse, ApiError> {
+    let (org, who) = (call.id(0, "{org}")?, call.who()?.clone());
+    let patch: Value = json_body(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let org = state.accounts.update_org(who, org, &patch)?;
+        Ok(json_value(&org_json(&org)))
+    })
+    .await
+}
+
+/// `POST /v1/orgs/{org}/suspend`.
+pub async fn suspend_org(call: Call) -> Result<HttpResponse, ApiError> {
+    set_org_suspended(call, true).await
+}
+
+/// `POST /v1/orgs/{org}/reactivate`.
+pub async fn reactivate_org(call: Call) -> Result<HttpResponse, ApiError> {
+    set_org_suspended(call, false).await
+}
+
+async fn set_org_suspended(call: Call, suspended: bool) -> Result<HttpResponse, ApiError> {
+    let (org, who) = (call.id(0, "{org}")?, call.who()?.clone());
+    let reason = reason(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let org = state
+            .accounts
+            .set_org_suspended(who, org, suspended, reason)?;
+        Ok(json_value(&org_json(&org)))
+    })
+    .await
+}
+
+/// `GET /v1/orgs/{org}/users`.
+pub async fn list_users(call: Call) -> Result<HttpResponse, ApiError> {
+    let org = call.id(0, "{org}")?;
+    let users = call.state.accounts.list_users(call.who()?, org)?;
+    Ok(json_value(&Value::Array(
+        users.iter().map(user_json).collect(),
+    )))
+}
+
+/// `POST /v1/orgs/{org}/users`.
+pub async fn create_user(call: Call) -> Result<HttpResponse, ApiError> {
+    let (org, who) = (call.id(0, "{org}")?, call.who()?.clone());
+    let form: UserForm = json_body(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let user = state.accounts.create_user(who, org, form)?;
+        Ok(created(
+            &format!("/v1/orgs/{org}/users/{}", user.id),
+            &user_json(&user),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/orgs/{org}/users/{user}`.
+pub async fn get_user(call: Call) -> Result<HttpResponse, ApiError> {
+    let (org, user) = (call.id(0, "{org}")?, call.id(1, "{user}")?);
+    let user = call.state.accounts.get_user(call.who()?, org, user)?;
+    Ok(json_value(&user_json(&user)))
+}
+
+/// `PATCH /v1/orgs/{org}/users/{user}`.
+pub async fn update_user(call: Call) -> Result<HttpResponse, ApiError> {
+    let (org, user) = (call.id(0, "{org}")?, call.id(1, "{user}")?);
+    let who = call.who()?.clone();
+    let patch: Value = json_body(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let user = state.accounts.update_user(who, org, user, &patch)?;
+        Ok(json_value(&user_json(&user)))
+    })
+    .await
+}
+
+/// What a `POST /v1/orgs/{org}/users/{user}/{verb}` changes: activation is the
+/// organisation's, suspension the regulator's.
+#[derive(Clone, Copy)]
+enum UserChange {
+    Active(bool),
+    Suspended(bool),
+}
+
+/// `POST /v1/orgs/{org}/users/{user}/deactivate`.
+pub async fn deactivate_user(call: Call) -> Result<HttpResponse, ApiError> {
+    change_user(call, UserChange::Active(false)).await
+}
+
+/// `POST /v1/orgs/{org}/users/{user}/activate`.
+pub async fn activate_user(call: Call) -> Result<HttpResponse, ApiError> {
+    change_user(call, UserChange::Active(true)).await
+}
+
+/// `POST /v1/orgs/{org}/users/{user}/suspend`.
+pub async fn suspend_user(call: Call) -> Result<HttpResponse, ApiError> {
+    change_user(call, UserChange::Suspended(true)).await
+}
+
+/// `POST /v1/orgs/{org}/users/{user}/reactivate`.
+pub async fn reactivate_user(call: Call) -> Result<HttpResponse, ApiError> {
+    change_user(call, UserChange::Suspended(false)).await
+}
+
+async fn change_user(call: Call, change: UserChange) -> Result<HttpResponse, ApiError> {
+    let (org, user) = (call.id(0, "{org}")?, call.id(1, "{user}")?);
+    let who = call.who()?.clone();
+    let reason = reason(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let user = match change {
+            UserChange::Active(on) => state.accounts.set_user_active(who, org, user, on, reason),
+            UserChange::Suspended(on) => state
+                .accounts
+                .set_user_suspended(who, org, user, on, reason),
+        }?;
+        Ok(json_value(&user_json(&user)))
+    })
+    .await
+}
+
+/// `GET /v1/users/{user}/tokens`.
+pub async fn list_tokens(call: Call) -> Result<HttpResponse, ApiError> {
+    let user = call.id(0, "{user}")?;
+    let tokens = call.state.accounts.list_tokens(call.who()?, user)?;
+    Ok(json_value(&Value::Array(
+        tokens.iter().map(|t| token_json(t, None)).collect(),
+    )))
+}
+
+/// `POST /v1/users/{user}/tokens`.
+pub async fn create_token(call: Call) -> Result<HttpResponse, ApiError> {
+    let (user, who) = (call.id(0, "{user}")?, call.who()?.clone());
+    let new: NewToken = json_body(&call.state, call.request).await?;
+    off_worker_as(&call.state, &who, move |state, who| {
+        let (token, text) = state.accounts.create_token(who, user, &new.name)?;
+        Ok(created(
+            &format!("/v1/users/{user}/tokens/{}", token.id),
+            &token_json(&token, Some(&text)),
+        ))
+    })
+    .await
+}
+
+/// `DELETE /v1/users/{user}/tokens/{token}`.
+pub async fn revoke_token(call: Call) -> Result<HttpResponse, ApiError> {
+    let user = call.id(0, "{user}")?;
+    let token = call.params.get(1).cloned().unwrap_or_default();
+    off_worker_as(&call.state, call.who()?, move |state, who| {
+        let token = state.accounts.revoke_token(who, user, &token)?;
+        Ok(json_value(&token_json(&token, None)))
+    })
+    .await
+}
+
+/// `GET /v1/audit`: a scan of the audit trail, off the workers.
+pub async fn audit(call: Call) -> Result<HttpResponse, ApiError> {
+    let (filter, after, limit) = audit_query(call.request.uri().query())?;
+    off_worker_as(&call.state, call.who()?, move |state, who| {
+        let (entries, next) = state.accounts.audit(who, &filter, after, limit)?;
+        Ok(json_value(&json!({
+            "entries": entries.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+            "next_after": next,
+        })))
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -333,7 +267,7 @@ struct NewToken {
     name: String,
 }
 
-fn me(principal: &Principal) -> HttpResponse {
+fn me_json(principal: &Principal) -> HttpResponse {
     json_value(&json!({
         "user": principal.user,
         "org": principal.org,
@@ -405,23 +339,6 @@ fn audit_query(query: Option<&str>) -> Result<(Filter, u64, usize), ApiError> {
 fn bad<T>(invalid: &mut Vec<(String, String)>, param: &str, expected: &str) -> Option<T> {
     invalid.push((param.to_owned(), format!("expected {expected}")));
     None
-}
-
-pub(super) fn json_value(value: &Value) -> HttpResponse {
-    json_reply(value).into_response()
-}
-
-pub(super) fn json_reply(value: &Value) -> Reply {
-    Reply::json(serde_json::to_vec(value).unwrap_or_default())
-}
-
-pub(super) fn created(location: &str, value: &Value) -> HttpResponse {
-    let mut response = json_value(value);
-    *response.status_mut() = StatusCode::CREATED;
-    if let Ok(location) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(LOCATION, location);
-    }
-    response
 }
 
 fn org_json(org: &Organisation) -> Value {

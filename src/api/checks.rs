@@ -19,14 +19,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Instant;
 
-use hyper::Request;
-use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, HttpResponse, Reply, json_response, read_body};
+use super::routes::Call;
+use super::{ApiError, AppState, Head, HttpResponse, Reply, json_response, read_body};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
 use crate::registry::metrics::Unanswered;
@@ -35,19 +34,14 @@ use crate::registry::{Answer, Decision, Interface};
 /// Path of the batch check.
 pub const BATCH_PATH: &str = "/v1/checks";
 
-/// The `{imei}` of `/v1/imeis/{imei}/status`, if `path` is that route.
-pub fn status_path_imei(path: &str) -> Option<&str> {
-    let imei = path.strip_prefix("/v1/imeis/")?.strip_suffix("/status")?;
-    (!imei.contains('/')).then_some(imei)
-}
-
 /// `GET /v1/imeis/{imei}/status`.
 ///
 /// # Errors
 /// 400 naming `{imei}` or `query imsi` when malformed.
-pub fn single(state: &AppState, imei: &str, query: Option<&str>) -> Result<Reply, ApiError> {
+pub fn single(state: &AppState, params: &[&str], head: &dyn Head) -> Result<Reply, ApiError> {
     let started = Instant::now();
-    let outcome = parse_single(imei, query).map(|(imei, imsi)| {
+    let imei = params.first().copied().unwrap_or("");
+    let outcome = parse_single(imei, head.query()).map(|(imei, imsi)| {
         let decision = state.registry.check(Interface::Native, imei, imsi.as_ref());
         (imei, decision)
     });
@@ -200,7 +194,8 @@ enum Entry {
 /// # Errors
 /// 413 past the body or batch limit, 415 for a non-JSON body, 400 for a body that is not the
 /// shape above (malformed entries are per-entry errors instead).
-pub async fn batch(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+pub async fn batch(call: Call) -> Result<HttpResponse, ApiError> {
+    let (state, request) = (&call.state, call.request);
     let started = Instant::now();
     let json = request
         .headers()
@@ -521,14 +516,6 @@ mod tests {
             prop_assert!(plain.is_some());
             prop_assert_eq!(plain.map(|p| texts(&p)), by_serde(sent.as_bytes()));
         }
-    }
-
-    #[test]
-    fn status_paths_are_recognised() {
-        assert_eq!(status_path_imei("/v1/imeis/123/status"), Some("123"));
-        assert_eq!(status_path_imei("/v1/imeis/1/2/status"), None);
-        assert_eq!(status_path_imei("/v1/imeis/123"), None);
-        assert_eq!(status_path_imei("/v1/other/123/status"), None);
     }
 
     #[test]

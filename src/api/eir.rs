@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use super::problem::ParamLocation;
-use super::{ApiError, AppState, Reply};
+use super::{ApiError, AppState, Head, Reply};
 use crate::imei::Imei;
 use crate::imsi::Imsi;
 use crate::registry::metrics::Unanswered;
@@ -36,9 +36,9 @@ pub enum Equipment {
 /// # Errors
 /// 400 for a missing or malformed parameter (named in `invalidParams`), 404
 /// `ERROR_EQUIPMENT_UNKNOWN` for equipment on neither list when so configured.
-pub fn equipment_status(state: &AppState, query: Option<&str>) -> Result<Reply, ApiError> {
+pub fn equipment_status(state: &AppState, _: &[&str], head: &dyn Head) -> Result<Reply, ApiError> {
     let started = Instant::now();
-    let answer = parse_query(query).map(|equipment| match equipment {
+    let answer = parse_query(head.query()).map(|equipment| match equipment {
         Equipment::Imei(imei, imsi) => {
             state
                 .registry

@@ -1,65 +1,73 @@
-//! HTTP: the router and one file per area. Handlers translate HTTP into registry calls and
-//! the answers back into HTTP; they decide nothing and never touch the store.
+//! HTTP: one route table ([`routes`]) and one file per area. Handlers translate HTTP into
+//! domain calls and the answers back into HTTP; they decide nothing and never touch the store.
 //!
-//! | route | file |
+//! | routes | file |
 //! |---|---|
 //! | `GET /n5g-eir-eic/v1/equipment-status` | [`eir`] (TS 29.511) |
 //! | `GET /v1/imeis/{imei}/status`, `POST /v1/checks` | [`checks`] |
-//! | `GET /metrics`, `/healthz`, `/readyz` | [`ops`] |
+//! | `GET /metrics`, `/healthz`, `/readyz`, `/openapi.json` | [`ops`], [`openapi`] |
+//! | `GET /v1/public/imeis/{imei}`, `/v1/public/sellers` | [`public`] |
 //! | `/v1/me`, `/v1/orgs/...`, `/v1/users/{user}/tokens/...`, `/v1/audit` | [`admin`] |
-//! | `/v1/reports`, `/v1/activations`, `/v1/sellers`, `/v1/imeis/{imei}/recovery`, `/owner`, `/history`, `/v1/negative/{imei}`, `/v1/public/...` | [`registry`] |
+//! | `POST /v1/reports`, `/v1/imeis/{imei}/recovery`; `GET /v1/imeis/{imei}/history`, `/v1/negative/{imei}` | [`reports`] |
+//! | `POST /v1/activations`, `/v1/imeis/{imei}/owner` | [`owners`] |
+//! | `POST /v1/sellers` | [`sellers`] |
+//! | `POST /v1/registrations`, `GET /v1/registrations/jobs/{job}` | [`uploads`] |
+//! | `/v1/exchange/...` | [`exchange`] |
 //!
-//! Two kinds of route: those that never wait ([`answer_now`]: checks, operations, the public
-//! status; from memory, on the async worker that read the request), and those that may wait
-//! ([`route_waiting`]). A waiting route reads its body on the worker, then runs its domain
-//! call on a blocking thread ([`off_worker`]) if that call may wait on the disk: every write
-//! (each one fsync'd, audited refusals included) and every scan. A slow disk or a flood of
-//! writes then never delays a check.
+//! Two kinds of route ([`routes::Handler`]): those that never wait ([`answer_now`]: checks,
+//! operations, the public status; from memory, on the async worker that read the request),
+//! and those that may wait ([`route_waiting`]). A waiting route reads its body on the worker,
+//! then runs its domain call on a blocking thread ([`off_worker`]) if that call may wait on
+//! the disk: every write (each one fsync'd, audited refusals included) and every scan. A slow
+//! disk or a flood of writes then never delays a check.
 //!
-//! Authorization denies by default: only `/metrics`, `/healthz`, `/readyz` and the
-//! rate-limited `/v1/public/imeis/{imei}` and `/v1/public/sellers` are public.
-//! Network checks need a token whose user may check (`auth.open_checks` lifts that on a
-//! listener only the core network reaches); every other route needs a valid token, and the
-//! accounts layer decides what its roles allow.
+//! Authorization denies by default ([`routes::Access`]): only the operations routes and the
+//! rate-limited public routes answer without a token. Network checks need a token whose user
+//! may check (`auth.open_checks` lifts that on a listener only the core network reaches);
+//! every other route needs a valid token, and the domain decides what its roles allow.
 //!
 //! Every error body is RFC 7807 `application/problem+json` ([`problem`]).
 
 pub mod admin;
+pub mod body;
 pub mod checks;
 pub mod eir;
+pub mod exchange;
 pub mod limiter;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
+pub mod owners;
 pub mod problem;
-pub mod registry;
+pub mod public;
+pub mod reply;
+pub mod reports;
+pub mod routes;
+pub mod sellers;
+pub mod uploads;
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Frame;
 use hyper::body::Incoming;
-use hyper::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
-};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use hyper::{Method, Request};
 
 use crate::accounts::{Accounts, AccountsError, Principal};
 use crate::audit::{Action, Event, Outcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, owners};
+use crate::registry::{Registry, owners as owner_rules};
 use crate::roles::Permission;
 use crate::store::Store;
+pub use body::{BODY_BUDGET, json_body, read_body};
 use metrics::{RequestMetrics, RequestRefusal};
 pub use problem::ApiError;
+pub use reply::{
+    Body, ChannelBody, HttpResponse, Reply, created, full, json_reply, json_response, json_value,
+};
+use routes::{Access, Call, Found, Handler, Route};
 use tokio::sync::Semaphore;
 
 /// What every handler shares. Cheap to clone: a few `Arc`s.
@@ -82,7 +90,7 @@ pub struct AppState {
     /// Per-user budget of refused requests (`auth.refusals_per_minute`).
     pub refusals: Arc<limiter::RateLimiter>,
     /// Registration uploads, running and recent.
-    pub jobs: Arc<registry::Jobs>,
+    pub jobs: Arc<uploads::Jobs>,
     /// Largest registration upload, in bytes.
     pub max_upload_bytes: u64,
     /// The `/metrics` page.
@@ -154,100 +162,6 @@ impl AppState {
     }
 }
 
-/// A response body: a whole buffer (every route but the exports), or chunks streamed from a
-/// producer through a bounded channel (the negative list's exports).
-pub type Body = Either<Full<Bytes>, ChannelBody>;
-
-/// The response type of every handler.
-pub type HttpResponse = Response<Body>;
-
-/// A body whose chunks arrive through a channel; it ends when the sender is dropped.
-pub struct ChannelBody {
-    chunks: tokio::sync::mpsc::Receiver<Bytes>,
-}
-
-impl ChannelBody {
-    /// A body and the sender that feeds it (`capacity` chunks in flight).
-    pub fn channel(capacity: usize) -> (tokio::sync::mpsc::Sender<Bytes>, ChannelBody) {
-        let (tx, chunks) = tokio::sync::mpsc::channel(capacity);
-        (tx, ChannelBody { chunks })
-    }
-}
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.chunks
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
-    }
-}
-
-/// A whole-buffer body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Either::Left(Full::new(bytes.into()))
-}
-
-/// A response whose body is one buffer and whose headers are its content type and at most
-/// one more: what the routes that never wait answer, and what every error renders as. Lighter
-/// than an [`HttpResponse`], whose header map costs two allocations and its body's `Bytes` a
-/// third: answering a direct-path check with a `Reply` took it from 6,600 to 5,500 user-space
-/// instructions (callgrind). The direct path writes it out as it is (`server/direct.rs`);
-/// hyper gets [`Reply::into_response`].
-#[derive(Debug)]
-pub struct Reply {
-    /// The status code.
-    pub status: StatusCode,
-    /// The `content-type` header's value.
-    pub content_type: &'static str,
-    /// One more header (`allow`, `www-authenticate`, `retry-after`), if any.
-    pub header: Option<(HeaderName, HeaderValue)>,
-    /// The body.
-    pub body: Cow<'static, [u8]>,
-}
-
-impl Reply {
-    /// A `200` JSON reply.
-    pub fn json(body: impl Into<Cow<'static, [u8]>>) -> Reply {
-        Reply::new(StatusCode::OK, "application/json", body)
-    }
-
-    /// A reply with `status`, a `content-type` and a body, and no other header.
-    pub fn new(
-        status: StatusCode,
-        content_type: &'static str,
-        body: impl Into<Cow<'static, [u8]>>,
-    ) -> Reply {
-        Reply {
-            status,
-            content_type,
-            header: None,
-            body: body.into(),
-        }
-    }
-
-    /// The same response for hyper.
-    pub fn into_response(self) -> HttpResponse {
-        let body = match self.body {
-            Cow::Borrowed(bytes) => Bytes::from_static(bytes),
-            Cow::Owned(bytes) => Bytes::from(bytes),
-        };
-        let mut response = Response::new(full(body));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        if let Some((name, value)) = self.header {
-            headers.insert(name, value);
-        }
-        response
-    }
-}
-
 /// What [`route_now`] did with a request.
 pub enum Routed {
     /// Its response: every error is a problem+json response already.
@@ -261,8 +175,8 @@ pub enum Routed {
 /// reads it from hyper's request, or from the bytes of a request it answers without hyper
 /// (`server/direct.rs`).
 pub trait Head {
-    /// Whether the method is `GET`.
-    fn is_get(&self) -> bool;
+    /// The method.
+    fn method(&self) -> Method;
     /// The path of the request target.
     fn path(&self) -> &str;
     /// The query of the request target, without its `?`.
@@ -272,8 +186,8 @@ pub trait Head {
 }
 
 impl<B> Head for Request<B> {
-    fn is_get(&self) -> bool {
-        self.method() == Method::GET
+    fn method(&self) -> Method {
+        self.method().clone()
     }
 
     fn path(&self) -> &str {
@@ -303,71 +217,95 @@ pub fn route_now(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> 
     }
 }
 
-/// The reply of a route that never waits, or `None` for a request whose route waits (see
-/// [`route_waiting`]). The one routing table of those routes, whoever read the request.
+/// The reply of a route that never waits ([`routes::Handler::Now`]), or `None` for a request
+/// whose route waits, whose path needs a token, or that no route has (see [`route_waiting`]).
 pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<Reply> {
-    let path = head.path();
-    let result = match path {
-        "/metrics" | "/healthz" | "/readyz" if !head.is_get() => {
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
-        }
-        "/metrics" => Ok(ops::metrics(state)),
-        "/healthz" => Ok(ops::healthz()),
-        "/readyz" => ops::readyz(state),
-        eir::PATH => match authorize_check(state, head.authorization()) {
-            Err(e) => Err(e),
-            Ok(()) if head.is_get() => eir::equipment_status(state, head.query()),
-            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+    let result = match routes::find(&head.method(), head.path()) {
+        Found::Route(route, params) => match route.handler {
+            Handler::Now(handler) => admit(state, peer, route.access, head.authorization())
+                .and_then(|()| handler(state, &params, head)),
+            Handler::Waits(_) => return None,
         },
-        path if path.starts_with(registry::PUBLIC_IMEIS) => {
-            let imei = &path[registry::PUBLIC_IMEIS.len()..];
-            if head.is_get() && !imei.contains('/') {
-                registry::public_status(state, peer, imei)
-            } else if imei.contains('/') {
-                Err(ApiError::NotFound)
-            } else {
-                Err(ApiError::MethodNotAllowed { allow: "GET" })
-            }
-        }
-        path => match checks::status_path_imei(path) {
-            Some(imei) => match authorize_check(state, head.authorization()) {
-                Err(e) => Err(e),
-                Ok(()) if head.is_get() => checks::single(state, imei, head.query()),
-                Ok(()) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-            },
-            None => return None,
+        // who may call the path is checked before it is told the methods it has
+        Found::WrongMethod { access, allow } => match access {
+            Access::Token => return None,
+            Access::Check => authorize_check(state, head.authorization())
+                .and(Err(ApiError::MethodNotAllowed { allow })),
+            Access::Open | Access::Public => Err(ApiError::MethodNotAllowed { allow }),
         },
+        Found::Nothing => return None,
     };
     Some(result.unwrap_or_else(ApiError::into_reply))
 }
 
+/// Checks that the caller may use a route of `access` that needs no token of a person:
+/// nothing for [`Access::Open`], the client's public limit, or the check permission.
+fn admit(
+    state: &AppState,
+    peer: IpAddr,
+    access: Access,
+    authorization: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    match access {
+        Access::Open => Ok(()),
+        Access::Public => admit_public(state, peer),
+        Access::Check => authorize_check(state, authorization),
+        // authenticated on the waiting side, where the user's throttling is
+        Access::Token => Err(ApiError::Unauthenticated),
+    }
+}
+
 /// Routes a request [`route_now`] gave back: the batch check, the public sellers search (it
-/// reads the store), and every authenticated route of the registry and its administration.
-/// Never fails: every error becomes a problem+json response.
+/// reads the store), and every route that needs a token. Never fails: every error becomes a
+/// problem+json response.
 pub async fn route_waiting(
     state: &AppState,
     peer: IpAddr,
     request: Request<Incoming>,
 ) -> HttpResponse {
-    let result = if request.uri().path() == registry::PUBLIC_SELLERS {
-        if request.method() == Method::GET {
-            registry::public_sellers(state, peer, request.uri().query()).await
-        } else {
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
+    let method = request.method().clone();
+    let (route, params) = match routes::find(&method, request.uri().path()) {
+        Found::Route(route, params) => (Some(route), params.map(str::to_owned)),
+        Found::WrongMethod { .. } | Found::Nothing => (None, Default::default()),
+    };
+    let params = match route {
+        Some(route) => params[..route_params(route)].to_vec(),
+        None => Vec::new(),
+    };
+    let result = match route {
+        Some(route) if route.access != Access::Token => {
+            match admit(state, peer, route.access, request.authorization()) {
+                Err(e) => Err(e),
+                Ok(()) => match route.handler {
+                    Handler::Now(handler) => {
+                        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                        handler(state, &params, &request).map(Reply::into_response)
+                    }
+                    Handler::Waits(handler) => {
+                        handler(Call {
+                            state: state.clone(),
+                            principal: None,
+                            params,
+                            request,
+                        })
+                        .await
+                    }
+                },
+            }
         }
-    } else if request.uri().path() == checks::BATCH_PATH {
-        match authorize_check(state, request.authorization()) {
+        // a route that needs a token, a path with another method, or no route: who asks is
+        // known before what exists is told
+        _ => match authenticate(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(()) if request.method() == Method::POST => checks::batch(state, request).await,
-            Ok(()) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        }
-    } else {
-        match authenticate(state, request.headers()) {
-            Err(e) => Err(e),
-            Ok(principal) => route_authenticated(state, principal, request).await,
-        }
+            Ok(principal) => route_authenticated(state, principal, route, params, request).await,
+        },
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// How many parameters `route`'s path has.
+fn route_params(route: &Route) -> usize {
+    route.path.split('/').filter(|s| s.starts_with('{')).count()
 }
 
 /// How long a throttled request waits before its refusal (`auth.refusals_per_minute`): a
@@ -375,15 +313,17 @@ pub async fn route_waiting(
 /// connection.
 pub const THROTTLED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Routes an authenticated request, unless its user is throttled: past
-/// `auth.refusals_per_minute` refused requests, the user's requests on the routes that wait
-/// are refused unread for the rest of the minute, each after [`THROTTLED_PAUSE`]. A refused
-/// write costs the server an fsync'd audit entry and a parse of its body; a low-privilege
-/// token on a few connections could otherwise spend a core on them (issue #18). The network
-/// checks are not throttled.
+/// Routes an authenticated request to `route`, or answers the 405 or 404 of a request that
+/// has none, unless its user is throttled: past `auth.refusals_per_minute` refused requests,
+/// the user's requests on the routes that wait are refused unread for the rest of the
+/// minute, each after [`THROTTLED_PAUSE`]. A refused write costs the server an fsync'd audit
+/// entry and a parse of its body; a low-privilege token on a few connections could otherwise
+/// spend a core on them (issue #18). The network checks are not throttled.
 async fn route_authenticated(
     state: &AppState,
     principal: Principal,
+    route: Option<&'static Route>,
+    params: Vec<String>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(principal.user) {
@@ -393,18 +333,31 @@ async fn route_authenticated(
             retry_after: seconds.saturating_sub(THROTTLED_PAUSE.as_secs()).max(1),
         });
     }
-    let result = if admin::handles(request.uri().path()) {
-        admin::route(state, &principal, request).await
-    } else {
-        registry::route(state, &principal, request).await
-    }
-    .unwrap_or(Err(ApiError::NotFound));
-    if result.as_ref().is_err_and(spends_the_budget) && state.refusals.spend(principal.user) {
+    let user = principal.user;
+    let actor = principal.actor();
+    let result = match route.map(|route| route.handler) {
+        Some(Handler::Waits(handler)) => {
+            handler(Call {
+                state: state.clone(),
+                principal: Some(principal),
+                params,
+                request,
+            })
+            .await
+        }
+        // a token route answers from memory: none does (tested in routes.rs)
+        Some(Handler::Now(_)) => Err(ApiError::Internal),
+        None => match routes::find(request.method(), request.uri().path()) {
+            Found::WrongMethod { allow, .. } => Err(ApiError::MethodNotAllowed { allow }),
+            Found::Route(..) | Found::Nothing => Err(ApiError::NotFound),
+        },
+    };
+    if result.as_ref().is_err_and(spends_the_budget) && state.refusals.spend(user) {
         // the budget is spent: the throttling itself is on the record, once a minute
         let event = Event {
-            actor: principal.actor(),
+            actor,
             action: Action::AccessThrottle,
-            target: format!("user/{}", principal.user),
+            target: format!("user/{user}"),
             outcome: Outcome::Refused,
             reason: Some(
                 "auth.refusals_per_minute requests refused this minute: the rest of the minute's are refused unread"
@@ -428,7 +381,7 @@ async fn route_authenticated(
 fn spends_the_budget(error: &ApiError) -> bool {
     match error {
         ApiError::Forbidden | ApiError::Denied { .. } | ApiError::Conflict { .. } => true,
-        ApiError::Refused { cause, .. } => owners::OWNER_GUESS_REFUSALS.contains(cause),
+        ApiError::Refused { cause, .. } => owner_rules::OWNER_GUESS_REFUSALS.contains(cause),
         _ => false,
     }
 }
@@ -556,74 +509,4 @@ pub async fn off_worker_as<T: Send + 'static>(
 /// Whether the server is ready to answer checks.
 pub fn is_ready(state: &AppState) -> bool {
     state.ready.load(Ordering::Relaxed)
-}
-
-/// A `200` JSON response.
-pub fn json_response(body: impl Into<Cow<'static, [u8]>>) -> HttpResponse {
-    Reply::json(body).into_response()
-}
-
-/// Request bodies of the largest size (`server.max_body_bytes`) the server holds at once
-/// while reading them (`read_body`), over every connection: 256 MiB at the default 1 MiB.
-/// Past it a body is refused (503) rather than read: 10,000 connections that each sent most of
-/// a 1 MiB body and then stopped would otherwise hold 10 GB until the reaper closed them.
-pub const BODY_BUDGET: usize = 256;
-
-/// Reads the whole body, refusing (413) one larger than `state.max_body_bytes` before reading
-/// it when `Content-Length` says so, and as soon as it passes the limit otherwise. The bytes
-/// held count against the state's body budget ([`BODY_BUDGET`]) until it is read whole.
-///
-/// # Errors
-/// [`ApiError::PayloadTooLarge`] past the limit, [`ApiError::Busy`] past the budget,
-/// [`ApiError::MalformedBody`] if the connection fails mid-body.
-pub async fn read_body(state: &AppState, request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let max = state.max_body_bytes;
-    let too_large = || ApiError::PayloadTooLarge {
-        detail: format!("the body is larger than {max} bytes"),
-    };
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
-    }
-    let mut body = request.into_body();
-    // the chunks as hyper gave them: a body that came in one (most) is not copied
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut len = 0;
-    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::MalformedBody {
-            detail: format!("the body could not be read: {e}"),
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        len += data.len();
-        if len > max {
-            return Err(too_large());
-        }
-        let more = u32::try_from(data.len())
-            .ok()
-            .and_then(|n| {
-                Arc::clone(&state.body_budget)
-                    .try_acquire_many_owned(n)
-                    .ok()
-            })
-            .ok_or(ApiError::Busy {
-                detail: "the server holds as many request bodies as it may; send it again shortly",
-            })?;
-        match &mut held {
-            Some(held) => held.merge(more),
-            None => held = Some(more),
-        }
-        chunks.push(data);
-    }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => Bytes::from(chunks.concat()),
-    })
 }

@@ -309,8 +309,8 @@ fn is_plain_target_byte(b: u8) -> bool {
 }
 
 impl Head for DirectHead<'_> {
-    fn is_get(&self) -> bool {
-        true
+    fn method(&self) -> hyper::Method {
+        hyper::Method::GET // the only method the direct path reads
     }
 
     fn path(&self) -> &str {

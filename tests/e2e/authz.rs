@@ -1,11 +1,15 @@
-//! Who may call what: every endpoint x every kind of caller, with the exact status, over real
-//! HTTP against a server that requires tokens. Add every new endpoint to `endpoints()`.
+//! Who may call what: every route of the table (`imeidb::api::routes::ROUTES`) x every kind
+//! of caller, with the exact status, over real HTTP against a server that requires tokens.
+//! `endpoints()` gives each route a call; `the_matrix_walks_the_route_table` fails when a
+//! route has none, or when a case disagrees with the table's access and permission.
 
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{Value, json};
 
 use imeidb::accounts::forms::OrgForm;
+use imeidb::api::routes::{self, Access, Found};
+use imeidb::roles::Role;
 
 use crate::support::{Client, Reply, TestServer, assert_problem, imei, test_config};
 
@@ -532,9 +536,87 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             PUBLIC,
             200,
         ),
+        // operations: open
+        e(Method::GET, "/metrics".into(), None, PUBLIC, 200),
+        e(Method::GET, "/healthz".into(), None, PUBLIC, 200),
+        e(Method::GET, "/readyz".into(), None, PUBLIC, 200),
+        e(Method::GET, "/openapi.json".into(), None, PUBLIC, 200),
         // an unknown route: a valid token learns it does not exist
-        e(Method::GET, "/v1/nothing".into(), None, EVERYONE, 404),
+        e(Method::GET, UNKNOWN.into(), None, EVERYONE, 404),
     ]
+}
+
+/// A path no route has.
+const UNKNOWN: &str = "/v1/nothing";
+
+/// The role a caller of the matrix holds.
+fn role_of(caller: &str) -> Option<Role> {
+    Some(match caller {
+        "regulator_admin" => Role::RegulatorAdmin,
+        "org_admin" | "other org_admin" => Role::OrgAdmin,
+        "operator" => Role::Operator,
+        "importer" => Role::Importer,
+        "manufacturer" => Role::Manufacturer,
+        "authority" => Role::Authority,
+        "auditor" => Role::Auditor,
+        _ => return None,
+    })
+}
+
+#[test]
+fn the_matrix_walks_the_route_table() {
+    let world = World {
+        callers: Vec::new(),
+        operator_org: 7,
+        operator_user: 9,
+    };
+    let mut covered = Vec::new();
+    let mut wrong = Vec::new();
+    for endpoint in endpoints(&world) {
+        let path = endpoint.path.split('?').next().unwrap();
+        let Found::Route(route, _) = routes::find(&endpoint.method, path) else {
+            if path != UNKNOWN {
+                wrong.push(format!("{} {path}: no route has it", endpoint.method));
+            }
+            continue;
+        };
+        covered.push((route.method.clone(), route.path));
+        let public = endpoint.allowed == PUBLIC;
+        if public != matches!(route.access, Access::Open | Access::Public) {
+            wrong.push(format!(
+                "{} {}: the case says public={public}, the table {:?}",
+                route.method, route.path, route.access
+            ));
+        }
+        if route.access == Access::Check && endpoint.allowed != ["operator"] {
+            wrong.push(format!(
+                "{} {}: a check route allows operators only",
+                route.method, route.path
+            ));
+        }
+        // every caller the case allows holds a role the table's permission is granted to
+        if let Some(permission) = route.permission {
+            for caller in endpoint.allowed {
+                if role_of(caller).is_some_and(|role| !role.permits(permission)) {
+                    wrong.push(format!(
+                        "{} {}: {caller} is allowed, but its role lacks {}",
+                        route.method,
+                        route.path,
+                        permission.as_str()
+                    ));
+                }
+            }
+        }
+    }
+    for route in routes::ROUTES {
+        if !covered.contains(&(route.method.clone(), route.path)) {
+            wrong.push(format!(
+                "{} {}: no case in endpoints(): add one",
+                route.method, route.path
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
 
 /// What `caller` must get from `endpoint`.
@@ -599,10 +681,6 @@ async fn every_endpoint_for_every_caller() {
         failures.len(),
         failures.join("\n")
     );
-    // public routes answer everyone
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(client.get(path).await.status, 200, "{path}");
-    }
 }
 
 #[tokio::test]
@@ -864,4 +942,46 @@ async fn organisations_users_tokens_and_audit_over_http_and_after_a_restart() {
         ]
     );
     server.stop().await;
+}
+
+/// `GET /openapi.json` serves the route table's description; a wrong method is told the
+/// path's methods only once the caller may use the path.
+#[tokio::test]
+async fn the_api_describes_itself_and_405s_follow_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.open_checks = false;
+    let server = TestServer::start_with(config).await;
+    let mut client = Client::h1(server.addr).await;
+    let reply = client.get("/openapi.json").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), imeidb::api::openapi::document());
+    for route in routes::ROUTES {
+        let path = route.path.replace("{imei}", &imei(1).to_string());
+        let path = path.replace('{', "1").replace('}', "");
+        let wrong = if route.method == Method::PUT {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
+        let reply = client.request(wrong, &path, Bytes::new(), None).await;
+        let want = match route.access {
+            Access::Open | Access::Public => 405,
+            Access::Check | Access::Token => 401,
+        };
+        assert_eq!(reply.status.as_u16(), want, "PUT {path}");
+        if want == 405 {
+            let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+            assert!(detail.contains(route.method.as_str()), "{path}: {detail}");
+        }
+    }
+    let (_, _, regulator) = server.accounts.bootstrap(regulator_form()).unwrap();
+    let reply = call(&mut client, &regulator, Method::DELETE, "/v1/orgs/1", None).await;
+    assert_eq!(reply.status, 405);
+    assert!(
+        reply.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GET, PATCH")
+    );
 }

@@ -1,10 +1,10 @@
 //! The direct path: the HTTP/1.1 requests that [`api::answer_now`] answers at once (network
 //! checks, operations, public lookups) read and answered without hyper.
 //!
-//! Why: a native check is kernel-bound, and of its user-space work hyper's handling was most:
-//! a hyper server answering a constant takes 7,200 instructions per request, a check through
-//! hyper took 9,800 (callgrind; see docs/PERFORMANCE.md). Here a check costs one `httparse`
-//! parse of the head, the route and the check, and one buffer written: 5,500 in all.
+//! Why: a native check is kernel-bound, and of its user-space work hyper's handling of the
+//! request was most, more than the check itself (callgrind; docs/performance-history.md).
+//! Here a check costs one `httparse` parse of the head, the route and the check, and one
+//! buffer written.
 //!
 //! What it answers, and why that is safe: a request it takes is one hyper would read the same
 //! way, because it is a head `httparse` (hyper's own parser) reads whole, of an HTTP/1.1 `GET`
@@ -39,8 +39,8 @@ const READ_SIZE: usize = 8192;
 /// answers no more requests until they are written, and reads no more until then: a client
 /// that pipelines requests and reads nothing fills the kernel's buffers, then waits, and the
 /// server holds at most this much for it (with [`READ_SIZE`] beyond the largest head of
-/// requests read and not answered yet), as hyper bounds its own write buffer. Issue #18
-/// measured 1,000 such clients taking the server from 18 MB to 1.2 GB without the bound.
+/// requests read and not answered yet), as hyper bounds its own write buffer. Without it, such
+/// a client grew the server's memory by every answer it did not read (issue #18).
 pub const MAX_QUEUED_OUT: usize = 16 << 10;
 
 /// How the direct path left a connection.

@@ -1,0 +1,293 @@
+//! Raw configuration to validated [`Config`]: every value checked once, with the key at fault
+//! named, and turned into the types the components take.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawDiameter};
+use super::{Config, ConfigError, ServerLimits, TlsFiles};
+use crate::diameter::{self, peers};
+use crate::imsi::Mcc;
+use crate::registry::{Answer, CheckPolicy, EquipmentStatus};
+use crate::store::{List, StoreOptions};
+
+impl RawConfig {
+    /// The validated configuration this raw one describes.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key at fault.
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let listen = self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            )
+        })?;
+        let in_range = |key: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(key, format!("{value} is outside {min}..={max}")))
+            }
+        };
+        let server = ServerLimits {
+            max_connections: in_range(
+                "server.max_connections",
+                self.server.max_connections,
+                1,
+                1_000_000,
+            )? as usize,
+            max_body_bytes: in_range(
+                "server.max_body_bytes",
+                self.server.max_body_bytes,
+                1024,
+                1 << 30,
+            )? as usize,
+            max_header_bytes: in_range(
+                "server.max_header_bytes",
+                self.server.max_header_bytes,
+                8192,
+                1 << 20,
+            )? as usize,
+            idle_timeout: Duration::from_secs(in_range(
+                "server.idle_timeout_secs",
+                self.server.idle_timeout_secs,
+                1,
+                86_400,
+            )?),
+            shutdown_grace: Duration::from_secs(in_range(
+                "server.shutdown_grace_secs",
+                self.server.shutdown_grace_secs,
+                0,
+                3_600,
+            )?),
+            direct_path: self.server.direct_path,
+        };
+        let cache_mb = in_range(
+            "store.block_cache_mb",
+            self.store.block_cache_mb,
+            8,
+            1 << 20,
+        )?;
+        let wal_mb = in_range("store.max_wal_mb", self.store.max_wal_mb, 1, 1 << 20)?;
+        if !(1.0..=64.0).contains(&self.store.bloom_bits_per_key) {
+            return Err(invalid(
+                "store.bloom_bits_per_key",
+                format!("{} is outside 1..=64", self.store.bloom_bits_per_key),
+            ));
+        }
+        for (key, rate) in [
+            (
+                "store.positive_filter_fp_rate",
+                self.store.positive_filter_fp_rate,
+            ),
+            (
+                "store.negative_filter_fp_rate",
+                self.store.negative_filter_fp_rate,
+            ),
+        ] {
+            if !(rate > 0.0 && rate < 1.0) {
+                return Err(invalid(key, format!("{rate} must be above 0 and below 1")));
+            }
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            return Err(invalid("store.data_dir", "must not be empty".into()));
+        }
+        let store = StoreOptions {
+            block_cache_bytes: (cache_mb << 20) as usize,
+            bloom_bits_per_key: self.store.bloom_bits_per_key,
+            sync_writes: self.store.sync_writes,
+            max_wal_bytes: wal_mb << 20,
+            filter_fp_rate: List::ALL.map(|list| match list {
+                List::Positive => self.store.positive_filter_fp_rate,
+                List::Negative => self.store.negative_filter_fp_rate,
+            }),
+        };
+        if self.check.home_mccs.is_empty() {
+            return Err(invalid("check.home_mccs", "name at least one MCC".into()));
+        }
+        let home_mccs = self
+            .check
+            .home_mccs
+            .iter()
+            .map(|m| Mcc::parse(m.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|p| invalid("check.home_mccs", p))?;
+        let check = CheckPolicy {
+            home_mccs,
+            not_listed: [
+                parse_answer("check.native.not_listed", &self.check.native.not_listed)?,
+                parse_answer("check.n5g_eir.not_listed", &self.check.n5g_eir.not_listed)?,
+                parse_answer("check.s13.not_listed", &self.check.s13.not_listed)?,
+            ],
+        };
+        let max_batch = in_range("check.max_batch", self.check.max_batch, 1, 1_000_000)? as usize;
+        let tls = match (
+            self.server.tls.cert_file.trim(),
+            self.server.tls.key_file.trim(),
+        ) {
+            ("", "") => None,
+            ("", _) => {
+                return Err(invalid(
+                    "server.tls.cert_file",
+                    "set it too, or neither".into(),
+                ));
+            }
+            (_, "") => {
+                return Err(invalid(
+                    "server.tls.key_file",
+                    "set it too, or neither".into(),
+                ));
+            }
+            (cert, key) => Some(TlsFiles {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+            }),
+        };
+        Ok(Config {
+            listen,
+            server,
+            data_dir: self.store.data_dir,
+            store,
+            check,
+            max_batch,
+            tls,
+            open_checks: self.auth.open_checks,
+            refusals_per_minute: in_range(
+                "auth.refusals_per_minute",
+                self.auth.refusals_per_minute,
+                1,
+                1_000_000,
+            )? as u32,
+            max_upload_bytes: in_range(
+                "registrations.max_upload_mb",
+                self.registrations.max_upload_mb,
+                1,
+                1 << 20,
+            )? << 20,
+            public_per_minute: in_range(
+                "public.requests_per_minute",
+                self.public.requests_per_minute,
+                1,
+                1_000_000,
+            )? as u32,
+            diameter: self.diameter.validate()?,
+            log_level: self.log.level,
+        })
+    }
+}
+
+impl RawDiameter {
+    fn validate(self) -> Result<diameter::Settings, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let listen = match self.listen.trim() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| {
+                invalid(
+                    "diameter.listen",
+                    format!("{text:?} is not an address:port such as 127.0.0.1:3868 (or \"\" to disable Diameter)"),
+                )
+            })?),
+        };
+        let identity = |key: &'static str, value: String| {
+            let value = value.trim().to_owned();
+            if value.is_empty() || value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic())
+            {
+                Err(invalid(
+                    key,
+                    format!(
+                        "{value:?} is not a Diameter identity (an FQDN such as eir.epc.mnc001.mcc732.3gppnetwork.org)"
+                    ),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let origin_host = identity("diameter.origin_host", self.origin_host)?;
+        let origin_realm = identity("diameter.origin_realm", self.origin_realm)?;
+        if self.product_name.trim().is_empty() {
+            return Err(invalid("diameter.product_name", "must not be empty".into()));
+        }
+        if !(6..=3_600).contains(&self.watchdog_secs) {
+            return Err(invalid(
+                "diameter.watchdog_secs",
+                format!(
+                    "{} is outside 6..=3600 (RFC 3539: at least 6, 30 by default)",
+                    self.watchdog_secs
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_connections) {
+            return Err(invalid(
+                "diameter.max_connections",
+                format!("{} is outside 1..=100000", self.max_connections),
+            ));
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_peer) {
+            return Err(invalid(
+                "diameter.max_connections_per_peer",
+                format!(
+                    "{} is outside 1..={} (diameter.max_connections)",
+                    self.max_connections_per_peer, self.max_connections
+                ),
+            ));
+        }
+        let mut table: Vec<peers::Peer> = Vec::with_capacity(self.peers.len());
+        for peer in self.peers {
+            let origin_host = identity("diameter.peers.origin_host", peer.origin_host)?;
+            let realm = identity("diameter.peers.realm", peer.realm)?;
+            let source = match peer.address.trim() {
+                "" => None,
+                text => Some(peers::Cidr::parse(text).map_err(|problem| {
+                    invalid(
+                        "diameter.peers.address",
+                        format!("peer {origin_host}: {problem}"),
+                    )
+                })?),
+            };
+            if table.iter().any(|p| {
+                p.origin_host.eq_ignore_ascii_case(&origin_host)
+                    && p.realm.eq_ignore_ascii_case(&realm)
+            }) {
+                return Err(invalid(
+                    "diameter.peers",
+                    format!("peer {origin_host} of realm {realm} is listed twice"),
+                ));
+            }
+            table.push(peers::Peer {
+                origin_host,
+                realm,
+                source,
+            });
+        }
+        Ok(diameter::Settings {
+            listen,
+            origin_host,
+            origin_realm,
+            product_name: self.product_name.trim().to_owned(),
+            watchdog: Duration::from_secs(self.watchdog_secs),
+            max_connections: self.max_connections as usize,
+            max_connections_per_peer: self.max_connections_per_peer as usize,
+            peers: peers::PeerTable::new(table),
+        })
+    }
+}
+
+fn parse_answer(key: &'static str, value: &str) -> Result<Answer, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "whitelisted" => Ok(Answer::Status(EquipmentStatus::Whitelisted)),
+        "blacklisted" => Ok(Answer::Status(EquipmentStatus::Blacklisted)),
+        "greylisted" => Ok(Answer::Status(EquipmentStatus::Greylisted)),
+        "unknown" => Ok(Answer::Unknown),
+        _ => Err(ConfigError::Invalid {
+            key,
+            problem: format!(
+                "{value:?} is not one of \"greylisted\", \"whitelisted\", \"blacklisted\", \"unknown\""
+            ),
+        }),
+    }
+}

@@ -58,7 +58,7 @@ use crate::accounts::{Accounts, AccountsError, Principal};
 use crate::audit::{Action, Event, Outcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, owners as owner_rules};
+use crate::registry::Registry;
 use crate::roles::Permission;
 use crate::store::Store;
 pub use body::{BODY_BUDGET, json_body, read_body};
@@ -381,7 +381,7 @@ async fn route_authenticated(
 fn spends_the_budget(error: &ApiError) -> bool {
     match error {
         ApiError::Forbidden | ApiError::Denied { .. } | ApiError::Conflict { .. } => true,
-        ApiError::Refused { cause, .. } => owner_rules::OWNER_GUESS_REFUSALS.contains(cause),
+        ApiError::Refused { cause, .. } => cause.is_owner_guess(),
         _ => false,
     }
 }
@@ -462,7 +462,7 @@ fn authorize_check(state: &AppState, authorization: Option<&[u8]>) -> Result<(),
 /// Runs `work`, a domain call that may wait on the disk (an fsync'd write, an audited
 /// refusal, a scan), on a blocking thread, so that the async workers, which answer the network
 /// checks, never wait on the disk (issue #18: forbidden writes from one token, each an
-/// fsync'd audit entry, took checks from 53.6 K/s to 3.0 K/s when they ran on the workers).
+/// fsync'd audit entry, held the checks back when they ran on the workers).
 /// At most [`DISK_WAITS`] run at once.
 ///
 /// # Errors

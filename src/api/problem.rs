@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Reply;
 use crate::accounts::AccountsError;
 use crate::accounts::authority::Refusal;
-use crate::registry::RegistryError;
+use crate::registry::{RefusalCause, RegistryError};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -75,8 +75,8 @@ pub enum ApiError {
     },
     /// The decree's rules refuse the request; `cause` names the rule.
     Refused {
-        /// Machine-readable cause.
-        cause: &'static str,
+        /// Which rule.
+        cause: RefusalCause,
         /// The reason.
         detail: String,
     },
@@ -146,6 +146,18 @@ struct ProblemDetails<'a> {
     cause: &'static str,
     #[serde(rename = "invalidParams", skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam<'a>>,
+}
+
+/// The problem `cause` of each of the registry's refusals: one exhaustive match, so a new
+/// refusal cannot reach a client unnamed.
+fn refusal_cause(cause: RefusalCause) -> &'static str {
+    match cause {
+        RefusalCause::EquipmentReported => "EQUIPMENT_REPORTED",
+        RefusalCause::EquipmentNotRegistered => "EQUIPMENT_NOT_REGISTERED",
+        RefusalCause::OwnerConflict => "OWNER_CONFLICT",
+        RefusalCause::OwnerMismatch => "OWNER_MISMATCH",
+        RefusalCause::FullExportRequired => "FULL_EXPORT_REQUIRED",
+    }
 }
 
 impl From<AccountsError> for ApiError {
@@ -273,7 +285,7 @@ impl ApiError {
             ),
             ApiError::Refused { cause, .. } => (
                 StatusCode::CONFLICT,
-                cause,
+                refusal_cause(*cause),
                 "Refused by the registry's rules",
             ),
             ApiError::Unprocessable { .. } => (
@@ -428,7 +440,7 @@ mod tests {
             ApiError::ResourceNotFound { what: "user" },
             ApiError::Conflict { detail: "x".into() },
             ApiError::Refused {
-                cause: "OWNER_CONFLICT",
+                cause: RefusalCause::OwnerConflict,
                 detail: "x".into(),
             },
             ApiError::Unprocessable {

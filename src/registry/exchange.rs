@@ -16,7 +16,7 @@ use std::io::Read;
 
 use super::import::RejectReason;
 use super::registrations::{Progress, RegistrationReport, UploadError, read_csv};
-use super::{Registry, RegistryError};
+use super::{RefusalCause, Registry, RegistryError};
 use crate::accounts::Principal;
 use crate::audit::{self, Action, Event, Outcome};
 use crate::imei::Imei;
@@ -162,7 +162,7 @@ impl Registry {
         }
         if logged.is_none() {
             return Err(RegistryError::Refused {
-                cause: "FULL_EXPORT_REQUIRED",
+                cause: RefusalCause::FullExportRequired,
                 detail: format!(
                     "a bulk load changed the negative list after change {since}; fetch the full list, then ask for the changes after its sequence number"
                 ),

@@ -226,14 +226,42 @@ pub enum RegistryError {
     /// The decree's rules refuse it; `cause` names the rule for machines.
     #[error("{detail}")]
     Refused {
-        /// Machine-readable cause (`EQUIPMENT_REPORTED`, `OWNER_CONFLICT`, ...).
-        cause: &'static str,
+        /// Which rule.
+        cause: RefusalCause,
         /// The reason, for people.
         detail: String,
     },
     /// A stored record does not decode.
     #[error("a stored {0} is corrupt")]
     Corrupt(&'static str),
+}
+
+/// Which of the decree's rules refused an operation ([`RegistryError::Refused`]); the API
+/// names each in its problem's `cause`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// The device is on the negative list: it may not be activated (art. 2.2.11.8).
+    EquipmentReported,
+    /// The device is on neither list and no proof of legal acquisition was given
+    /// (art. 2.2.11.8), or a recovery finds no report to exclude.
+    EquipmentNotRegistered,
+    /// The device is bound to another owner: a transfer comes first.
+    OwnerConflict,
+    /// A transfer names a current owner who is not the one on record.
+    OwnerMismatch,
+    /// A delta export across a bulk load: export the whole list.
+    FullExportRequired,
+}
+
+impl RefusalCause {
+    /// Whether the refusal tells a caller its guess of an owner's ID number was wrong: whoever
+    /// meets it often is guessing (the API counts it against the caller's refusal budget).
+    pub fn is_owner_guess(self) -> bool {
+        matches!(
+            self,
+            RefusalCause::OwnerConflict | RefusalCause::OwnerMismatch
+        )
+    }
 }
 
 /// The registry: the lists and the rules over them. Cheap to clone.

@@ -19,7 +19,7 @@
 use serde::Deserialize;
 
 use super::history::{Change, HistoryEvent, encode_event};
-use super::{Registry, RegistryError};
+use super::{RefusalCause, Registry, RegistryError};
 use crate::accounts::Principal;
 use crate::audit::{self, Action, Event, Outcome};
 use crate::fields::FieldErrors;
@@ -68,14 +68,6 @@ pub struct ActivationForm {
     /// Proof of legal acquisition, needed only for an IMEI on neither list.
     pub proof: Option<Proof>,
 }
-
-/// The refusal of an activation whose owner is not the one bound (`cause`).
-pub const OWNER_CONFLICT: &str = "OWNER_CONFLICT";
-/// The refusal of a transfer whose current owner is not the one on record (`cause`).
-pub const OWNER_MISMATCH: &str = "OWNER_MISMATCH";
-/// The refusals that tell a caller its guess of an owner's ID number was wrong: whoever meets
-/// them often is guessing (the API counts them against the caller's refusal budget).
-pub const OWNER_GUESS_REFUSALS: [&str; 2] = [OWNER_CONFLICT, OWNER_MISMATCH];
 
 /// How an activation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +220,7 @@ impl Registry {
         let decided = self.store.transact(|store: &Store| {
             if let Some(report) = store.get::<NegativeRecord>(imei)? {
                 return Err(RegistryError::Refused {
-                    cause: "EQUIPMENT_REPORTED",
+                    cause: RefusalCause::EquipmentReported,
                     detail: format!(
                         "the IMEI is on the negative list (reported {} on {})",
                         report.kind.as_str(),
@@ -241,7 +233,7 @@ impl Registry {
                 None => match &proof {
                     None => {
                         return Err(RegistryError::Refused {
-                            cause: "EQUIPMENT_NOT_REGISTERED",
+                            cause: RefusalCause::EquipmentNotRegistered,
                             detail: "the IMEI is on neither list: give proof of legal acquisition (an invoice, or a personal import's receipt and homologation)".into(),
                         });
                     }
@@ -267,7 +259,7 @@ impl Registry {
                 false
             } else {
                 return Err(RegistryError::Refused {
-                    cause: OWNER_CONFLICT,
+                    cause: RefusalCause::OwnerConflict,
                     detail: "the IMEI is bound to another owner; the last owner must authorise a transfer first".into(),
                 });
             };
@@ -391,7 +383,7 @@ impl Registry {
             }
             if record.owner_id != current {
                 return Err(RegistryError::Refused {
-                    cause: OWNER_MISMATCH,
+                    cause: RefusalCause::OwnerMismatch,
                     detail: "the current owner given is not the owner on record".into(),
                 });
             }

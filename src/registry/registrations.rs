@@ -241,7 +241,7 @@ impl CsvFields<'_> {
 }
 
 /// `s.trim()`, without looking for Unicode white space when `s` begins and ends with a visible
-/// ASCII character, as nearly every field does (the full trim was 1.5% of an upload).
+/// ASCII character, as nearly every field does.
 #[inline]
 fn trimmed(s: &str) -> &str {
     match (s.as_bytes().first(), s.as_bytes().last()) {
@@ -386,9 +386,9 @@ impl Registry {
         };
         // Batches are written on a second thread while the next one is read, so reading and
         // parsing go on while a batch waits for its fsync. Up to two read batches wait for the
-        // writer (with one, the core sat idle 4% of an upload when an fsync ran long). A failed
-        // write ends the writer with its error, which is the upload's; the reader stops at its
-        // next batch, whose send fails once the writer has hung up.
+        // writer (with one, the reader waited and the core sat idle whenever an fsync ran
+        // long). A failed write ends the writer with its error, which is the upload's; the
+        // reader stops at its next batch, whose send fails once the writer has hung up.
         let (to_writer, batches) = std::sync::mpsc::sync_channel::<LineBatch>(2);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| {

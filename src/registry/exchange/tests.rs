@@ -164,7 +164,7 @@ fn a_bulk_load_makes_deltas_across_it_ask_for_the_full_list() {
     assert!(matches!(
         refused,
         Err(RegistryError::Refused {
-            cause: "FULL_EXPORT_REQUIRED",
+            cause: RefusalCause::FullExportRequired,
             ..
         })
     ));

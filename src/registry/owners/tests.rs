@@ -36,7 +36,7 @@ fn register(registry: &Registry, n: u64) {
         .unwrap();
 }
 
-fn refusal(result: Result<Activated, RegistryError>) -> &'static str {
+fn refusal(result: Result<Activated, RegistryError>) -> RefusalCause {
     match result {
         Err(RegistryError::Refused { cause, .. }) => cause,
         other => panic!("expected a refusal, got {other:?}"),
@@ -72,7 +72,7 @@ fn a_registered_imei_is_activated_and_its_owner_bound_once() {
     // another owner: refused until a transfer
     assert_eq!(
         refusal(r.activate(&operator(4), activation(1, "80111222"))),
-        "OWNER_CONFLICT"
+        RefusalCause::OwnerConflict
     );
     let record: PositiveRecord = r.record(imei(1)).unwrap().unwrap();
     assert_eq!(record.owner_id, "79555123");
@@ -97,11 +97,11 @@ fn reported_and_unregistered_imeis_are_refused_with_the_reason() {
     .unwrap();
     assert_eq!(
         refusal(r.activate(&operator(3), activation(2, "79555123"))),
-        "EQUIPMENT_REPORTED"
+        RefusalCause::EquipmentReported
     );
     assert_eq!(
         refusal(r.activate(&operator(3), activation(5, "79555123"))),
-        "EQUIPMENT_NOT_REGISTERED"
+        RefusalCause::EquipmentNotRegistered
     );
     assert!(!r.store().contains(List::Positive, imei(5)));
     let refused: Vec<Outcome> = audit::query(
@@ -188,7 +188,7 @@ fn two_concurrent_activations_cannot_both_bind() {
             matches!(
                 o,
                 Err(RegistryError::Refused {
-                    cause: "OWNER_CONFLICT",
+                    cause: RefusalCause::OwnerConflict,
                     ..
                 })
             )
@@ -229,7 +229,7 @@ fn a_transfer_needs_the_last_owners_authorisation() {
     assert!(matches!(
         r.transfer(&operator(3), imei(10), transfer("letter", "11223344")),
         Err(RegistryError::Refused {
-            cause: "OWNER_MISMATCH",
+            cause: RefusalCause::OwnerMismatch,
             ..
         })
     ));

@@ -2,7 +2,7 @@ use super::*;
 use crate::accounts::token::TokenId;
 use crate::audit::{Actor, Filter};
 use crate::registry::tests::fixture;
-use crate::registry::{EquipmentStatus, Interface};
+use crate::registry::{EquipmentStatus, Interface, RefusalCause};
 use crate::roles::OrgKind;
 
 fn principal(user: u64, org: u64, kind: OrgKind, role: Role) -> Principal {
@@ -194,7 +194,7 @@ fn only_the_reporting_operator_recovers_and_the_imei_returns_to_where_it_was() {
         matches!(
             r.activate(&operator(3), activation),
             Err(RegistryError::Refused {
-                cause: "EQUIPMENT_NOT_REGISTERED",
+                cause: RefusalCause::EquipmentNotRegistered,
                 ..
             })
         ),

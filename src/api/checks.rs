@@ -378,10 +378,9 @@ pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<ParsedBatch, ApiErro
 }
 
 /// The common body `{"imeis":["...", ...]}` whose strings are plain printable ASCII (no
-/// escape), read without serde's generic walk (a `Loose` visitor per entry; `parse_str` and
-/// `skip_to_escape` were about 3% of the batch path in perf). Anything else, valid or not,
-/// is `None` and goes to serde, so this path only ever agrees with it (property-tested below,
-/// fuzzed through `parse_batch`).
+/// escape), read without serde's generic walk (a `Loose` visitor per entry, and a scan of
+/// every string for escapes). Anything else, valid or not, is `None` and goes to serde, so
+/// this path only ever agrees with it (property-tested below, fuzzed through `parse_batch`).
 fn plain_imeis(body: &[u8]) -> Option<Vec<Loose<'_>>> {
     let skip_ws = |at: &mut usize| {
         while body

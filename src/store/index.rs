@@ -1,10 +1,9 @@
 //! The exact in-memory membership of one list: which IMEIs are on it, and nothing else.
 //!
-//! Why it exists: confirming a Bloom filter's "maybe" with a RocksDB point lookup cost about
-//! 4 µs (block-cache hash lookup, index binary search, block decode: all cache misses; see
-//! docs/PERFORMANCE.md), which capped the check at ~200 K decisions/s per core. The check only
-//! needs membership, so this index answers it from memory and RocksDB keeps the records and
-//! the durability.
+//! Why it exists: confirming a Bloom filter's "maybe" with a RocksDB point lookup is a
+//! block-cache hash lookup, an index binary search and a block decode, all cache misses, and
+//! was most of a check's time (docs/performance-history.md). The check only needs membership,
+//! so this index answers it from memory and RocksDB keeps the records and the durability.
 //!
 //! Shape: a device's TAC (8 digits) and the top 4 bits of its 20-bit serial form a *bucket*
 //! (`tac * 16 + snr >> 16`, fits a `u32`); the low 16 bits of the serial are the *member*,
@@ -14,11 +13,11 @@
 //! lookup and a search of the bucket, without allocating.
 //!
 //! A popular TAC's bucket holds thousands of members, and a binary search over them waited for
-//! one cache miss after another (42% of the batch path's time). So a bucket also keeps its
-//! *fences*, the first member of every 32-member chunk (one cache line of members): a lookup
-//! searches the fences, then one chunk, two memory waits whatever the bucket's size. The chunk
-//! a member's rank predicts is read beside the fences (`Bucket::touch`), so where serials are
-//! spread evenly the two waits overlap.
+//! one cache miss after another. So a bucket also keeps its *fences*, the first member of
+//! every 32-member chunk (one cache line of members): a lookup searches the fences, then one
+//! chunk, two memory waits whatever the bucket's size. The chunk a member's rank predicts is
+//! read beside the fences (`Bucket::touch`), so where serials are spread evenly the two waits
+//! overlap.
 //!
 //! Consistency: the [`Store`](super::Store) builds it from the same start-up scan as the
 //! filter and updates it, under the store's write lock, after each RocksDB write succeeds and
@@ -125,8 +124,7 @@ impl Bucket {
     /// possible members (random serials, or a fully allocated range), a member's position is
     /// about `member / 65,536` of the way along. A wrong guess (serials bunched in part of the
     /// range) costs one load and changes no answer; a right one lets the chunk search hit
-    /// cache instead of waiting for the fences first (perf put a third of a single check's
-    /// index time on that wait).
+    /// cache instead of waiting for the fences first.
     #[inline]
     fn touch(&self, member: u16) -> u16 {
         let guess = (usize::from(member) * self.members.len()) >> 16;

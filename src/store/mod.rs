@@ -4,8 +4,8 @@
 //!
 //! A check asks the list's Bloom filter; a "definitely not" ends there, a "maybe" is confirmed
 //! in the list's exact index (`index.rs`), which mirrors the keys RocksDB holds. RocksDB keeps
-//! the records and the durability; the check path never reads it (a RocksDB point lookup cost
-//! ~4 µs, see docs/PERFORMANCE.md).
+//! the records and the durability; the check path never reads it (a RocksDB point lookup is
+//! several cache misses; see `index.rs`).
 //!
 //! Guarantees the rest of the crate relies on:
 //! - An insert is written to the WAL (fsynced when `sync_writes` is set), then added to the

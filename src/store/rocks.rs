@@ -71,15 +71,15 @@ impl RocksStore {
 
         let mut list_opts = Options::default();
         list_opts.set_block_based_table_factory(&table);
-        // LZ4: about 3.3x smaller on disk and in the page cache; only record reads and the
-        // start-up scan decompress.
+        // LZ4: smaller on disk and in the page cache; only record reads and the start-up
+        // scan decompress.
         list_opts.set_compression_type(DBCompressionType::Lz4);
         // Record reads are for listed IMEIs (checks are answered from memory), so a RocksDB
         // filter on the last level (where bulk loads land) would only cost a probe per read and
         // 1.3 bytes per entry.
         list_opts.set_optimize_filters_for_hits(true);
-        // No memtable Bloom filter either: it cost a cache miss per written entry (3% of a bulk
-        // upload), to speed up record reads that are rare and for listed IMEIs.
+        // No memtable Bloom filter either: it cost a cache miss per written entry, to speed up
+        // record reads that are rare and for listed IMEIs.
 
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
@@ -87,8 +87,8 @@ impl RocksStore {
         db_opts.increase_parallelism(2);
         db_opts.set_keep_log_file_num(4);
         // The small column families (meta, accounts, audit) are written with every upload batch
-        // but fill no memtable, so they never flush on their own and kept every WAL file alive:
-        // 870 MB of WAL after a 10 M-line upload, replayed at the next start (11 s instead of 8).
+        // but fill no memtable, so they never flush on their own and kept every WAL file alive: a
+        // large upload's whole log stayed on disk and was replayed at the next start.
         // Past this size RocksDB flushes whatever holds the oldest WAL file.
         db_opts.set_max_total_wal_size(options.max_wal_bytes);
 
@@ -359,7 +359,7 @@ impl RocksStore {
                 next_negative.to_be_bytes(),
             );
         }
-        // looked up once: `cf_handle` is a map lookup by name (1% of an upload, per entry)
+        // looked up once: `cf_handle` is a map lookup by name, which would otherwise run per entry
         let lists = List::ALL.map(|list| self.cf(list));
         for (list, imei, value) in mutation.puts.iter() {
             batch.put_cf(lists[list.index()], imei.key(), value);

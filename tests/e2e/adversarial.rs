@@ -309,15 +309,15 @@ const FLOOD_CONNECTIONS: usize = 200;
 const FLOOD_BYTES: usize = 16 << 10;
 /// The bound: the server's resident set grows by less than this under the whole flood. Before
 /// the fix (issue #18) the direct path answered every request of a read into one buffer
-/// (about 327 answers of 5.6 KB per 8 KiB read) and kept its capacity: about 1.2 MB per such
-/// connection (1,000 took the server from 18 MB to 1.2 GB), so these 200 would take about
-/// 240 MB. Measured with the fix: 6.5 MB (hyper only) to 9 MB (direct path).
+/// (about 327 answers of 5.6 KB per 8 KiB read) and kept its capacity, about 1.2 MB per such
+/// connection, so these 200 would take about 240 MB; with the fix the growth stays far below
+/// the bound (figures: docs/PERFORMANCE.md, "Memory under a pipelining flood").
 const FLOOD_GROWTH_BOUND_KIB: u64 = 64 << 10;
 /// A fresh client's `/healthz` is answered within this during the flood: the server is not
 /// stalled.
 const FLOOD_LIVENESS_BOUND: Duration = Duration::from_secs(5);
 /// ... and, once connected, within this: promptly, each connection getting a fair share of
-/// the workers (measured: hyper 15-115 ms; the direct path 0.36-1 s, see below).
+/// the workers (see below for each path).
 const FLOOD_PROMPT_BOUND: Duration = Duration::from_millis(250);
 
 /// What a flood did to the server.
@@ -334,8 +334,8 @@ struct Flooded {
 /// `connections` connections that each pipeline [`FLOOD_BYTES`] of `GET /metrics` and read
 /// nothing, while a fresh client asks `/healthz` on a new connection every 20 ms, until the
 /// server has answered all it can and sits idle. (Over loopback the kernel takes nearly every
-/// answer, 3.7 MB per connection, into the sockets' buffers: the server then works about 3.5
-/// CPU-seconds; what it must not do is hold those answers itself.)
+/// answer, 3.7 MB per connection, into the sockets' buffers, and the server works until it
+/// has produced them all; what it must not do is hold those answers itself.)
 async fn pipelining_flood(direct: bool, connections: usize) -> Flooded {
     let dir = tempfile::tempdir().unwrap();
     let served = serve_with(
@@ -1517,8 +1517,8 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
             throttled <= WRITERS as u64 * (FLOOD.as_secs() + 1),
             "{throttled} throttled writes"
         );
-        // one client checking in a loop beside them: 640-710/s on the 2-core machine of issue
-        // #18 when refused writes ran unthrottled (on the async workers or off them)
+        // one client checking in a loop beside them: unthrottled refused writes (on the async
+        // workers or off them) held it below this rate on the 2-core machine of issue #18
         assert!(per_second >= 2_500.0, "{per_second:.0} checks/s");
         assert!(
             slowest < Duration::from_millis(200),

@@ -226,7 +226,8 @@ pub fn answer_now(state: &AppState, peer: IpAddr, head: &impl Head) -> Option<Re
                 .and_then(|()| handler(state, &params, head)),
             Handler::Waits(_) => return None,
         },
-        // who may call the path is checked before it is told the methods it has
+        // who may call the path is checked before it is told the methods it has: an
+        // anonymous client gets one answer on every token path, existing or not
         Found::WrongMethod { access, allow } => match access {
             Access::Token => return None,
             Access::Check => authorize_check(state, head.authorization())

@@ -15,10 +15,10 @@ use super::routes::{Access, Handler, Payload, ROUTES, Route};
 /// Where 3GPP publishes the N5g-eir OpenAPI document.
 const N5G_EIR_DOCUMENT: &str = "https://forge.3gpp.org/rep/all/5G_APIs/-/blob/REL-17/TS29511_N5g-eir_EquipmentIdentityCheck.yaml";
 
-/// The document as JSON bytes, built once.
+/// The document as compact JSON bytes, built once (`docs/openapi.yaml` is for reading).
 pub fn json() -> &'static [u8] {
     static JSON: LazyLock<Vec<u8>> =
-        LazyLock::new(|| serde_json::to_vec_pretty(&document()).unwrap_or_default());
+        LazyLock::new(|| serde_json::to_vec(&document()).unwrap_or_default());
     &JSON
 }
 

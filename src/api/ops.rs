@@ -4,7 +4,8 @@
 
 use hyper::StatusCode;
 
-use super::{ApiError, AppState, Head, Reply, is_ready, openapi};
+use super::routes::Call;
+use super::{ApiError, AppState, Head, HttpResponse, Reply, is_ready, openapi};
 
 /// Prometheus text exposition format 0.0.4.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -35,7 +36,7 @@ pub fn readyz(state: &AppState, _: &[&str], _: &dyn Head) -> Result<Reply, ApiEr
     }
 }
 
-/// `GET /openapi.json`: built from the route table once, then served as it is.
-pub fn openapi(_: &AppState, _: &[&str], _: &dyn Head) -> Result<Reply, ApiError> {
-    Ok(Reply::json(openapi::json()))
+/// `GET /openapi.json`: built from the route table once, then sent from that one buffer.
+pub async fn openapi(_: Call) -> Result<HttpResponse, ApiError> {
+    Ok(Reply::json(openapi::json()).into_response())
 }

@@ -1,6 +1,7 @@
 //! The one route table of the HTTP API. Each row says the method and path pattern, who may
-//! call it ([`Access`], checked here before the handler runs, and the [`Permission`] the
-//! domain then requires), whether it answers from memory on the worker that read the request
+//! call it ([`Access`], checked here before the handler runs; and the [`Permission`] the
+//! domain call then enforces, stated here for the OpenAPI document and checked against the
+//! domain by `tests/e2e/authz.rs`), whether it answers from memory on the worker that read the request
 //! ([`Handler::Now`]) or may wait ([`Handler::Waits`]), and what the OpenAPI document says of
 //! it. The same rows drive hyper and the direct path (`server/direct.rs`), the 405s and their
 //! `Allow` header, `GET /openapi.json` (`openapi.rs`) and the authorization matrix of
@@ -29,11 +30,10 @@ use crate::roles::Permission;
 /// a route is open only if its row says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without a token: the operations routes (`/metrics`, `/healthz`, `/readyz`,
-    /// `/openapi.json`).
+    /// Anyone, without a token: the operations routes (`/metrics`, `/healthz`, `/readyz`).
     Open,
     /// Anyone, without a token, within the per-client limit of the public routes
-    /// (`auth.public_per_minute`).
+    /// (`public.requests_per_minute`): the public lookups and `/openapi.json`.
     Public,
     /// A token whose user may check ([`Permission::Check`]), unless `auth.open_checks` lifts
     /// that on a listener only the core network reaches.
@@ -86,8 +86,9 @@ pub struct Route {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
-    /// The permission the domain call requires of the caller's roles; `None` where it decides
-    /// by scope alone (the caller's own account, organisation or upload).
+    /// The permission the domain call requires of the caller's roles (enforced there, not
+    /// here); `None` where it decides by scope alone (the caller's own account, organisation
+    /// or upload).
     pub permission: Option<Permission>,
     /// How it runs.
     pub handler: Handler,
@@ -266,11 +267,13 @@ pub static ROUTES: &[Route] = &[
         Handler::Now(ops::readyz),
         "200 once checks are answered; 503 before and during shutdown",
     ),
+    // public, not open: tens of KiB answered to a request of tens of bytes; and it waits, so
+    // hyper sends the static body as it is where the direct path would copy it per request
     row(
         Method::GET,
         "/openapi.json",
-        Open,
-        Handler::Now(ops::openapi),
+        Public,
+        waits!(ops::openapi),
         "This document",
     ),
     // public (art. 2.2.11.3, 2.2.11.6)
@@ -582,14 +585,22 @@ pub enum Found<'p> {
 /// Most parameters a path pattern has.
 pub const MAX_PARAMS: usize = 2;
 
+/// Longest path a route has: ids, IMEIs and token ids are short. A longer path is no route's,
+/// found without scanning it once per row (a request head may be 16 KiB).
+pub const MAX_PATH: usize = 256;
+
 /// The route of `method` and `path`.
 ///
 /// Performance-critical: on every request. Compares segments in place; no allocation.
 pub fn find<'p>(method: &Method, path: &'p str) -> Found<'p> {
+    if path.len() > MAX_PATH {
+        return Found::Nothing;
+    }
     let mut params = [""; MAX_PARAMS];
-    let Some(first) = ROUTES
+    let pieces: &[Vec<Piece>] = &PIECES;
+    let Some(first) = pieces
         .iter()
-        .position(|route| matches(route.path, path, &mut params))
+        .position(|row| matches_row(row, path, &mut params))
     else {
         return Found::Nothing;
     };
@@ -606,25 +617,85 @@ pub fn find<'p>(method: &Method, path: &'p str) -> Found<'p> {
     }
 }
 
-/// Whether `path` has the shape of `pattern`, filling `params` with its parameters.
-fn matches<'p>(pattern: &str, path: &'p str, params: &mut [&'p str; MAX_PARAMS]) -> bool {
-    let mut n = 0;
-    let mut expected = pattern.split('/');
-    let mut given = path.split('/');
-    loop {
-        match (expected.next(), given.next()) {
-            (None, None) => return true,
-            (Some(p), Some(s)) if p.starts_with('{') => {
+/// A path pattern cut where its parameters are: literal runs (`/v1/imeis/`) between
+/// parameters, so matching compares whole runs rather than segment by segment.
+enum Piece {
+    Literal(&'static [u8]),
+    Param,
+}
+
+/// The pieces of `pattern`.
+fn pieces(pattern: &'static str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut rest = pattern.as_bytes();
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'{') {
+            Some(0) => {
+                out.push(Piece::Param);
+                let close = rest
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .unwrap_or(rest.len() - 1);
+                rest = &rest[close + 1..];
+            }
+            Some(k) => {
+                out.push(Piece::Literal(&rest[..k]));
+                rest = &rest[k..];
+            }
+            None => {
+                out.push(Piece::Literal(rest));
+                rest = &[];
+            }
+        }
+    }
+    out
+}
+
+/// Each row's pattern in pieces.
+static PIECES: LazyLock<Vec<Vec<Piece>>> =
+    LazyLock::new(|| ROUTES.iter().map(|route| pieces(route.path)).collect());
+
+/// Whether `path` has the shape of a row's pattern (its `pieces`), filling `params` with its parameters:
+/// a literal run that differs ends it (most rows differ in their first bytes), a parameter
+/// takes the path up to its next `/`. Not `str::split`, whose searcher costs more per segment
+/// than the whole comparison on the check path.
+fn matches_row<'p>(pieces: &[Piece], path: &'p str, params: &mut [&'p str; MAX_PARAMS]) -> bool {
+    let given = path.as_bytes();
+    let (mut j, mut n) = (0, 0);
+    for piece in pieces {
+        match piece {
+            Piece::Literal(literal) => {
+                if !given[j..].starts_with(literal) {
+                    return false;
+                }
+                j += literal.len();
+            }
+            Piece::Param => {
+                let end = given[j..]
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map_or(given.len(), |k| j + k);
                 let Some(place) = params.get_mut(n) else {
                     return false;
                 };
-                *place = s;
+                // `j` and `end` are the path's ends or next to an ASCII byte: char boundaries
+                *place = &path[j..end];
                 n += 1;
+                j = end;
             }
-            (Some(p), Some(s)) if p == s => {}
-            _ => return false,
         }
     }
+    j == given.len()
+}
+
+/// [`matches_row`] for a pattern given as text (tests).
+#[cfg(test)]
+fn matches<'p>(pattern: &str, path: &'p str, params: &mut [&'p str; MAX_PARAMS]) -> bool {
+    let row = ROUTES
+        .iter()
+        .position(|r| r.path == pattern)
+        .expect("a row's pattern");
+    matches_row(&PIECES[row], path, params)
 }
 
 /// The rows of one path pattern: where they end, and their methods for `Allow`.
@@ -671,9 +742,9 @@ mod tests {
     fn a_pattern_s_rows_are_adjacent_and_patterns_do_not_overlap() {
         for (i, route) in ROUTES.iter().enumerate() {
             let path = sample(route.path, "x");
-            let first = ROUTES
+            let first = PIECES
                 .iter()
-                .position(|r| matches(r.path, &path, &mut [""; MAX_PARAMS]))
+                .position(|row| matches_row(row, &path, &mut [""; MAX_PARAMS]))
                 .unwrap();
             assert_eq!(
                 ROUTES[first].path, route.path,
@@ -708,6 +779,53 @@ mod tests {
         }
     }
 
+    /// The same answer as matching segment by segment with `split`.
+    fn by_segments<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {
+        let (expected, given): (Vec<_>, Vec<_>) =
+            (pattern.split('/').collect(), path.split('/').collect());
+        if expected.len() != given.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (e, g) in expected.iter().zip(&given) {
+            if e.starts_with('{') {
+                params.push(*g);
+            } else if e != g {
+                return None;
+            }
+        }
+        (params.len() <= MAX_PARAMS).then_some(params)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matching_is_segment_by_segment(
+            route in 0..ROUTES.len(),
+            path in "(/(v1|orgs|users|7|é|x{0,3}|imeis|status|tokens|){0,7})|/v1/orgs/[0-9/]{0,12}",
+        ) {
+            let pattern = ROUTES[route].path;
+            let mut params = [""; MAX_PARAMS];
+            let found = matches(pattern, &path, &mut params);
+            let want = by_segments(pattern, &path);
+            proptest::prop_assert_eq!(found, want.is_some(), "{} {}", pattern, path);
+            if let Some(want) = want {
+                proptest::prop_assert_eq!(&params[..want.len()], &want[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_every_row_s_own_shape() {
+        for route in ROUTES {
+            for value in ["", "1", "abc", "é"] {
+                let path = sample(route.path, value);
+                let mut params = [""; MAX_PARAMS];
+                assert!(matches(route.path, &path, &mut params), "{path}");
+                assert!(by_segments(route.path, &path).is_some());
+            }
+        }
+    }
+
     #[test]
     fn finds_a_route_its_parameters_and_the_methods_of_a_path() {
         let Found::Route(route, params) = find(&Method::GET, "/v1/orgs/7/users/9") else {
@@ -727,7 +845,9 @@ mod tests {
             find(&Method::GET, "/v1/orgs/7/nothing"),
             Found::Nothing
         ));
+        let long = format!("/v1/imeis/{}/status", "1".repeat(MAX_PATH));
         for path in [
+            long.as_str(),
             "/v1/public/imeis/1/2",
             "/v1/imeis/1/2/status",
             "/v1/imeis/123",

@@ -144,13 +144,7 @@ async fn require_exchange(
 
 /// `POST /v1/exchange/foreign?source=NAME`: a foreign list streamed into the negative list.
 pub async fn foreign(call: Call) -> Result<HttpResponse, ApiError> {
-    let Call {
-        state,
-        principal,
-        request,
-        ..
-    } = call;
-    let principal = principal.ok_or(ApiError::Unauthenticated)?;
+    let (state, principal, request) = call.into_caller_parts()?;
     let (state, principal) = (&state, &principal);
     let mut source = None;
     for (key, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {

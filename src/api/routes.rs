@@ -121,6 +121,16 @@ impl Call {
         self.principal.as_ref().ok_or(ApiError::Unauthenticated)
     }
 
+    /// The state, the caller of an [`Access::Token`] route, and the request: for a handler that
+    /// reads the body itself (a stream).
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthenticated`] on a route without a caller (a table error).
+    pub fn into_caller_parts(self) -> Result<(AppState, Principal, Request<Incoming>), ApiError> {
+        let principal = self.principal.ok_or(ApiError::Unauthenticated)?;
+        Ok((self.state, principal, self.request))
+    }
+
     /// The `n`th path parameter as a registry id, named `name` in errors.
     ///
     /// # Errors

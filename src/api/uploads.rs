@@ -154,13 +154,7 @@ impl Read for ChunkReader {
 
 /// `POST /v1/registrations`: streams the body into the registry, batch by batch.
 pub async fn register(call: Call) -> Result<HttpResponse, ApiError> {
-    let Call {
-        state,
-        principal,
-        request,
-        ..
-    } = call;
-    let principal = principal.ok_or(ApiError::Unauthenticated)?;
+    let (state, principal, request) = call.into_caller_parts()?;
     // refused (and audited) before a byte of the body is read
     off_worker_as(&state, &principal, move |state, who| {
         Ok(state.registry.require(

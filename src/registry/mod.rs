@@ -7,6 +7,13 @@
 //! **history** (`history.rs`); **authorised sellers** (art. 2.2.11.3, `sellers.rs`); bulk
 //! import (`import.rs`); **registrations** over the API (`registrations.rs`); the
 //! **exchange** with affiliates abroad (art. 2.2.11.6 par. 1, `exchange.rs`).
+//!
+//! One name per thing in a check, from the inside out: an IMEI's [`Listing`] (on which lists
+//! it is) and the subscriber decide, by [`CheckPolicy::decide`], a [`Decision`]: its
+//! [`Answer`] (an [`EquipmentStatus`], WHITELISTED, BLACKLISTED or GREYLISTED, or unknown
+//! equipment), the [`Reason`] and the listing. The front ends render the answer in their
+//! protocol and count it (`metrics.rs`: an answer, or `Unanswered` when the request was
+//! malformed or failed).
 
 pub mod exchange;
 pub mod history;

@@ -30,7 +30,7 @@ use imeidb::audit::{self, Action, Filter, Outcome};
 use imeidb::config::Config;
 use imeidb::store::PositiveRecord;
 
-use crate::support::{Client, TestServer, imei, serve_with, test_config};
+use crate::support::{Client, TestServer, Wire, imei, parse_response, serve_with, test_config};
 
 /// Held by the tests that measure time or memory, so that they run one at a time.
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -104,64 +104,6 @@ fn check_path() -> String {
 /// A bodiless HTTP/1.1 `GET` with a `host` and `extra` header lines (each ending in CRLF).
 fn get(target: &str, extra: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nhost: imeidb\r\n{extra}\r\n")
-}
-
-/// One response off the wire: status, headers (lower-case names, sorted, `date` left out), body.
-#[derive(Clone, Debug, PartialEq)]
-struct Wire {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Wire {
-    fn header(&self, name: &str) -> Option<&str> {
-        (self.headers.iter())
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One whole response at the front of `read` (every response of this server has a
-/// `content-length`, hyper's own error responses included).
-fn parse_response(read: &[u8]) -> Option<(Wire, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = response
-        .parse(read)
-        .unwrap_or_else(|e| panic!("not a response ({e}): {:?}", String::from_utf8_lossy(read)))
-    else {
-        return None;
-    };
-    let mut length = 0;
-    let mut kept = Vec::new();
-    for h in response.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        let value = String::from_utf8(h.value.to_vec()).unwrap();
-        assert_ne!(name, "transfer-encoding", "a response without a length");
-        if name == "content-length" {
-            length = value.parse::<usize>().unwrap();
-        }
-        if name == "date" {
-            assert!(httpdate::parse_http_date(&value).is_ok(), "date {value}");
-        } else {
-            kept.push((name, value));
-        }
-    }
-    kept.sort();
-    if read.len() < head + length {
-        return None;
-    }
-    let wire = Wire {
-        status: response.code.unwrap(),
-        headers: kept,
-        body: read[head..head + length].to_vec(),
-    };
-    Some((wire, head + length))
 }
 
 /// What a connection got back.

@@ -10,15 +10,7 @@ use tokio::net::TcpStream;
 
 use imeidb::store::{NegativeRecord, PositiveRecord, ReportKind};
 
-use crate::support::{TestServer, imei, test_config};
-
-/// One response off the wire: status, headers (lower-case names, `date` left out), body.
-#[derive(Clone, Debug, PartialEq)]
-struct Wire {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
+use crate::support::{TestServer, Wire, imei, parse_response, test_config};
 
 /// Writes `bytes` in one go and reads `count` responses, or as many as come before the server
 /// closes (then `closed` is true).
@@ -30,6 +22,7 @@ async fn exchange(addr: SocketAddr, bytes: &[u8], count: usize) -> (Vec<Wire>, b
     let mut closed = false;
     while answers.len() < count {
         if let Some((wire, used)) = parse_response(&read) {
+            assert!(wire.dated, "every response has a date");
             answers.push(wire);
             read.drain(..used);
             continue;
@@ -58,42 +51,6 @@ async fn exchange(addr: SocketAddr, bytes: &[u8], count: usize) -> (Vec<Wire>, b
     }
     assert!(read.is_empty(), "a partial response: {read:?}");
     (answers, closed)
-}
-
-/// One whole response at the front of `read` (bodies have a `content-length`).
-fn parse_response(read: &[u8]) -> Option<(Wire, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = response.parse(read).unwrap() else {
-        return None;
-    };
-    let mut length = 0;
-    let mut kept = Vec::new();
-    let mut dated = false;
-    for h in response.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        let value = String::from_utf8(h.value.to_vec()).unwrap();
-        if name == "content-length" {
-            length = value.parse::<usize>().unwrap();
-        }
-        if name == "date" {
-            assert!(httpdate::parse_http_date(&value).is_ok(), "date {value}");
-            dated = true;
-        } else {
-            kept.push((name, value));
-        }
-    }
-    assert!(dated, "every response has a date");
-    kept.sort();
-    if read.len() < head + length {
-        return None;
-    }
-    let wire = Wire {
-        status: response.code.unwrap(),
-        headers: kept,
-        body: String::from_utf8(read[head..head + length].to_vec()).unwrap(),
-    };
-    Some((wire, head + length))
 }
 
 /// imei(1) registered, imei(2) stolen.
@@ -189,10 +146,10 @@ async fn pipelined_requests_are_answered_in_order_and_as_hyper_answers_them() {
             200, 200, 400, 400, 200, 400, 400, 200, 200, 400, 401, 200, 200
         ]
     );
-    assert!(pipelined[0].body.contains("\"WHITELISTED\""));
-    assert!(pipelined[1].body.contains("\"BLACKLISTED\""));
+    assert!(pipelined[0].text().contains("\"WHITELISTED\""));
+    assert!(pipelined[1].text().contains("\"BLACKLISTED\""));
     assert!(
-        pipelined[11].body.contains("\"error\""),
+        pipelined[11].text().contains("\"error\""),
         "{:?}",
         pipelined[11]
     );
@@ -285,7 +242,7 @@ async fn requests_split_anywhere_are_answered_once_whole() {
             read.extend_from_slice(&chunk[..n]);
             while let Some((wire, used)) = parse_response(&read) {
                 assert_eq!(wire.status, 200);
-                assert!(wire.body.contains("WHITELISTED"));
+                assert!(wire.text().contains("WHITELISTED"));
                 read.drain(..used);
                 answers += 1;
             }
@@ -327,6 +284,6 @@ async fn a_body_on_a_check_goes_to_hyper_and_cannot_smuggle_a_request() {
     );
     // one answer, and no second one (`exchange` fails on bytes past the answers it expects)
     let (answers, _) = exchange(server.addr, request.as_bytes(), 1).await;
-    assert!(answers[0].body.contains("WHITELISTED"));
+    assert!(answers[0].text().contains("WHITELISTED"));
     server.stop().await;
 }

@@ -310,3 +310,67 @@ impl Served {
         (status, rest.join("\n"))
     }
 }
+
+/// One response off the wire: status, headers (lower-case names, sorted, `date` left out), body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wire {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// It had a valid `date` header.
+    pub dated: bool,
+}
+
+impl Wire {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One whole response at the front of `read`, for the tests that speak raw HTTP/1.1 over a
+/// socket (every response of this server has a
+/// `content-length`, hyper's own error responses included).
+pub fn parse_response(read: &[u8]) -> Option<(Wire, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head) = response
+        .parse(read)
+        .unwrap_or_else(|e| panic!("not a response ({e}): {:?}", String::from_utf8_lossy(read)))
+    else {
+        return None;
+    };
+    let mut length = 0;
+    let mut kept = Vec::new();
+    let mut dated = false;
+    for h in response.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        let value = String::from_utf8(h.value.to_vec()).unwrap();
+        assert_ne!(name, "transfer-encoding", "a response without a length");
+        if name == "content-length" {
+            length = value.parse::<usize>().unwrap();
+        }
+        if name == "date" {
+            assert!(httpdate::parse_http_date(&value).is_ok(), "date {value}");
+            dated = true;
+        } else {
+            kept.push((name, value));
+        }
+    }
+    kept.sort();
+    if read.len() < head + length {
+        return None;
+    }
+    let wire = Wire {
+        status: response.code.unwrap(),
+        headers: kept,
+        body: read[head..head + length].to_vec(),
+        dated,
+    };
+    Some((wire, head + length))
+}

@@ -23,23 +23,13 @@ pub(crate) fn org_json(kind: &str, n: u64) -> Value {
         serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
     let number = 830_000_000 + n * 7;
     form["kind"] = json!(kind);
-    form["nit"] = json!(format!("{number}-{}", nit_check_digit(number)));
+    form["nit"] = json!(format!(
+        "{number}-{}",
+        imeidb::identity::nit_check_digit(&number.to_string())
+    ));
     form["legal_name"] = json!(format!("Organización {n} S.A.S."));
     form["administrator"]["id_number"] = json!(format!("{}", 1_030_000_000 + n * 13));
     form
-}
-
-fn nit_check_digit(number: u64) -> u64 {
-    const WEIGHTS: [u64; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
-    let digits = number.to_string();
-    let sum: u64 = digits
-        .bytes()
-        .rev()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u64::from(d - b'0') * w)
-        .sum();
-    let r = sum % 11;
-    if r < 2 { r } else { 11 - r }
 }
 
 pub(crate) fn user_json(id_number: u64, roles: &[&str]) -> Value {

@@ -27,7 +27,7 @@ pub fn cast(accounts: &imeidb::accounts::Accounts) -> Cast {
         let mut org = form.clone();
         org.kind = Some(kind);
         let number = format!("{}", 860_000_000 + n * 11);
-        org.data.nit = format!("{number}-{}", nit_dv(&number));
+        org.data.nit = format!("{number}-{}", imeidb::identity::nit_check_digit(&number));
         org.administrator.id_number = format!("{}", 1_060_000_000 + n * 17);
         let (org, admin) = accounts.create_org(&reg, org).unwrap();
         let (_, admin_token) = accounts.create_token(&reg, admin.id, "admin").unwrap();
@@ -52,18 +52,6 @@ pub fn cast(accounts: &imeidb::accounts::Accounts) -> Cast {
         police: member(3, OrgKind::Authority, Role::Authority),
         regulator,
     }
-}
-
-fn nit_dv(number: &str) -> u32 {
-    const W: [u32; 15] = [3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71];
-    let sum: u32 = number
-        .bytes()
-        .rev()
-        .zip(W)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    let r = sum % 11;
-    if r < 2 { r } else { 11 - r }
 }
 
 pub async fn call(

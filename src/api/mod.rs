@@ -264,17 +264,21 @@ pub async fn route_waiting(
     peer: IpAddr,
     request: Request<Incoming>,
 ) -> HttpResponse {
-    let method = request.method().clone();
-    let (route, params) = match routes::find(&method, request.uri().path()) {
-        Found::Route(route, params) => (Some(route), params.map(str::to_owned)),
-        Found::WrongMethod { .. } | Found::Nothing => (None, Default::default()),
+    // the table is read once: a path with another method or no route keeps the answer it
+    // gets once its caller is known
+    let target = match routes::find(request.method(), request.uri().path()) {
+        Found::Route(route, params) => Ok((
+            route,
+            params[..route_params(route)]
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect::<Vec<String>>(),
+        )),
+        Found::WrongMethod { allow, .. } => Err(ApiError::MethodNotAllowed { allow }),
+        Found::Nothing => Err(ApiError::NotFound),
     };
-    let params = match route {
-        Some(route) => params[..route_params(route)].to_vec(),
-        None => Vec::new(),
-    };
-    let result = match route {
-        Some(route) if route.access != Access::Token => {
+    let result = match target {
+        Ok((route, params)) if route.access != Access::Token => {
             match admit(state, peer, route.access, request.authorization()) {
                 Err(e) => Err(e),
                 Ok(()) => match route.handler {
@@ -298,7 +302,7 @@ pub async fn route_waiting(
         // known before what exists is told
         _ => match authenticate(state, request.headers()) {
             Err(e) => Err(e),
-            Ok(principal) => route_authenticated(state, principal, route, params, request).await,
+            Ok(principal) => route_authenticated(state, principal, target, request).await,
         },
     };
     result.unwrap_or_else(ApiError::into_response)
@@ -314,17 +318,16 @@ fn route_params(route: &Route) -> usize {
 /// connection.
 pub const THROTTLED_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Routes an authenticated request to `route`, or answers the 405 or 404 of a request that
-/// has none, unless its user is throttled: past `auth.refusals_per_minute` refused requests,
-/// the user's requests on the routes that wait are refused unread for the rest of the
-/// minute, each after [`THROTTLED_PAUSE`]. A refused write costs the server an fsync'd audit
-/// entry and a parse of its body; a low-privilege token on a few connections could otherwise
-/// spend a core on them (issue #18). The network checks are not throttled.
+/// Routes an authenticated request to its route, or answers the 405 or 404 `target` holds,
+/// unless its user is throttled: past `auth.refusals_per_minute` refused requests, the user's
+/// requests on the routes that wait are refused unread for the rest of the minute, each after
+/// [`THROTTLED_PAUSE`]. A refused write costs the server an fsync'd audit entry and a parse of
+/// its body; a low-privilege token on a few connections could otherwise spend a core on them
+/// (issue #18). The network checks are not throttled.
 async fn route_authenticated(
     state: &AppState,
     principal: Principal,
-    route: Option<&'static Route>,
-    params: Vec<String>,
+    target: Result<(&'static Route, Vec<String>), ApiError>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(principal.user) {
@@ -336,22 +339,22 @@ async fn route_authenticated(
     }
     let user = principal.user;
     let actor = principal.actor();
-    let result = match route.map(|route| route.handler) {
-        Some(Handler::Waits(handler)) => {
-            handler(Call {
-                state: state.clone(),
-                principal: Some(principal),
-                params,
-                request,
-            })
-            .await
-        }
-        // a token route answers from memory: none does (tested in routes.rs)
-        Some(Handler::Now(_)) => Err(ApiError::Internal),
-        None => match routes::find(request.method(), request.uri().path()) {
-            Found::WrongMethod { allow, .. } => Err(ApiError::MethodNotAllowed { allow }),
-            Found::Route(..) | Found::Nothing => Err(ApiError::NotFound),
+    let result = match target {
+        Ok((route, params)) => match route.handler {
+            Handler::Waits(handler) => {
+                handler(Call {
+                    state: state.clone(),
+                    principal: Some(principal),
+                    params,
+                    request,
+                })
+                .await
+            }
+            // a token route answers from memory: none does (tested in routes.rs)
+            Handler::Now(_) => Err(ApiError::Internal),
         },
+        // 405 or 404, told now that the caller is known
+        Err(e) => Err(e),
     };
     if result.as_ref().is_err_and(spends_the_budget) && state.refusals.spend(user) {
         // the budget is spent: the throttling itself is on the record, once a minute

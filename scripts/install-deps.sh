@@ -5,11 +5,15 @@
 #   clang         its C++ build uses the system compiler; g++ is enough, clang is not needed
 #   python3-pip, tshark   the Diameter S13 tests: python-diameter (PyPI) is the MME imeidb
 #                 answers, a Diameter node we did not write; tshark decodes what imeidb sends
+#   chromium, chromium-driver, npm   the web pages' browser tests (tests/e2e/browser.rs) drive a
+#                 real headless Chromium through chromedriver, and check every page with axe-core
+#                 (npm), installed under ~/.cache/imeidb-node so nothing is fetched at test time
 #   with --bench, for loadtest/run: the baselines it measures imeidb beside (redis-server,
 #   postgresql), taskset (util-linux), bc and curl
 set -euo pipefail
 
-need=(libclang-dev pkg-config python3 python3-pip tshark)
+need=(libclang-dev pkg-config python3 python3-pip tshark chromium chromium-driver)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   need+=(redis-server redis-tools postgresql util-linux bc curl)
 fi
@@ -32,6 +36,14 @@ fi
 if ! python3 -c "import diameter" >/dev/null 2>&1; then
   echo "installing python-diameter"
   python3 -m pip install --quiet --user --break-system-packages python-diameter==0.9.0
+fi
+
+# axe-core for the browser tests' accessibility checks (tests/e2e/webdriver.rs reads it here)
+axe_dir="$HOME/.cache/imeidb-node"
+if [[ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]]; then
+  echo "installing axe-core"
+  mkdir -p "$axe_dir"
+  npm install --silent --no-audit --no-fund --prefix "$axe_dir" axe-core@4.10.3 >/dev/null
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then

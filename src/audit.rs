@@ -39,6 +39,15 @@ pub enum Actor {
         /// it. Absent in entries written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// The id of the web session that acted (a person signed in with a password), when
+        /// no token did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+    },
+    /// Someone not signed in, known only by the address it came from: a failed sign-in.
+    Client {
+        /// The client's address (IPv4, or the /64 of an IPv6 address).
+        address: String,
     },
     /// Someone at the server's console (`imeidb admin bootstrap`, `imeidb import`).
     Console {
@@ -123,11 +132,24 @@ pub enum Action {
     /// unread (`api`: a flood of forbidden requests).
     #[serde(rename = "access.throttle")]
     AccessThrottle,
+    /// An administrator issued a one-time code to set a user's password (clearing any
+    /// password the user had).
+    #[serde(rename = "password.setup")]
+    PasswordSetup,
+    /// A user set its password with a one-time code.
+    #[serde(rename = "password.set")]
+    PasswordSet,
+    /// A person signed in on the web pages, or failed to (wrong password, locked account).
+    #[serde(rename = "session.sign_in")]
+    SignIn,
+    /// A person signed out.
+    #[serde(rename = "session.sign_out")]
+    SignOut,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 28] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -152,6 +174,10 @@ impl Action {
         Action::ExchangeExport,
         Action::ExchangeImport,
         Action::AccessThrottle,
+        Action::PasswordSetup,
+        Action::PasswordSet,
+        Action::SignIn,
+        Action::SignOut,
     ];
 
     /// The stable name (`org.create`).
@@ -181,6 +207,10 @@ impl Action {
             Action::ExchangeExport => "exchange.export",
             Action::ExchangeImport => "exchange.import",
             Action::AccessThrottle => "access.throttle",
+            Action::PasswordSetup => "password.setup",
+            Action::PasswordSet => "password.set",
+            Action::SignIn => "session.sign_in",
+            Action::SignOut => "session.sign_out",
         }
     }
 
@@ -429,7 +459,7 @@ impl Filter {
     fn matches(&self, entry: &Entry) -> bool {
         let (user, org) = match &entry.actor {
             Actor::User { user, org, .. } => (Some(*user), Some(*org)),
-            Actor::Console { .. } => (None, None),
+            Actor::Console { .. } | Actor::Client { .. } => (None, None),
         };
         self.actor.is_none_or(|a| user == Some(a))
             && self.org.is_none_or(|o| org == Some(o))
@@ -515,6 +545,7 @@ mod tests {
                     org: if n == 22 { 7 } else { 3 },
                     roles: vec![Role::Auditor],
                     token: None,
+                    session: None,
                 },
                 action: Action::NegativeConsult,
                 target: format!("imei/{n}"),

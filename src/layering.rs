@@ -23,7 +23,8 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("diameter", 5),
     ("config", 6),
     ("api", 7),
-    ("server", 8),
+    ("web", 8),
+    ("server", 9),
 ];
 
 /// The layer of top-level module `name`.

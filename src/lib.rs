@@ -28,7 +28,8 @@
 //! | 5 | [`diameter`] | the 4G EIR: Diameter S13 (TS 29.272 ME-Identity-Check) over RFC 6733, with its peer table |
 //! | 6 | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
 //! | 7 | [`api`] | HTTP: the route table, one file per area, RFC 7807 problems |
-//! | 8 | [`server`] | accept loop, connection limits, idle reaper, graceful shutdown |
+//! | 8 | [`web`] | the web pages: the public IMEI check, sign-in, the consoles; HTML over the same domain calls as the API |
+//! | 9 | [`server`] | accept loop, connection limits, idle reaper, graceful shutdown |
 //!
 //! `docs/ARCHITECTURE.md` follows a check and a write through these layers and says where
 //! each article of the decree is enforced.
@@ -54,3 +55,4 @@ pub mod roles;
 pub mod server;
 pub mod store;
 pub mod timefmt;
+pub mod web;

@@ -232,6 +232,7 @@ pub fn keeps_a_regulator_admin(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::Credential;
     use crate::accounts::token::TokenId;
 
     fn principal(user: u64, org: u64, kind: OrgKind, roles: &[Role]) -> Principal {
@@ -240,7 +241,7 @@ mod tests {
             org,
             org_kind: kind,
             roles: roles.to_vec(),
-            token: TokenId(user),
+            credential: Credential::Token(TokenId(user)),
         }
     }
 

@@ -15,7 +15,9 @@
 
 pub mod authority;
 pub mod forms;
+pub mod logins;
 mod orgs;
+pub use orgs::Bootstrapped;
 mod records;
 pub mod token;
 mod tokens;
@@ -99,8 +101,28 @@ pub struct Principal {
     pub org_kind: OrgKind,
     /// The user's roles.
     pub roles: Vec<Role>,
-    /// The token used.
-    pub token: TokenId,
+    /// The credential that authenticated it.
+    pub credential: Credential,
+}
+
+/// What authenticated a caller: an API token (machines, scripts) or a web session (a person
+/// signed in with a password, `logins.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The token, by id.
+    Token(TokenId),
+    /// The session, by its public id.
+    Session(u64),
+}
+
+impl Credential {
+    /// Its id as listings and the audit trail show it: sixteen hex digits.
+    pub fn id_hex(self) -> String {
+        match self {
+            Credential::Token(id) => id.to_hex(),
+            Credential::Session(id) => format!("{id:016x}"),
+        }
+    }
 }
 
 impl Principal {
@@ -120,7 +142,10 @@ impl Principal {
             user: self.user,
             org: self.org,
             roles: self.roles.clone(),
-            token: Some(self.token.to_hex()),
+            token: matches!(self.credential, Credential::Token(_))
+                .then(|| self.credential.id_hex()),
+            session: matches!(self.credential, Credential::Session(_))
+                .then(|| self.credential.id_hex()),
         }
     }
 }
@@ -208,6 +233,8 @@ struct State {
     id_numbers: HashMap<String, u64>,
     /// NIT number (without check digit and dots) -> organisation.
     nits: HashMap<String, u64>,
+    /// Passwords and pending set-up codes, by user (`logins.rs`).
+    logins: HashMap<u64, logins::Login>,
     next_id: u64,
 }
 
@@ -225,6 +252,8 @@ pub struct Accounts {
     /// Serialises changes (they are rare), so a change validated against the state is still
     /// valid when it is written.
     writer: Arc<Mutex<()>>,
+    /// Web sessions and failed sign-ins (`logins.rs`), in memory only.
+    sessions: Arc<Mutex<logins::Sessions>>,
 }
 
 impl Accounts {
@@ -240,7 +269,7 @@ impl Accounts {
         };
         // each its own prefix: the directory holds the registry's authorised sellers too
         let mut records = Vec::new();
-        for prefix in [NEXT_ID_KEY, b"org/", b"user/", b"token/"] {
+        for prefix in [NEXT_ID_KEY, b"org/", b"user/", b"token/", b"login/"] {
             records.extend(store.records_with_prefix(prefix)?);
         }
         for (key, value) in records {
@@ -273,12 +302,16 @@ impl Accounts {
                 })?;
                 let id = TokenId::from_hex(&live.record.id).expect("checked by live_token");
                 state.tokens.insert(id, live);
+            } else if key.starts_with(b"login/") {
+                let login: logins::Login = decode(&key, &value)?;
+                state.logins.insert(login.user, login);
             }
         }
         Ok(Accounts {
             store,
             state: Arc::new(RwLock::new(state)),
             writer: Arc::new(Mutex::new(())),
+            sessions: Arc::default(),
         })
     }
 
@@ -369,7 +402,7 @@ impl Accounts {
             org: org.id,
             org_kind: org.kind,
             roles: user.roles.clone(),
-            token,
+            credential: Credential::Token(token),
         })
     }
 
@@ -394,17 +427,25 @@ impl Accounts {
     /// As [`Accounts::authenticate`]: the token was revoked or the user deactivated, or the
     /// user or its organisation was suspended since.
     pub fn recheck(&self, principal: &Principal) -> Result<Principal, AccountsError> {
+        if let Credential::Session(id) = principal.credential {
+            self.session_is_live(id, principal.user)?;
+        }
         let state = self.read();
-        let live = (state.tokens.get(&principal.token))
-            .filter(|t| t.record.user == principal.user)
-            .ok_or(AccountsError::Unauthenticated)?;
-        let (user, org) = acting(&state, live)?;
+        let (user, org) = match principal.credential {
+            Credential::Token(id) => {
+                let live = (state.tokens.get(&id))
+                    .filter(|t| t.record.user == principal.user)
+                    .ok_or(AccountsError::Unauthenticated)?;
+                acting(&state, live)?
+            }
+            Credential::Session(_) => acting_user(&state, principal.user)?,
+        };
         Ok(Principal {
             user: user.id,
             org: org.id,
             org_kind: org.kind,
             roles: user.roles.clone(),
-            token: principal.token,
+            credential: principal.credential,
         })
     }
 
@@ -512,7 +553,13 @@ fn acting<'s>(
     if live.record.revoked_at.is_some() {
         return Err(AccountsError::Unauthenticated);
     }
-    let user = (state.users.get(&live.record.user))
+    acting_user(state, live.record.user)
+}
+
+/// User `id` and its organisation, if the user may act: active, neither suspended.
+#[inline]
+fn acting_user(state: &State, id: u64) -> Result<(&User, &Organisation), AccountsError> {
+    let user = (state.users.get(&id))
         .filter(|u| u.active)
         .ok_or(AccountsError::Unauthenticated)?;
     let org = (state.orgs.get(&user.org)).ok_or(AccountsError::Unauthenticated)?;

@@ -3,15 +3,30 @@
 
 use super::*;
 
+/// What the bootstrap made: the regulator, its administrator, and the administrator's two
+/// credentials, each shown once.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    /// The regulator organisation.
+    pub org: Organisation,
+    /// Its administrator.
+    pub admin: User,
+    /// The administrator's API token.
+    pub token: String,
+    /// The one-time code with which the administrator sets its web password at `/clave`.
+    pub password_code: String,
+}
+
 impl Accounts {
     /// First start: creates the regulator organisation from its form, its administrator
-    /// (regulator administrator and organisation administrator) and a token for it. Refuses
+    /// (regulator administrator and organisation administrator), a token for it and a
+    /// one-time code with which that person sets its web password (`logins.rs`). Refuses
     /// once any organisation exists.
     ///
     /// # Errors
     /// [`AccountsError::AlreadyBootstrapped`], [`AccountsError::Invalid`] for a bad form or a
     /// kind other than `regulator`, [`AccountsError::Store`].
-    pub fn bootstrap(&self, form: OrgForm) -> Result<(Organisation, User, String), AccountsError> {
+    pub fn bootstrap(&self, form: OrgForm) -> Result<Bootstrapped, AccountsError> {
         let _writer = self.lock_writer();
         if self.is_bootstrapped() {
             return Err(AccountsError::AlreadyBootstrapped);
@@ -41,16 +56,26 @@ impl Accounts {
             last_used_at: None,
         };
         change.puts.push((token_key(new.id), encode(&record)));
+        let (code, login) = logins::setup_code(admin.id)?;
+        change
+            .puts
+            .push((logins::login_key(admin.id), encode(&login)));
         change.event.action = Action::Bootstrap;
         let (org_c, admin_c) = (org.clone(), admin.clone());
         self.commit(change, move |state| {
             insert_org(state, org_c);
             insert_user(state, admin_c);
+            state.logins.insert(login.user, login);
             state
                 .tokens
                 .insert(new.id, live_token(record).expect("made here"));
         })?;
-        Ok((org, admin, new.text))
+        Ok(Bootstrapped {
+            org,
+            admin,
+            token: new.text,
+            password_code: code,
+        })
     }
 
     /// Builds a new organisation and its administrator (not yet written).
@@ -312,6 +337,13 @@ impl Accounts {
         };
         let org_c = org.clone();
         self.commit(change, move |state| insert_org(state, org_c))?;
+        if suspended {
+            let members: Vec<u64> = (self.read().users.values())
+                .filter(|u| u.org == id)
+                .map(|u| u.id)
+                .collect();
+            self.end_sessions(|user| members.contains(&user));
+        }
         Ok(org)
     }
 }

@@ -17,7 +17,7 @@ fn open_store(dir: &Path) -> Arc<Store> {
 /// A bootstrapped registry and its regulator administrator's token.
 fn bootstrapped(dir: &Path) -> (Accounts, String) {
     let accounts = Accounts::open(open_store(dir)).unwrap();
-    let (_, _, token) = accounts.bootstrap(example_form()).unwrap();
+    let token = accounts.bootstrap(example_form()).unwrap().token;
     (accounts, token)
 }
 
@@ -139,7 +139,8 @@ fn only_the_regulator_creates_organisations_and_nits_and_people_are_unique() {
             user: admin.id,
             org: org.id,
             roles: vec![Role::OrgAdmin],
-            token: Some(org_admin.token.to_hex()),
+            token: Some(org_admin.credential.id_hex()),
+            session: None,
         }
     );
 }
@@ -585,7 +586,7 @@ fn a_caller_is_checked_again_when_its_waiting_request_runs() {
         .set_org_suspended(&regulator, org.id, false, None)
         .unwrap();
     accounts
-        .revoke_token(&operator, user.id, &operator.token.to_hex())
+        .revoke_token(&operator, user.id, &operator.credential.id_hex())
         .unwrap();
     assert!(matches!(
         accounts.recheck(&operator),
@@ -607,7 +608,7 @@ fn the_regulator_stays_one_reachable_and_refusals_on_accounts_leave_a_trace() {
     assert_eq!(errors.0[0].0, "kind");
     // the last active regulator administrator keeps its last token
     assert!(matches!(
-        accounts.revoke_token(&regulator, regulator.user, &regulator.token.to_hex()),
+        accounts.revoke_token(&regulator, regulator.user, &regulator.credential.id_hex()),
         Err(AccountsError::Refused(
             authority::Refusal::LastRegulatorAdmin
         ))
@@ -650,4 +651,176 @@ fn the_regulator_stays_one_reachable_and_refusals_on_accounts_leave_a_trace() {
         (refused.action, refused.outcome),
         (Action::OrgSuspend, Outcome::Refused)
     );
+}
+
+mod logins {
+    use super::*;
+    use crate::accounts::logins::{MAX_SESSIONS_PER_USER, SessionLimits, SignInRefusal};
+
+    const PASSWORD: &str = "una frase larga de prueba";
+
+    fn signed_in(accounts: &Accounts, email: &str) -> String {
+        accounts
+            .sign_in(email, PASSWORD, "192.0.2.1")
+            .unwrap()
+            .cookie
+    }
+
+    #[test]
+    fn a_code_sets_a_password_once_and_a_new_code_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        // the rules name the field
+        for (bad, why) in [("short", "at least"), (user.email.as_str(), "")] {
+            let Err(AccountsError::Invalid(errors)) = accounts.set_password(&code, bad) else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!(errors.0[0].0, "password");
+            assert!(errors.0[0].1.contains(why));
+        }
+        assert!(matches!(
+            accounts.set_password("0123456789abcdef0123456789abcdef", PASSWORD),
+            Err(AccountsError::Invalid(e)) if e.0[0].0 == "code"
+        ));
+        accounts.set_password(&code, PASSWORD).unwrap();
+        assert!(accounts.has_password(user.id));
+        assert!(accounts.set_password(&code, PASSWORD).is_err(), "used once");
+        let cookie = signed_in(&accounts, &user.email.to_uppercase());
+        let session = accounts.session(&cookie).unwrap();
+        assert_eq!(session.principal.user, user.id);
+        assert!(matches!(
+            session.principal.credential,
+            Credential::Session(_)
+        ));
+        assert_eq!(accounts.recheck(&session.principal).unwrap().user, user.id);
+        // a new code: the password and the sessions end at once
+        accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        assert!(!accounts.has_password(user.id));
+        assert!(matches!(
+            accounts.session(&cookie),
+            Err(AccountsError::Unauthenticated)
+        ));
+        assert!(accounts.recheck(&session.principal).is_err());
+        assert!(matches!(
+            accounts.sign_in(&user.email, PASSWORD, "192.0.2.1"),
+            Err(SignInRefusal::WrongCredentials)
+        ));
+        // and it all survives a restart
+        drop(accounts);
+        let accounts = Accounts::open(open_store(dir.path())).unwrap();
+        assert!(!accounts.has_password(user.id));
+    }
+
+    #[test]
+    fn codes_follow_who_may_act_on_the_account_and_refusals_are_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let (_, admin_2) = accounts.create_org(&regulator, operator_form(2)).unwrap();
+        let (other_admin, _) = token_for(&accounts, &regulator, admin_2.id);
+        let (operator, _) = token_for(&accounts, &org_admin, user.id);
+        for (who, target) in [
+            (&other_admin, user.id),
+            (&operator, user.id),
+            (&org_admin, regulator.user),
+        ] {
+            assert!(matches!(
+                accounts.issue_password_setup(who, target),
+                Err(AccountsError::Forbidden | AccountsError::Refused(_))
+            ));
+        }
+        let refused = entries(&accounts)
+            .into_iter()
+            .filter(|e| e.action == Action::PasswordSetup && e.outcome != Outcome::Done)
+            .count();
+        assert!(refused >= 2, "{refused}");
+        assert!(accounts.issue_password_setup(&regulator, user.id).is_ok());
+    }
+
+    #[test]
+    fn sessions_end_with_the_right_to_act_and_do_not_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+
+        let cookie = signed_in(&accounts, &user.email);
+        accounts
+            .set_user_active(&org_admin, org.id, user.id, false, None)
+            .unwrap();
+        assert!(accounts.session(&cookie).is_err());
+        accounts
+            .set_user_active(&org_admin, org.id, user.id, true, None)
+            .unwrap();
+        assert!(
+            accounts.session(&cookie).is_err(),
+            "reactivation revives no session"
+        );
+
+        let cookie = signed_in(&accounts, &user.email);
+        accounts
+            .set_user_suspended(&regulator, org.id, user.id, true, None)
+            .unwrap();
+        assert!(accounts.session(&cookie).is_err());
+        assert!(matches!(
+            accounts.sign_in(&user.email, PASSWORD, "192.0.2.1"),
+            Err(SignInRefusal::Disabled(AccountsError::Suspended("user")))
+        ));
+        accounts
+            .set_user_suspended(&regulator, org.id, user.id, false, None)
+            .unwrap();
+
+        let cookie = signed_in(&accounts, &user.email);
+        accounts
+            .set_org_suspended(&regulator, org.id, true, None)
+            .unwrap();
+        accounts
+            .set_org_suspended(&regulator, org.id, false, None)
+            .unwrap();
+        assert!(
+            accounts.session(&cookie).is_err(),
+            "the organisation's suspension ended it"
+        );
+
+        // a tampered cookie is no session
+        let cookie = signed_in(&accounts, &user.email);
+        let mut tampered = cookie.clone();
+        tampered.pop();
+        tampered.push(if cookie.ends_with('0') { '1' } else { '0' });
+        assert!(accounts.session(&tampered).is_err());
+        assert!(accounts.session(&cookie).is_ok());
+        // at most MAX_SESSIONS_PER_USER: the oldest goes
+        let first = signed_in(&accounts, &user.email);
+        for _ in 0..MAX_SESSIONS_PER_USER {
+            signed_in(&accounts, &user.email);
+        }
+        assert!(accounts.session(&first).is_err());
+    }
+
+    #[test]
+    fn sessions_expire_when_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        accounts.set_session_limits(SessionLimits {
+            idle_secs: 1,
+            max_secs: 3600,
+        });
+        let cookie = signed_in(&accounts, &user.email);
+        assert!(accounts.session(&cookie).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(
+            accounts.session(&cookie),
+            Err(AccountsError::Unauthenticated)
+        ));
+    }
 }

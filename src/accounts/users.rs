@@ -137,6 +137,10 @@ impl Accounts {
         };
         let user_c = user.clone();
         self.commit(change, move |state| insert_user(state, user_c))?;
+        if !user.active || user.suspended {
+            // a session ends with its user's right to act, and is not revived with it
+            self.end_sessions(|id| id == user.id);
+        }
         Ok(user)
     }
 
@@ -242,6 +246,10 @@ impl Accounts {
         };
         let user_c = user.clone();
         self.commit(change, move |state| insert_user(state, user_c))?;
+        if !user.active || user.suspended {
+            // a session ends with its user's right to act, and is not revived with it
+            self.end_sessions(|id| id == user.id);
+        }
         Ok(user)
     }
 
@@ -353,6 +361,10 @@ impl Accounts {
         };
         let user_c = user.clone();
         self.commit(change, move |state| insert_user(state, user_c))?;
+        if !user.active || user.suspended {
+            // a session ends with its user's right to act, and is not revived with it
+            self.end_sessions(|id| id == user.id);
+        }
         Ok(user)
     }
 }

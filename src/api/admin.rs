@@ -225,6 +225,22 @@ pub async fn revoke_token(call: Call) -> Result<HttpResponse, ApiError> {
     .await
 }
 
+/// `POST /v1/users/{user}/password-setup`: the one-time code, shown this once, with which the
+/// user sets its password at `/clave` (`accounts/logins.rs`).
+pub async fn password_setup(call: Call) -> Result<HttpResponse, ApiError> {
+    let user = call.id(0, "{user}")?;
+    off_worker_as(&call.state, call.who()?, move |state, who| {
+        let code = state.accounts.issue_password_setup(who, user)?;
+        Ok(json_value(&json!({
+            "user": user,
+            "code": code,
+            "expires_in_secs": crate::accounts::logins::SETUP_CODE_SECS,
+            "set_password_at": "/clave",
+        })))
+    })
+    .await
+}
+
 /// `GET /v1/audit`: a scan of the audit trail, off the workers.
 pub async fn audit(call: Call) -> Result<HttpResponse, ApiError> {
     let (filter, after, limit) = audit_query(call.request.uri().query())?;
@@ -273,12 +289,12 @@ fn me_json(principal: &Principal) -> HttpResponse {
         "org": principal.org,
         "org_kind": principal.org_kind,
         "roles": principal.roles,
-        "token": principal.token.to_hex(),
+        "token": principal.credential.id_hex(),
     }))
 }
 
 /// The filter, `after` and `limit` of `GET /v1/audit`'s query.
-fn audit_query(query: Option<&str>) -> Result<(Filter, u64, usize), ApiError> {
+pub fn audit_query(query: Option<&str>) -> Result<(Filter, u64, usize), ApiError> {
     let mut filter = Filter::default();
     let mut after = 0;
     let mut limit = 100;

@@ -107,7 +107,15 @@ pub struct AppState {
     /// ([`off_worker`]): at most [`DISK_WAITS`] at once, the rest wait their turn without a
     /// thread.
     pub disk_waits: Arc<Semaphore>,
+    /// Argon2 computations of the web sign-in at once, at most [`PASSWORD_WORK`]: a flood
+    /// of sign-ins gets 503 rather than the cores the checks need.
+    pub password_work: Arc<Semaphore>,
+    /// Cookies are `Secure` (the listener is on TLS).
+    pub secure_cookies: bool,
 }
+
+/// Argon2 computations (web sign-ins, passwords set) at once; more get 503 at once.
+pub const PASSWORD_WORK: usize = 2;
 
 /// Public searches at once (see [`AppState::public_scans`]); past them, `503 NF_CONGESTION`.
 /// Anonymous clients, even from many addresses, then hold at most these of the
@@ -126,6 +134,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         config: &Config,
     ) -> AppState {
+        accounts.set_session_limits(config.sessions);
         AppState {
             registry,
             accounts,
@@ -144,6 +153,8 @@ impl AppState {
             max_batch: config.max_batch,
             ready: Arc::new(AtomicBool::new(false)),
             disk_waits: Arc::new(Semaphore::new(DISK_WAITS)),
+            password_work: Arc::new(Semaphore::new(PASSWORD_WORK)),
+            secure_cookies: config.tls.is_some(),
         }
     }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::routes::Call;
 use super::{ApiError, HttpResponse, created, json_body, json_value, off_worker_as};
+use crate::registry::history::HistoryEvent;
 use crate::registry::reports::{self, ReportForm, Reported};
 use crate::timefmt;
 
@@ -55,20 +56,24 @@ pub async fn recover(call: Call) -> Result<HttpResponse, ApiError> {
 pub async fn history(call: Call) -> Result<HttpResponse, ApiError> {
     let imei = call.imei()?;
     off_worker_as(&call.state, call.who()?, move |state, who| {
-        let events = state.registry.history(who, imei)?;
-        let events: Vec<Value> = events
-            .iter()
-            .map(|event| {
-                let mut value = serde_json::to_value(event).unwrap_or_default();
-                value["at"] = Value::String(timefmt::rfc3339(event.at));
-                value
-            })
-            .collect();
+        let events = events_json(&state.registry.history(who, imei)?);
         Ok(json_value(
             &json!({ "imei": imei.to_string(), "events": events }),
         ))
     })
     .await
+}
+
+/// An IMEI's history as the API (and the police console) shows it.
+pub fn events_json(events: &[HistoryEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|event| {
+            let mut value = serde_json::to_value(event).unwrap_or_default();
+            value["at"] = Value::String(timefmt::rfc3339(event.at));
+            value
+        })
+        .collect()
 }
 
 /// `GET /v1/negative/{imei}`: an authority's consultation, audited whatever it finds.

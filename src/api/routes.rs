@@ -454,6 +454,13 @@ pub static ROUTES: &[Route] = &[
         "Revokes a token",
     ),
     row(
+        Method::POST,
+        "/v1/users/{user}/password-setup",
+        Token,
+        waits!(admin::password_setup),
+        "Issues a one-time code with which the user sets its web password (an administrator who may act on the account); clears the password it had",
+    ),
+    row(
         Method::GET,
         "/v1/audit",
         Token,

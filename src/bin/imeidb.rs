@@ -392,16 +392,23 @@ fn bootstrap(common: &Common, org: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
     let accounts = Accounts::open(Arc::new(store)).context("loading the accounts")?;
     match accounts.bootstrap(form) {
-        Ok((org, admin, token)) => {
+        Ok(made) => {
+            let (org, admin) = (&made.org, &made.admin);
             println!(
                 "created organisation {} ({}) and its administrator user {} ({})",
                 org.id, org.data.legal_name, admin.id, admin.full_name
             );
             println!(
+                "one-time code with which {} sets a web password at /clave (valid 72 hours; then sign in at /entrar with {}):",
+                admin.full_name, admin.email
+            );
+            println!("{}", made.password_code);
+            // the token last: scripts take it with `tail -1`
+            println!(
                 "API token of user {} (shown once; the registry keeps only its hash):",
                 admin.id
             );
-            println!("{token}");
+            println!("{}", made.token);
             Ok(ExitCode::SUCCESS)
         }
         Err(AccountsError::Invalid(errors)) => {

@@ -14,6 +14,7 @@ mod env;
 mod raw;
 mod validate;
 
+use crate::accounts::logins::SessionLimits;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub struct Config {
     /// Refused requests per user per minute before the rest of the minute's are refused
     /// unread (the routes that wait; not the network checks).
     pub refusals_per_minute: u32,
+    /// How long people's web sessions last.
+    pub sessions: SessionLimits,
     /// The Diameter S13 listener.
     pub diameter: diameter::Settings,
     /// Log filter.

@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub(super) auth: RawAuth,
     pub(super) registrations: RawRegistrations,
     pub(super) public: RawPublic,
+    pub(super) web: RawWeb,
     pub(super) diameter: RawDiameter,
     pub(super) log: RawLog,
 }
@@ -102,6 +103,22 @@ impl Default for RawPublic {
     fn default() -> Self {
         RawPublic {
             requests_per_minute: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawWeb {
+    pub(super) session_idle_mins: u64,
+    pub(super) session_max_hours: u64,
+}
+
+impl Default for RawWeb {
+    fn default() -> Self {
+        RawWeb {
+            session_idle_mins: 30,
+            session_max_hours: 12,
         }
     }
 }

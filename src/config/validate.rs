@@ -1,6 +1,7 @@
 //! Raw configuration to validated [`Config`]: every value checked once, with the key at fault
 //! named, and turned into the types the components take.
 
+use crate::accounts::logins::SessionLimits;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -175,6 +176,20 @@ impl RawConfig {
                 1,
                 1_000_000,
             )? as u32,
+            sessions: SessionLimits {
+                idle_secs: in_range(
+                    "web.session_idle_mins",
+                    self.web.session_idle_mins,
+                    1,
+                    24 * 60,
+                )? * 60,
+                max_secs: in_range(
+                    "web.session_max_hours",
+                    self.web.session_max_hours,
+                    1,
+                    24 * 30,
+                )? * 3600,
+            },
             diameter: self.diameter.validate()?,
             log_level: self.log.level,
         })

@@ -31,7 +31,7 @@ use crate::store::{List, ListRecord, Mutation, NegativeRecord, PositiveRecord, P
 use crate::timefmt::now_unix;
 
 /// Identification types an owner may present.
-const ID_TYPES: &[&str] = &["CC", "CE", "PA", "TI", "NIT", "PEP", "PPT"];
+pub const ID_TYPES: &[&str] = &["CC", "CE", "PA", "TI", "NIT", "PEP", "PPT"];
 
 /// Proof of legal acquisition for an IMEI on neither list.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -222,6 +222,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::Credential;
     use crate::accounts::token::TokenId;
     use crate::registry::tests::fixture;
     use crate::roles::{OrgKind, Role};
@@ -232,7 +233,7 @@ mod tests {
             org,
             org_kind: OrgKind::Operator,
             roles: vec![role],
-            token: TokenId(1),
+            credential: Credential::Token(TokenId(1)),
         }
     }
 

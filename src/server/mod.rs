@@ -40,6 +40,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::{self, AppState, Routed};
 use crate::config::ServerLimits;
+use crate::web;
 
 mod direct;
 mod reaper;
@@ -230,7 +231,11 @@ async fn serve_connection<S>(
                 // boxed: unboxed, the waiting routes made every check's future kilobytes
                 // to build and move
                 Err((request, _served, state)) => {
-                    Box::pin(api::route_waiting(&state, peer, request)).await
+                    if web::is_page(request.uri().path()) {
+                        Box::pin(web::serve(&state, peer, request)).await
+                    } else {
+                        Box::pin(api::route_waiting(&state, peer, request)).await
+                    }
                 }
             })
         }

@@ -1221,10 +1221,11 @@ async fn guessed_tokens_are_all_refused_alike_and_counted() {
     let mut every_refusal: Option<Wire> = None;
     for direct in PATHS {
         let server = start(direct, |config| config.open_checks = false).await;
-        let (_, _, real) = server
+        let real = server
             .accounts
             .bootstrap(crate::authz::regulator_form())
-            .unwrap();
+            .unwrap()
+            .token;
         let real_id = &real[7..23];
         // the real token works (the regulator administrator may not check: 403)
         let mut client = Client::h1(server.addr).await;
@@ -1380,10 +1381,11 @@ async fn a_flood_of_forbidden_writes_does_not_stop_checks() {
         let server = start(direct, |config| config.store.sync_writes = true).await;
         // the regulator administrator may not report: every report is refused and audited,
         // each refusal an fsync'd write
-        let (_, _, regulator) = server
+        let regulator = server
             .accounts
             .bootstrap(crate::authz::regulator_form())
-            .unwrap();
+            .unwrap()
+            .token;
         let stop = Arc::new(AtomicBool::new(false));
         let refused_writes = Arc::new(AtomicU64::new(0));
         let throttled_writes = Arc::new(AtomicU64::new(0));
@@ -1587,10 +1589,11 @@ async fn a_loop_of_conflicts_is_throttled_like_a_loop_of_forbidden_requests() {
         config.refusals_per_minute = 5;
     })
     .await;
-    let (_, chief, token) = server
+    let made = server
         .accounts
         .bootstrap(crate::authz::regulator_form())
         .unwrap();
+    let (chief, token) = (made.admin, made.token);
     let mut client = Client::h1(server.addr).await;
     let path = format!("/v1/users/{}/tokens", chief.id);
     let mut statuses = Vec::new();

@@ -119,7 +119,8 @@ impl World {
 /// their administrators (one user holding two roles), a police organisation with its
 /// administrator, an officer and an auditor, and an operator that never had a token.
 async fn world(server: &TestServer, client: &mut Client) -> World {
-    let (_, chief_user, chief) = server.accounts.bootstrap(regulator_form()).unwrap();
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let (chief_user, chief) = (made.admin, made.token);
     let mut accounts = vec![Account {
         name: "chief",
         id: chief_user.id,
@@ -447,7 +448,8 @@ async fn the_last_active_regulator_admin_cannot_be_locked_out() {
     config.refusals_per_minute = 1_000_000; // this test is refused on purpose, many times
     let server = TestServer::start_with(config).await;
     let mut client = Client::h1(server.addr).await;
-    let (_, chief_user, chief) = server.accounts.bootstrap(regulator_form()).unwrap();
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let (chief_user, chief) = (made.admin, made.token);
     let me = format!("/v1/orgs/1/users/{}", chief_user.id);
     // a plain organisation administrator of the regulator can neither touch it nor mint for it
     let admin = new_user(&mut client, &chief, 1, 62_000_001, &["org_admin"]).await;

@@ -155,6 +155,12 @@ fn bootstrap_once_then_the_audit_chain_verifies_until_a_byte_changes() {
     let out = text(&first.stdout);
     let token = out.lines().last().unwrap();
     assert!(token.starts_with("imeidb_") && token.len() == 88, "{out}");
+    let code = out.lines().nth(2).unwrap();
+    assert!(out.lines().nth(1).unwrap().contains("/clave"), "{out}");
+    assert!(
+        code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{out}"
+    );
 
     let again = run(&["admin", "bootstrap", "--org", form], &data);
     assert_eq!(again.status.code(), Some(1));

@@ -4,6 +4,7 @@
 mod adversarial;
 mod authority;
 mod authz;
+mod browser;
 mod checks;
 mod cli;
 mod direct;
@@ -12,3 +13,5 @@ mod s13;
 mod s13_interop;
 mod support;
 mod tls;
+mod web;
+mod webdriver;

@@ -21,7 +21,7 @@ pub fn cast(accounts: &imeidb::accounts::Accounts) -> Cast {
     use imeidb::roles::{OrgKind, Role};
     let form: OrgForm =
         serde_json::from_str(include_str!("../../config/regulator.example.json")).unwrap();
-    let (_, _, regulator) = accounts.bootstrap(form.clone()).unwrap();
+    let regulator = accounts.bootstrap(form.clone()).unwrap().token;
     let reg = accounts.authenticate(&regulator).unwrap();
     let member = |n: u64, kind: OrgKind, role: Role| -> String {
         let mut org = form.clone();

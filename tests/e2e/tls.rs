@@ -116,3 +116,36 @@ fn a_missing_or_mismatched_key_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn on_tls_the_pages_cookies_are_secure_and_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.tls = Some(TlsFiles {
+        cert_file: fixture("cert.pem"),
+        key_file: fixture("key.pem"),
+    });
+    let server = TestServer::start_with(config).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector(b"http/1.1").connect(name, tcp).await.unwrap();
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get("/entrar")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = h1.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-imeidb_form="), "{cookie}");
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Strict", "; Secure"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    server.stop().await;
+}

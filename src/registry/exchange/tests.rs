@@ -1,4 +1,5 @@
 use super::*;
+use crate::accounts::Credential;
 use crate::accounts::token::TokenId;
 use crate::registry::reports::ReportForm;
 use crate::registry::tests::fixture;
@@ -10,7 +11,7 @@ fn who(org: u64, role: Role) -> Principal {
         org,
         org_kind: OrgKind::Regulator,
         roles: vec![role],
-        token: TokenId(1),
+        credential: Credential::Token(TokenId(1)),
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::accounts::Credential;
 use crate::accounts::token::TokenId;
 use crate::audit::Filter;
 use crate::registry::history::Change;
@@ -12,7 +13,7 @@ fn operator(org: u64) -> Principal {
         org,
         org_kind: OrgKind::Operator,
         roles: vec![Role::Operator],
-        token: TokenId(org),
+        credential: Credential::Token(TokenId(org)),
     }
 }
 

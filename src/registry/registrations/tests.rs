@@ -1,4 +1,5 @@
 use super::*;
+use crate::accounts::Credential;
 use crate::accounts::token::TokenId;
 use crate::registry::tests::fixture;
 use crate::roles::{OrgKind, Role};
@@ -10,7 +11,7 @@ fn importer(org: u64) -> Principal {
         org,
         org_kind: OrgKind::Importer,
         roles: vec![Role::Importer],
-        token: TokenId(org),
+        credential: Credential::Token(TokenId(org)),
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::accounts::Credential;
 use crate::accounts::token::TokenId;
 use crate::audit::{Actor, Filter};
 use crate::registry::tests::fixture;
@@ -11,7 +12,7 @@ fn principal(user: u64, org: u64, kind: OrgKind, role: Role) -> Principal {
         org,
         org_kind: kind,
         roles: vec![role],
-        token: TokenId(user),
+        credential: Credential::Token(TokenId(user)),
     }
 }
 

@@ -1,0 +1,402 @@
+//! The work desks of signed-in people: the console's home, the authority's consultation of
+//! one IMEI (its negative-list record, audited as over the API, and its history), the theft
+//! or loss report, the activation with proof of legal acquisition, and the registration
+//! upload with its progress bar. Each calls the domain function the API calls, as the
+//! session's user.
+
+use hyper::StatusCode;
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::layout::{FormState, Input, csrf, field, form_errors, record, shell};
+use super::{PageError, PageResult, Visit, html, page, same_secret};
+use crate::api::routes::Call;
+use crate::api::{ApiError, off_worker_as, reports as api_reports, uploads};
+use crate::imei::Imei;
+use crate::registry::owners::{Activated, ActivationForm, ID_TYPES};
+use crate::registry::reports::{self, ReportForm, Reported};
+use crate::roles::Permission;
+
+/// `GET /consola`: what the person's roles let it do.
+///
+/// # Errors
+/// To sign-in without a session.
+pub fn home(visit: Visit) -> PageResult {
+    let session = visit.signed_in()?;
+    let roles: Vec<&str> = session.principal.roles.iter().map(|r| r.as_str()).collect();
+    let body = html! {
+        p { "Bienvenido, " (session.full_name) ". Sus roles: " (roles.join(", ")) "." }
+        p { "Elija una tarea en el menú. Cada acción queda en el registro de auditoría a su nombre." }
+        @if session.principal.roles.is_empty() || !session.principal.may(Permission::Check) && !session.principal.may(Permission::ReadOrgs) && !session.principal.may(Permission::Report) && !session.principal.may(Permission::AdministerUsers) && !session.principal.may(Permission::Register) && !session.principal.may(Permission::ReadAudit) {
+            p.notice { "Sus roles no incluyen tareas de esta consola." }
+        }
+    };
+    page(&shell(&visit.chrome(), "Consola", body))
+}
+
+/// `GET /consola/imei?imei=`: an authority's consultation of one record (art. 2.2.11.6),
+/// audited whatever it finds, and the IMEI's history as the caller's role may see it.
+///
+/// # Errors
+/// To sign-in; the 403 page when the domain refuses.
+pub async fn consult(visit: Visit) -> PageResult {
+    let who = visit.signed_in()?.principal.clone();
+    let typed = visit
+        .query("imei")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let mut state = FormState::default();
+    state.values.insert("imei".into(), typed.clone());
+    let mut found: Option<(Option<Value>, Vec<Value>)> = None;
+    if !typed.is_empty() {
+        match Imei::parse(&typed) {
+            Err(e) => state
+                .errors
+                .push(("imei".into(), format!("no es un IMEI válido: {e}"))),
+            Ok(imei) => {
+                found = Some(
+                    off_worker_as(&visit.state, &who, move |state, who| {
+                        let record = state
+                            .registry
+                            .consult_negative(who, imei)?
+                            .map(|r| reports::negative_json(imei, &r, who));
+                        let history = api_reports::events_json(&state.registry.history(who, imei)?);
+                        Ok((record, history))
+                    })
+                    .await?,
+                );
+            }
+        }
+    }
+    let body = html! {
+        p { "Consulte un IMEI en la lista negativa, registro por registro. Cada consulta queda en el registro de auditoría." }
+        form.card method="get" action="/consola/imei" role="search" {
+            (field(&state, "imei", "IMEI", Input::Text("text"), true))
+            button type="submit" { "Consultar" }
+        }
+        @if let Some((negative, history)) = &found {
+            section aria-labelledby="negativo" {
+                h2 #negativo { "Lista negativa" }
+                @match negative {
+                    Some(record_json) => { p.verdict.bad { "Reportado como hurtado o extraviado." } (record(record_json)) }
+                    None => p.notice { "El IMEI no está en la lista negativa." },
+                }
+            }
+            section aria-labelledby="historia" {
+                h2 #historia { "Historia del IMEI" }
+                @if history.is_empty() { p { "Sin eventos." } } @else { (record(&Value::Array(history.clone()))) }
+            }
+        }
+    };
+    let status = if state.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok(html(
+        status,
+        &shell(&visit.chrome(), "Consultar IMEI", body),
+    ))
+}
+
+const REPORT_KINDS: &[(&str, &str)] = &[("stolen", "Hurto"), ("lost", "Extravío")];
+const REPORTERS: &[(&str, &str)] = &[
+    ("user", "El usuario del equipo (a través del operador)"),
+    ("authority", "Una autoridad"),
+];
+
+fn report_form(
+    visit_chrome: &super::layout::Chrome<'_>,
+    token: &str,
+    state: &FormState,
+    done: Option<Markup>,
+) -> Markup {
+    let inputs: Vec<String> = [
+        "imei",
+        "kind",
+        "reported_by",
+        "subscriber_id",
+        "reference",
+        "occurred_at",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    shell(
+        visit_chrome,
+        "Reportar hurto o extravío",
+        html! {
+            @if let Some(done) = done { (done) }
+            p { "El reporte lleva el IMEI a la lista negativa: las redes le niegan el servicio desde ese momento (art. 2.2.11.6)." }
+            (form_errors(state, &inputs))
+            form.card method="post" action="/consola/reportes" {
+                (csrf(token))
+                (field(state, "imei", "IMEI", Input::Text("text"), true))
+                (field(state, "kind", "Tipo", Input::Select(REPORT_KINDS), true))
+                (field(state, "reported_by", "Quién reporta", Input::Select(REPORTERS), true))
+                (field(state, "subscriber_id", "Identificación del usuario (si reporta el usuario)", Input::Text("text"), false))
+                (field(state, "reference", "Número de denuncia o radicado", Input::Text("text"), true))
+                (field(state, "occurred_at", "Fecha del hecho", Input::Text("date"), true))
+                button type="submit" { "Reportar" }
+            }
+        },
+    )
+}
+
+/// `GET /consola/reportes`.
+///
+/// # Errors
+/// To sign-in.
+pub fn report_page(visit: Visit) -> PageResult {
+    let session = visit.signed_in()?;
+    page(&report_form(
+        &visit.chrome(),
+        &session.csrf,
+        &FormState::default(),
+        None,
+    ))
+}
+
+/// `POST /consola/reportes`: the report, as `POST /v1/reports`.
+///
+/// # Errors
+/// To sign-in; the CSRF page; the 403 page when the domain refuses.
+pub async fn report(visit: Visit) -> PageResult {
+    let (parts, fields) = visit.form().await?;
+    let session = parts.signed_in()?.clone();
+    let json = fields.to_json(&["csrf"]);
+    let values = super::form::flatten(&json);
+    let result = match serde_json::from_value::<ReportForm>(json) {
+        Err(e) => Err(ApiError::MalformedBody {
+            detail: e.to_string(),
+        }),
+        Ok(form) => {
+            off_worker_as(&parts.state, &session.principal, move |state, who| {
+                Ok(match state.registry.report(who, form)? {
+                    Reported::Listed(imei, r) => (true, reports::negative_json(imei, &r, who)),
+                    Reported::AlreadyReported(imei, r) => {
+                        (false, reports::negative_json(imei, &r, who))
+                    }
+                })
+            })
+            .await
+        }
+    };
+    match result {
+        Ok((listed, json)) => {
+            let done = html! {
+                div.notice role="status" {
+                    p { @if listed { "Reporte registrado: el IMEI está en la lista negativa." } @else { "Ese reporte ya estaba registrado; nada cambió." } }
+                    (record(&json))
+                }
+            };
+            page(&report_form(
+                &parts.chrome(),
+                &session.csrf,
+                &FormState::default(),
+                Some(done),
+            ))
+        }
+        Err(
+            e @ (ApiError::Unprocessable { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Refused { .. }
+            | ApiError::MalformedBody { .. }),
+        ) => {
+            let state = FormState::failed(values, &e);
+            Ok(html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &report_form(&parts.chrome(), &session.csrf, &state, None),
+            ))
+        }
+        Err(e) => Err(PageError::Api(e)),
+    }
+}
+
+const PROOF_KINDS: &[(&str, &str)] = &[
+    ("invoice", "Factura de compra en Colombia"),
+    (
+        "personal_import",
+        "Importación personal (compra en el exterior)",
+    ),
+];
+
+fn id_types() -> Vec<(&'static str, &'static str)> {
+    ID_TYPES.iter().map(|t| (*t, *t)).collect()
+}
+
+fn activation_form(
+    chrome: &super::layout::Chrome<'_>,
+    token: &str,
+    state: &FormState,
+    done: Option<Markup>,
+) -> Markup {
+    let types = id_types();
+    let inputs: Vec<String> = [
+        "imei",
+        "imsi",
+        "owner_id_type",
+        "owner_id_number",
+        "proof.kind",
+        "proof.invoice_number",
+        "proof.seller_nit",
+        "proof.buyer_id",
+        "proof.imei",
+        "proof.receipt",
+        "proof.homologation",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    shell(
+        chrome,
+        "Activar equipo",
+        html! {
+            @if let Some(done) = done { (done) }
+            p { "Active un equipo en la red y vincule a su propietario (art. 2.2.11.8). Un equipo que no está en la lista positiva necesita prueba de adquisición legal." }
+            (form_errors(state, &inputs))
+            form.card method="post" action="/consola/activaciones" {
+                (csrf(token))
+                fieldset {
+                    legend { "Equipo y propietario" }
+                    (field(state, "imei", "IMEI", Input::Text("text"), true))
+                    (field(state, "imsi", "IMSI del suscriptor", Input::Text("text"), true))
+                    (field(state, "owner_id_type", "Tipo de identificación", Input::Select(&types), true))
+                    (field(state, "owner_id_number", "Número de identificación", Input::Text("text"), true))
+                }
+                fieldset {
+                    legend { "Prueba de adquisición legal (si el equipo no está registrado)" }
+                    (field(state, "proof.kind", "Tipo de prueba", Input::Select(PROOF_KINDS), false))
+                    div.grid2 {
+                        (field(state, "proof.invoice_number", "Factura: número", Input::Text("text"), false))
+                        (field(state, "proof.seller_nit", "Factura: NIT del vendedor", Input::Text("text"), false))
+                        (field(state, "proof.buyer_id", "Factura: identificación del comprador", Input::Text("text"), false))
+                        (field(state, "proof.imei", "Factura: IMEI impreso", Input::Text("text"), false))
+                        (field(state, "proof.receipt", "Importación: recibo o comprobante de pago", Input::Text("text"), false))
+                        (field(state, "proof.homologation", "Importación: homologación CRC del modelo", Input::Text("text"), false))
+                    }
+                }
+                button type="submit" { "Activar" }
+            }
+        },
+    )
+}
+
+/// `GET /consola/activaciones`.
+///
+/// # Errors
+/// To sign-in.
+pub fn activation_page(visit: Visit) -> PageResult {
+    let session = visit.signed_in()?;
+    page(&activation_form(
+        &visit.chrome(),
+        &session.csrf,
+        &FormState::default(),
+        None,
+    ))
+}
+
+/// `POST /consola/activaciones`: as `POST /v1/activations`.
+///
+/// # Errors
+/// To sign-in; the CSRF page; the 403 page when the domain refuses.
+pub async fn activate(visit: Visit) -> PageResult {
+    let (parts, fields) = visit.form().await?;
+    let session = parts.signed_in()?.clone();
+    let json = fields.to_json(&["csrf"]);
+    let values = super::form::flatten(&json);
+    let result = match serde_json::from_value::<ActivationForm>(json) {
+        Err(e) => Err(ApiError::MalformedBody {
+            detail: e.to_string(),
+        }),
+        Ok(form) => {
+            off_worker_as(&parts.state, &session.principal, move |state, who| {
+                let Activated::Activated { bound, added } = state.registry.activate(who, form)?;
+                Ok((bound, added))
+            })
+            .await
+        }
+    };
+    match result {
+        Ok((bound, added)) => {
+            let done = html! {
+                div.notice role="status" {
+                    p { "Equipo activado." }
+                    ul {
+                        li { @if bound { "Propietario vinculado." } @else { "El propietario ya estaba vinculado." } }
+                        @if added { li { "El equipo entró a la lista positiva con la prueba de adquisición legal." } }
+                    }
+                }
+            };
+            page(&activation_form(
+                &parts.chrome(),
+                &session.csrf,
+                &FormState::default(),
+                Some(done),
+            ))
+        }
+        Err(
+            e @ (ApiError::Unprocessable { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Refused { .. }
+            | ApiError::MalformedBody { .. }),
+        ) => {
+            let state = FormState::failed(values, &e);
+            Ok(html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &activation_form(&parts.chrome(), &session.csrf, &state, None),
+            ))
+        }
+        Err(e) => Err(PageError::Api(e)),
+    }
+}
+
+/// `GET /consola/cargas`: the upload form; its script shows the progress and the report.
+///
+/// # Errors
+/// To sign-in.
+pub fn upload_page(visit: Visit) -> PageResult {
+    let session = visit.signed_in()?;
+    let state = FormState::default();
+    let body = html! {
+        p { "Registre equipos en la lista positiva con un archivo CSV: una línea por equipo, con el encabezado "
+            code { "imei,manufacturer,model,reference" } ". Los lotes se registran de 50.000 en 50.000 líneas; una línea con error no detiene el resto y aparece abajo con su número." }
+        form.card #upload method="post" action="/consola/cargas" enctype="text/csv" {
+            (csrf(&session.csrf))
+            (field(&state, "file", "Archivo CSV", Input::Text("file"), true))
+            button type="submit" { "Cargar" }
+        }
+        progress #upload-progress max="100" value="0" hidden aria-label="Progreso de la carga" {}
+        p #upload-status role="status" aria-live="polite" {}
+        div #upload-result {}
+        noscript { p.notice { "La carga con barra de progreso necesita JavaScript. Sin él, use la API: POST /v1/registrations." } }
+        script src="/carga.js" defer {}
+    };
+    page(&shell(&visit.chrome(), "Cargar registros", body))
+}
+
+/// `POST /consola/cargas`: the CSV as the body (sent by the page's script with the session's
+/// CSRF token in `X-CSRF-Token`), streamed as `POST /v1/registrations` streams it; answers
+/// the API's JSON report for the script to show.
+///
+/// # Errors
+/// To sign-in; the CSRF page; what the upload answers, as problem+json.
+pub async fn upload(visit: Visit) -> PageResult {
+    let session = visit.signed_in()?.clone();
+    let given = (visit.request.headers().get("x-csrf-token"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !same_secret(&session.csrf, given) {
+        return Err(PageError::Csrf);
+    }
+    let (parts, request) = visit.split();
+    let call = Call {
+        state: parts.state,
+        principal: Some(session.principal),
+        params: Vec::new(),
+        request,
+    };
+    Ok(uploads::register(call)
+        .await
+        .unwrap_or_else(ApiError::into_response))
+}

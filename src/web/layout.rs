@@ -1,0 +1,390 @@
+//! What every page shares: the page shell (header, menu by the caller's permissions, footer),
+//! form inputs with their error next to them, the error pages, and a record shown as the
+//! API shows it (a JSON value rendered as a definition list or a table).
+
+use std::collections::HashMap;
+
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+use crate::accounts::logins::SignedIn;
+use crate::api::ApiError;
+use crate::roles::Permission;
+
+/// Who the page is for: the header shows the signed-in person and its menu.
+pub struct Chrome<'s> {
+    /// The session, if any.
+    pub session: Option<&'s SignedIn>,
+}
+
+/// The console's menu: a page, and the permission that makes it useful. The menu only
+/// guides; the domain decides on each page.
+const MENU: &[(&str, &str, Permission)] = &[
+    (
+        "/consola/imei",
+        "Consultar IMEI",
+        Permission::ConsultNegative,
+    ),
+    (
+        "/consola/reportes",
+        "Reportar hurto o extravío",
+        Permission::Report,
+    ),
+    (
+        "/consola/activaciones",
+        "Activar equipo",
+        Permission::Activate,
+    ),
+    ("/consola/cargas", "Cargar registros", Permission::Register),
+    (
+        "/consola/organizaciones",
+        "Organizaciones",
+        Permission::ReadOrgs,
+    ),
+    ("/consola/auditoria", "Auditoría", Permission::ReadAudit),
+    (
+        "/consola/vendedores",
+        "Vendedores autorizados",
+        Permission::ManageSellers,
+    ),
+];
+
+/// A whole page: `title`, then `body` in the shell.
+pub fn shell(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="es" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Registro de IMEI" }
+                link rel="stylesheet" href="/estilo.css";
+            }
+            body {
+                a.skip href="#contenido" { "Saltar al contenido" }
+                header.top {
+                    a.brand href="/" { "Registro de IMEI" }
+                    nav aria-label="Sesión" {
+                        @if let Some(session) = chrome.session {
+                            span.who { (session.full_name) " · " (session.org_name) }
+                            a href="/consola" { "Consola" }
+                            form.inline method="post" action="/salir" {
+                                input type="hidden" name="csrf" value=(session.csrf);
+                                button.link type="submit" { "Salir" }
+                            }
+                        } @else {
+                            a href="/vendedores" { "Vendedores autorizados" }
+                            a href="/entrar" { "Entrar" }
+                        }
+                    }
+                }
+                @if let Some(session) = chrome.session {
+                    nav.menu aria-label="Consola" {
+                        ul {
+                            @for (href, label, permission) in MENU {
+                                @if session.principal.may(*permission) {
+                                    li { a href=(href) { (label) } }
+                                }
+                            }
+                            @if session.principal.may(Permission::AdministerUsers) {
+                                li {
+                                    a href=(format!("/consola/organizaciones/{}/usuarios", session.principal.org)) {
+                                        "Usuarios de mi organización"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main #contenido {
+                    h1 { (title) }
+                    (body)
+                }
+                footer {
+                    p { "Registro nacional de IMEI · Decreto 1078 de 2015, Título 11" }
+                }
+            }
+        }
+    }
+}
+
+/// An error page.
+pub fn error_page(chrome: &Chrome<'_>, title: &str, text: &str) -> Markup {
+    shell(
+        chrome,
+        title,
+        html! {
+            p.error role="alert" { (text) }
+            p { a href="/" { "Volver al inicio" } }
+        },
+    )
+}
+
+/// What an error means for the person who met it, in words.
+pub fn explain(error: &ApiError) -> (&'static str, String) {
+    match error {
+        ApiError::Forbidden | ApiError::Denied { .. } => (
+            "No tiene permiso",
+            match error {
+                ApiError::Denied { detail } => {
+                    format!("Sus roles no le permiten esta acción: {detail}.")
+                }
+                _ => "Sus roles no le permiten ver esta página ni hacer esta acción. Si la necesita, pida a su administrador que le asigne el rol."
+                    .into(),
+            },
+        ),
+        ApiError::Suspended { what } => (
+            "Cuenta suspendida",
+            format!(
+                "El regulador suspendió {}: ninguna acción es posible hasta que la reactive.",
+                if *what == "user" { "su usuario" } else { "su organización" }
+            ),
+        ),
+        ApiError::Unauthenticated => (
+            "Sesión terminada",
+            "Su sesión terminó. Entre de nuevo.".into(),
+        ),
+        ApiError::TooManyRequests { retry_after } => (
+            "Demasiadas consultas",
+            format!(
+                "Ha hecho muchas consultas en poco tiempo. Espere {retry_after} segundos y vuelva a intentarlo."
+            ),
+        ),
+        ApiError::TooManyRefusals { retry_after } => (
+            "Demasiadas solicitudes rechazadas",
+            format!("Espere {retry_after} segundos y vuelva a intentarlo."),
+        ),
+        ApiError::Busy { .. } | ApiError::TooManyUploads { .. } => (
+            "Servidor ocupado",
+            "El servidor está atendiendo muchas solicitudes como esta. Intente de nuevo en unos segundos."
+                .into(),
+        ),
+        ApiError::NotFound | ApiError::ResourceNotFound { .. } => (
+            "No encontrado",
+            "Esta página o este registro no existe.".into(),
+        ),
+        ApiError::MethodNotAllowed { .. } => (
+            "Método no permitido",
+            "Esta página no acepta esa clase de solicitud.".into(),
+        ),
+        ApiError::PayloadTooLarge { .. } => (
+            "Formulario demasiado grande",
+            "El formulario enviado es más grande de lo que el servidor acepta.".into(),
+        ),
+        ApiError::Internal | ApiError::NotReady => (
+            "Error del servidor",
+            "El servidor no pudo atender la solicitud. Intente más tarde; si persiste, avise al administrador."
+                .into(),
+        ),
+        other => ("Solicitud no válida", detail_of(other)),
+    }
+}
+
+/// The detail an error carries (the domain's words), or its title.
+pub fn detail_of(error: &ApiError) -> String {
+    match error {
+        ApiError::Conflict { detail }
+        | ApiError::Denied { detail }
+        | ApiError::Refused { detail, .. }
+        | ApiError::MalformedBody { detail }
+        | ApiError::PayloadTooLarge { detail } => detail.clone(),
+        ApiError::InvalidParams { params, .. } | ApiError::Unprocessable { params } => params
+            .iter()
+            .map(|(p, r)| format!("{p}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.status_and_cause().2.to_owned(),
+    }
+}
+
+/// A form's current values and its errors by input name.
+#[derive(Default)]
+pub struct FormState {
+    /// Values by input name.
+    pub values: HashMap<String, String>,
+    /// Errors by input name.
+    pub errors: Vec<(String, String)>,
+    /// An error for the whole form (a conflict, a refusal), shown above it.
+    pub general: Option<String>,
+}
+
+impl FormState {
+    /// The state after `error`: field errors by name, anything else above the form.
+    pub fn failed(values: HashMap<String, String>, error: &ApiError) -> FormState {
+        match error {
+            ApiError::Unprocessable { params } | ApiError::InvalidParams { params, .. } => {
+                FormState {
+                    values,
+                    errors: params.clone(),
+                    general: None,
+                }
+            }
+            other => FormState {
+                values,
+                errors: Vec::new(),
+                general: Some(detail_of(other)),
+            },
+        }
+    }
+
+    /// The value of input `name`.
+    pub fn value(&self, name: &str) -> &str {
+        self.values.get(name).map_or("", String::as_str)
+    }
+
+    /// The error of input `name`.
+    pub fn error(&self, name: &str) -> Option<&str> {
+        (self.errors.iter())
+            .find(|(field, _)| field == name)
+            .map(|(_, reason)| reason.as_str())
+    }
+
+    /// Errors that name no input of the form (`inputs`), shown above it.
+    pub fn unplaced(&self, inputs: &[String]) -> Vec<(String, String)> {
+        (self.errors.iter())
+            .filter(|(field, _)| !inputs.iter().any(|i| i == field))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What kind of input a field is.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    /// One line of text, with an HTML input type (`text`, `email`, `tel`, `date`...).
+    Text(&'a str),
+    /// A choice among `(value, label)`.
+    Select(&'a [(&'a str, &'a str)]),
+    /// Several lines.
+    Area,
+}
+
+/// A labelled input named `name`, with its value and, if any, its error right after it (and
+/// tied to it for screen readers).
+pub fn field(
+    state: &FormState,
+    name: &str,
+    label: &str,
+    input: Input<'_>,
+    required: bool,
+) -> Markup {
+    let id = format!("f-{}", name.replace(['.', '[', ']'], "-"));
+    let error = state.error(name);
+    let error_id = format!("{id}-error");
+    html! {
+        div.field.invalid[error.is_some()] {
+            label for=(id) { (label) @if required { span.req aria-hidden="true" { " *" } } }
+            @match input {
+                Input::Text(kind) => {
+                    input id=(id) name=(name) type=(kind) value=(state.value(name))
+                        required[required]
+                        aria-invalid=[error.map(|_| "true")]
+                        aria-describedby=[error.map(|_| error_id.as_str())];
+                }
+                Input::Select(options) => {
+                    select id=(id) name=(name) required[required]
+                        aria-invalid=[error.map(|_| "true")]
+                        aria-describedby=[error.map(|_| error_id.as_str())] {
+                        option value="" { "Elija…" }
+                        @for (value, text) in options {
+                            option value=(value) selected[state.value(name) == *value] { (text) }
+                        }
+                    }
+                }
+                Input::Area => {
+                    textarea id=(id) name=(name) rows="3" required[required]
+                        aria-invalid=[error.map(|_| "true")]
+                        aria-describedby=[error.map(|_| error_id.as_str())] { (state.value(name)) }
+                }
+            }
+            @if let Some(error) = error {
+                p.field-error id=(error_id) { (error) }
+            }
+        }
+    }
+}
+
+/// The errors a form shows above its fields: the general one, and those naming no input.
+pub fn form_errors(state: &FormState, inputs: &[String]) -> Markup {
+    let unplaced = state.unplaced(inputs);
+    html! {
+        @if state.general.is_some() || !unplaced.is_empty() || !state.errors.is_empty() {
+            div.error role="alert" {
+                p { "El formulario tiene errores; corríjalos y envíelo de nuevo." }
+                @if let Some(general) = &state.general { p { (general) } }
+                @if !unplaced.is_empty() {
+                    ul { @for (field, reason) in &unplaced { li { code { (field) } ": " (reason) } } }
+                }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF input of a form.
+pub fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// A record as the API shows it: an object as a definition list, a list of objects as a
+/// table, scalars as text.
+pub fn record(value: &Value) -> Markup {
+    match value {
+        Value::Object(map) => html! {
+            dl.record {
+                @for (key, value) in map {
+                    dt { (label_of(key)) }
+                    dd { (record(value)) }
+                }
+            }
+        },
+        Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+            let mut columns: Vec<&str> = Vec::new();
+            for item in items {
+                for key in item.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if !columns.contains(&key.as_str()) {
+                        columns.push(key);
+                    }
+                }
+            }
+            html! {
+                div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" {
+                    table {
+                        thead { tr { @for c in &columns { th scope="col" { (label_of(c)) } } } }
+                        tbody {
+                            @for item in items {
+                                tr { @for c in &columns { td { (record(item.get(*c).unwrap_or(&Value::Null))) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => html! {
+            @for (i, item) in items.iter().enumerate() {
+                @if i > 0 { ", " }
+                (record(item))
+            }
+        },
+        Value::String(s) => html! { (s) },
+        Value::Null => html! { "—" },
+        Value::Bool(true) => html! { "sí" },
+        Value::Bool(false) => html! { "no" },
+        Value::Number(n) => html! { (n.to_string()) },
+    }
+}
+
+/// A field name as a heading: `reported_by` → `reported by`, `occurredAt` → `occurred at`.
+fn label_of(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c == '_' {
+            out.push(' ');
+        } else if c.is_ascii_uppercase() {
+            out.push(' ');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

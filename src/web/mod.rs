@@ -1,0 +1,539 @@
+//! The web pages, for the people who are not programmers: the public IMEI check and the
+//! sellers search (anyone), and the consoles of the police, the regulator, the organisations'
+//! administrators and the operators' and importers' desks (people signed in with a
+//! password, `accounts/logins.rs`). In Spanish, server-rendered (maud: templates checked at
+//! compile time, every interpolation escaped), one stylesheet and one small script served
+//! from the binary, nothing fetched from anywhere else; every form works without JavaScript
+//! but the upload, whose progress bar needs it.
+//!
+//! The pages translate, like the API: a form becomes the same domain call the API makes, with
+//! the session's [`Principal`](crate::accounts::Principal), and the domain decides (roles,
+//! scope, audit). Nothing here knows a rule; a page the caller's roles do not allow answers
+//! the 403 page because the domain refused, not because a page decided.
+//!
+//! | pages | file |
+//! |---|---|
+//! | `/`, `/vendedores`, `/estilo.css`, `/carga.js` | [`public`] |
+//! | `/entrar`, `/salir`, `/clave` | [`signin`] |
+//! | `/consola`, `/consola/imei`, `/consola/reportes`, `/consola/activaciones`, `/consola/cargas` | [`desks`] |
+//! | `/consola/organizaciones/...`, `/consola/usuarios/...`, `/consola/auditoria`, `/consola/vendedores` | [`admin`] |
+//!
+//! Who may call what, and the worst a caller could do:
+//! - **anyone**: the public pages, each check or search counted against the client's
+//!   `public.requests_per_minute` like the public API (a friendly 429 page past it); the
+//!   sign-in and set-password forms, counted the same way, with at most [`crate::api::PASSWORD_WORK`]
+//!   Argon2 computations at once (a flood of sign-ins gets 503, never the CPU the checks
+//!   need) and each failure on an existing account audited and counted towards its lock.
+//! - **a signed-in person**: exactly what its roles allow over the API, nothing more: the
+//!   pages call the same functions. Every state-changing form carries the session's CSRF
+//!   token (and `SameSite=Strict` keeps the cookie off other sites' requests); a post
+//!   without it is refused with 403 before anything is read into the domain.
+//!
+//! Security headers on every page: a Content-Security-Policy that allows only this origin
+//! (no inline script or style), `frame-ancestors 'none'`, `nosniff`, no referrer (the
+//! set-password link carries a code), and `no-store` for everything but the stylesheet and
+//! the script.
+
+pub mod admin;
+pub mod desks;
+pub mod form;
+pub mod layout;
+pub mod public;
+pub mod signin;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{
+    CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION, SET_COOKIE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use maud::Markup;
+
+use crate::accounts::logins::SignedIn;
+use crate::accounts::token::constant_time_eq;
+use crate::api::{ApiError, AppState, HttpResponse, full, read_body};
+use layout::{Chrome, error_page};
+
+/// The session cookie's name. `__Host-` when served over TLS: the browser then refuses it
+/// unless it is `Secure`, has `Path=/` and no `Domain`.
+const SESSION_COOKIE: &str = "imeidb_sesion";
+const SESSION_COOKIE_TLS: &str = "__Host-imeidb_sesion";
+/// The cookie of a visitor not signed in, whose value the sign-in and set-password forms
+/// carry too (double submit): a form posted from elsewhere lacks it.
+const FORM_COOKIE: &str = "imeidb_form";
+const FORM_COOKIE_TLS: &str = "__Host-imeidb_form";
+
+/// Whether `path` is a page (else it is the API's).
+pub fn is_page(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/vendedores" | "/estilo.css" | "/carga.js" | "/entrar" | "/salir" | "/clave"
+    ) || path == "/consola"
+        || path.starts_with("/consola/")
+}
+
+/// One request to a page: who asks, and what it sent.
+pub struct Visit {
+    /// The server's state.
+    pub state: AppState,
+    /// The client's address (for the public limit and the audit of failed sign-ins).
+    pub peer: IpAddr,
+    /// The request, body unread.
+    pub request: Request<Incoming>,
+    /// The session, when a valid session cookie came.
+    pub session: Option<SignedIn>,
+    /// Why a session cookie that came is not valid (suspended, ended), if one did.
+    pub session_refused: Option<ApiError>,
+    /// The value of the visitor's form cookie, if it sent one.
+    pub form_cookie: Option<String>,
+    /// Whether the server is on TLS (cookies then `Secure`).
+    pub secure: bool,
+}
+
+impl Visit {
+    /// The request's path.
+    pub fn path(&self) -> &str {
+        self.request.uri().path()
+    }
+
+    /// The query's `name` parameter, decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        query_param(self.request.uri().query(), name)
+    }
+
+    /// The page chrome for this visitor.
+    pub fn chrome(&self) -> Chrome<'_> {
+        Chrome {
+            session: self.session.as_ref(),
+        }
+    }
+
+    /// The signed-in caller, or the refusal that sends the visitor to sign in.
+    ///
+    /// # Errors
+    /// [`PageError::SignIn`] without a session; the session's refusal (suspended).
+    pub fn signed_in(&self) -> Result<&SignedIn, PageError> {
+        match (&self.session, &self.session_refused) {
+            (Some(session), _) => Ok(session),
+            (None, Some(ApiError::Suspended { what })) => {
+                Err(PageError::Api(ApiError::Suspended { what }))
+            }
+            (None, _) => Err(PageError::SignIn),
+        }
+    }
+
+    /// Reads a posted form (`application/x-www-form-urlencoded`) after checking its CSRF
+    /// token: the session's, or for a visitor not signed in, the form cookie's.
+    ///
+    /// # Errors
+    /// [`PageError::Csrf`] without the right token, [`PageError::Api`] for a body too large.
+    pub async fn form(self) -> Result<(VisitParts, form::Fields), PageError> {
+        let expected = match (&self.session, &self.form_cookie) {
+            (Some(session), _) => Some(session.csrf.clone()),
+            (None, Some(cookie)) => Some(cookie.clone()),
+            (None, None) => None,
+        };
+        let (parts, request) = self.split();
+        let body = read_body(&parts.state, request).await?;
+        let fields = form::Fields::parse(&body);
+        let given = fields.get("csrf");
+        match expected {
+            Some(expected) if same_secret(&expected, given) => Ok((parts, fields)),
+            _ => Err(PageError::Csrf),
+        }
+    }
+
+    /// The visit without its request.
+    pub fn split(self) -> (VisitParts, Request<Incoming>) {
+        (
+            VisitParts {
+                state: self.state,
+                peer: self.peer,
+                session: self.session,
+                form_cookie: self.form_cookie,
+                secure: self.secure,
+            },
+            self.request,
+        )
+    }
+}
+
+/// A visit whose request was read (or handed on).
+pub struct VisitParts {
+    /// The server's state.
+    pub state: AppState,
+    /// The client's address.
+    pub peer: IpAddr,
+    /// The session, if any.
+    pub session: Option<SignedIn>,
+    /// The visitor's form cookie, if any.
+    pub form_cookie: Option<String>,
+    /// Whether the server is on TLS.
+    pub secure: bool,
+}
+
+impl VisitParts {
+    /// The page chrome.
+    pub fn chrome(&self) -> Chrome<'_> {
+        Chrome {
+            session: self.session.as_ref(),
+        }
+    }
+
+    /// The signed-in caller.
+    ///
+    /// # Errors
+    /// [`PageError::SignIn`] without a session.
+    pub fn signed_in(&self) -> Result<&SignedIn, PageError> {
+        self.session.as_ref().ok_or(PageError::SignIn)
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub enum PageError {
+    /// The page needs a signed-in person: to `/entrar`.
+    SignIn,
+    /// A post without the right CSRF token.
+    Csrf,
+    /// What the domain (or the request) said, as the API would.
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> PageError {
+        PageError::Api(e)
+    }
+}
+
+impl From<crate::accounts::AccountsError> for PageError {
+    fn from(e: crate::accounts::AccountsError) -> PageError {
+        PageError::Api(e.into())
+    }
+}
+
+impl From<crate::registry::RegistryError> for PageError {
+    fn from(e: crate::registry::RegistryError) -> PageError {
+        PageError::Api(e.into())
+    }
+}
+
+/// A page's answer.
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// Serves a page request. Never fails: every error is a page.
+pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -> HttpResponse {
+    let secure = state.secure_cookies;
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let cookies = cookies(&request);
+    let session_name = if secure {
+        SESSION_COOKIE_TLS
+    } else {
+        SESSION_COOKIE
+    };
+    let form_name = if secure { FORM_COOKIE_TLS } else { FORM_COOKIE };
+    let (session, session_refused) = match cookie(&cookies, session_name) {
+        Some(value) => match state.accounts.session(value) {
+            Ok(session) => (Some(session), None),
+            Err(e) => (None, Some(ApiError::from(e))),
+        },
+        None => (None, None),
+    };
+    let form_cookie = cookie(&cookies, form_name).map(str::to_owned);
+    let visit = Visit {
+        state: state.clone(),
+        peer,
+        request,
+        session,
+        session_refused,
+        form_cookie,
+        secure,
+    };
+    let chrome_session = visit.session.clone();
+    let result = route(visit, &method, &path).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(PageError::SignIn) => {
+            let next = if method == Method::GET {
+                path.as_str()
+            } else {
+                "/consola"
+            };
+            let target = format!(
+                "/entrar?siguiente={}",
+                form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            let mut response = redirect(&target);
+            // a cookie that no longer signs anyone in is forgotten
+            clear_cookie(&mut response, session_name, secure);
+            response
+        }
+        Err(PageError::Csrf) => html(
+            StatusCode::FORBIDDEN,
+            &error_page(
+                &Chrome {
+                    session: chrome_session.as_ref(),
+                },
+                "Formulario no válido",
+                "El formulario no trae el código de seguridad de su sesión (CSRF): puede venir de otro sitio, o su sesión cambió. Vuelva a la página, recárguela y envíelo de nuevo.",
+            ),
+        ),
+        Err(PageError::Api(e)) => {
+            let status = e.status_and_cause().0;
+            let (title, text) = layout::explain(&e);
+            let mut response = html(
+                status,
+                &error_page(
+                    &Chrome {
+                        session: chrome_session.as_ref(),
+                    },
+                    title,
+                    &text,
+                ),
+            );
+            if let ApiError::TooManyRequests { retry_after } = e {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            response
+        }
+    };
+    secure_headers(&mut response, &path);
+    response
+}
+
+async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
+    if (path == "/consola" || path.starts_with("/consola/")) && visit.session.is_none() {
+        // who asks is known before what exists is told
+        visit.signed_in()?;
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let get = *method == Method::GET || *method == Method::HEAD;
+    let post = *method == Method::POST;
+    match (s.as_slice(), get, post) {
+        ([] | [""], true, _) => public::home(visit).await,
+        (["vendedores"], true, _) => public::sellers(visit).await,
+        (["estilo.css"], true, _) => Ok(public::stylesheet()),
+        (["carga.js"], true, _) => Ok(public::script()),
+        (["entrar"], true, _) => signin::form_page(visit),
+        (["entrar"], _, true) => signin::sign_in(visit).await,
+        (["salir"], _, true) => signin::sign_out(visit).await,
+        (["clave"], true, _) => signin::password_page(visit),
+        (["clave"], _, true) => signin::set_password(visit).await,
+        (["consola"], true, _) => desks::home(visit),
+        (["consola", "imei"], true, _) => desks::consult(visit).await,
+        (["consola", "reportes"], true, _) => desks::report_page(visit),
+        (["consola", "reportes"], _, true) => desks::report(visit).await,
+        (["consola", "activaciones"], true, _) => desks::activation_page(visit),
+        (["consola", "activaciones"], _, true) => desks::activate(visit).await,
+        (["consola", "cargas"], true, _) => desks::upload_page(visit),
+        (["consola", "cargas"], _, true) => desks::upload(visit).await,
+        (["consola", "organizaciones"], true, _) => admin::orgs(visit).await,
+        (["consola", "organizaciones", "nueva"], true, _) => admin::new_org_page(visit),
+        (["consola", "organizaciones", "nueva"], _, true) => admin::create_org(visit).await,
+        (["consola", "organizaciones", org], true, _) => admin::org_page(visit, org).await,
+        (["consola", "organizaciones", org], _, true) => admin::update_org(visit, org).await,
+        (
+            [
+                "consola",
+                "organizaciones",
+                org,
+                change @ ("suspender" | "reactivar"),
+            ],
+            _,
+            true,
+        ) => admin::suspend_org(visit, org, *change == "suspender").await,
+        (["consola", "organizaciones", org, "usuarios"], true, _) => admin::users(visit, org).await,
+        (["consola", "organizaciones", org, "usuarios"], _, true) => {
+            admin::create_user(visit, org).await
+        }
+        (["consola", "organizaciones", org, "usuarios", user], true, _) => {
+            admin::user_page(visit, org, user).await
+        }
+        (["consola", "organizaciones", org, "usuarios", user], _, true) => {
+            admin::update_user(visit, org, user).await
+        }
+        (["consola", "organizaciones", org, "usuarios", user, change], _, true) => {
+            admin::user_change(visit, org, user, change).await
+        }
+        (["consola", "auditoria"], true, _) => admin::audit(visit).await,
+        (["consola", "vendedores"], true, _) => admin::sellers_page(visit).await,
+        (["consola", "vendedores"], _, true) => admin::record_seller(visit).await,
+        _ if is_page(path) && !(get || post) => Err(PageError::Api(ApiError::MethodNotAllowed {
+            allow: "GET, POST",
+        })),
+        _ => Err(PageError::Api(ApiError::NotFound)),
+    }
+}
+
+/// An HTML response.
+pub fn html(status: StatusCode, markup: &Markup) -> HttpResponse {
+    let mut response = Response::new(full(Bytes::from(markup.0.clone())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// A `200` HTML response.
+pub fn page(markup: &Markup) -> PageResult {
+    Ok(html(StatusCode::OK, markup))
+}
+
+/// A `303 See Other` to `target` (after a form that changed something).
+pub fn redirect(target: &str) -> HttpResponse {
+    let mut response = Response::new(full(Bytes::new()));
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(target) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// Sets a cookie for the whole site: HttpOnly, SameSite=Strict, Secure on TLS.
+pub fn set_cookie(response: &mut HttpResponse, name: &str, value: &str, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+}
+
+/// Makes the browser forget a cookie.
+pub fn clear_cookie(response: &mut HttpResponse, name: &str, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let text = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
+    if let Ok(value) = HeaderValue::from_str(&text) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+}
+
+/// The session cookie's name on this server.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        SESSION_COOKIE_TLS
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The form cookie's name on this server.
+pub fn form_cookie(secure: bool) -> &'static str {
+    if secure { FORM_COOKIE_TLS } else { FORM_COOKIE }
+}
+
+fn secure_headers(response: &mut HttpResponse, path: &str) {
+    let headers = response.headers_mut();
+    let set = |headers: &mut hyper::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        HeaderName::from_static("content-security-policy"),
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(
+        headers,
+        HeaderName::from_static("x-content-type-options"),
+        "nosniff",
+    );
+    set(
+        headers,
+        HeaderName::from_static("referrer-policy"),
+        "no-referrer",
+    );
+    set(headers, HeaderName::from_static("x-frame-options"), "DENY");
+    if !headers.contains_key(CACHE_CONTROL) {
+        let cache = if path == "/estilo.css" || path == "/carga.js" {
+            "public, max-age=3600"
+        } else {
+            "no-store"
+        };
+        set(headers, CACHE_CONTROL, cache);
+    }
+}
+
+/// The `Cookie` headers' pairs.
+fn cookies(request: &Request<Incoming>) -> Vec<(String, String)> {
+    (request.headers().get_all(COOKIE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn cookie<'c>(cookies: &'c [(String, String)], name: &str) -> Option<&'c str> {
+    (cookies.iter())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The query's `name` parameter, decoded.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Whether `given` is `expected`, compared in constant time.
+fn same_secret(expected: &str, given: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let a: [u8; 32] = Sha256::digest(expected.as_bytes()).into();
+    let b: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    !expected.is_empty() && constant_time_eq(&a, &b)
+}
+
+/// A fresh random value for a form cookie.
+pub fn fresh_secret() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::getrandom(&mut bytes);
+    crate::hex::hex(&bytes)
+}
+
+/// The client `peer` as the audit trail names it: the IPv4 address, or the IPv6 /64.
+pub fn client_label(peer: IpAddr) -> String {
+    match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// Runs Argon2 work (`accounts/logins.rs`) on a blocking thread, at most [`crate::api::PASSWORD_WORK`]
+/// at once.
+///
+/// # Errors
+/// [`ApiError::Busy`] when as many run; [`ApiError::Internal`] if it panicked.
+pub async fn password_work<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let permit = Arc::clone(&state.password_work)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy {
+            detail: "as many sign-ins as the server checks at once are being checked; try again shortly",
+        })?;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = work(&state);
+        drop(permit);
+        result
+    })
+    .await
+    .map_err(|_| ApiError::Internal)
+}

@@ -1,0 +1,510 @@
+//! The web pages over raw HTTP, where a browser would hide what matters: escaping of what
+//! people type, the CSRF refusals, the cookies' attributes, the public limit's page, the
+//! sign-in lock and its audit, and the pages' weight.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use imeidb::accounts::forms::UserForm;
+
+use crate::authz::regulator_form;
+use crate::support::{TestServer, imei, test_config};
+
+/// A visitor with a cookie jar, on one HTTP/1.1 connection per request.
+pub struct Visitor {
+    addr: SocketAddr,
+    cookies: HashMap<String, String>,
+}
+
+/// A page as it came.
+pub struct Page {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The value of the hidden `csrf` input of the page's first form that has one.
+    pub fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        (self.headers.get_all("set-cookie").iter())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Visitor {
+    pub fn new(addr: SocketAddr) -> Visitor {
+        Visitor {
+            addr,
+            cookies: HashMap::new(),
+        }
+    }
+
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        extra: &[(&str, &str)],
+    ) -> Page {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let body = form
+            .map(|pairs| {
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs.iter())
+                    .finish()
+            })
+            .unwrap_or_default();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if form.is_some() {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header("cookie", jar.join("; "));
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let response = sender
+            .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let page = Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        for cookie in page.set_cookies() {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        page
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, path, Some(form), &[]).await
+    }
+
+    /// Sets a password with `code` and signs in.
+    pub async fn sign_in_first_time(&mut self, code: &str, email: &str, password: &str) {
+        let page = self.get("/clave").await;
+        let csrf = page.csrf();
+        let set = self
+            .post(
+                "/clave",
+                &[
+                    ("csrf", &csrf),
+                    ("code", code),
+                    ("password", password),
+                    ("password_again", password),
+                ],
+            )
+            .await;
+        assert_eq!(set.status, 303, "{}", set.body);
+        let page = self.get("/entrar").await;
+        let csrf = page.csrf();
+        let signed = self
+            .post(
+                "/entrar",
+                &[("csrf", &csrf), ("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(signed.status, 303, "{}", signed.body);
+    }
+}
+
+const SCRIPT: &str = "<script>alert(1)</script>";
+
+#[tokio::test]
+async fn what_people_type_is_escaped_on_every_page_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+    v.sign_in_first_time(
+        &made.password_code,
+        &made.admin.email,
+        "una frase larga de prueba",
+    )
+    .await;
+
+    // every free-text field of the organisation form, twice: refused (echoed back next to
+    // the fields) and, where the rules accept the text, stored and shown on other pages
+    let form = v.get("/consola/organizaciones/nueva").await;
+    let csrf = form.csrf();
+    let names: Vec<String> = form
+        .body
+        .match_indices("name=\"")
+        .map(|(at, _)| {
+            let rest = &form.body[at + 6..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .filter(|n| n != "csrf" && n != "kind")
+        .collect();
+    assert!(names.len() >= 25, "{names:?}");
+    let mut pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), SCRIPT)).collect();
+    pairs.push(("csrf", &csrf));
+    pairs.push(("kind", "operator"));
+    let refused = v.post("/consola/organizaciones/nueva", &pairs).await;
+    assert_eq!(refused.status, 422);
+    assert_escaped(&refused.body, "the refused organisation form");
+
+    // a name with markup that the rules accept: stored, then shown on the lists and the audit
+    let mut org = crate::authz::org_json("operator", 5);
+    org["legal_name"] = json!(format!("Andina {SCRIPT} S.A.S."));
+    let regulator = server.accounts.authenticate(&made.token).unwrap();
+    let created = server
+        .accounts
+        .create_org(&regulator, serde_json::from_value(org).unwrap());
+    let user: UserForm = serde_json::from_value(json!({
+        "id_number": "1020304099", "full_name": format!("Ana {SCRIPT} Ruiz"), "email": "ana@example.co", "roles": ["operator"],
+    }))
+    .unwrap();
+    if let Ok((org, _)) = &created {
+        let _ = server.accounts.create_user(&regulator, org.id, user);
+        for path in [
+            "/consola/organizaciones".to_owned(),
+            format!("/consola/organizaciones/{}", org.id),
+            format!("/consola/organizaciones/{}/usuarios", org.id),
+        ] {
+            let page = v.get(&path).await;
+            assert_eq!(page.status, 200, "{path}");
+            assert_escaped(&page.body, &path);
+        }
+    }
+
+    // the other forms' free text: user, report, seller, the searches
+    let users = v.get("/consola/organizaciones/1/usuarios").await;
+    let csrf = users.csrf();
+    let page = v
+        .post(
+            "/consola/organizaciones/1/usuarios",
+            &[
+                ("csrf", &csrf),
+                ("id_number", SCRIPT),
+                ("full_name", SCRIPT),
+                ("email", SCRIPT),
+            ],
+        )
+        .await;
+    assert_escaped(&page.body, "the refused user form");
+    let page = v
+        .post(
+            "/consola/vendedores",
+            &[
+                ("csrf", &csrf),
+                ("id_number", SCRIPT),
+                ("name", SCRIPT),
+                ("address", SCRIPT),
+                ("municipality", SCRIPT),
+                ("authorisation_number", SCRIPT),
+                ("valid_from", SCRIPT),
+                ("valid_until", SCRIPT),
+            ],
+        )
+        .await;
+    assert_escaped(&page.body, "the refused seller form");
+    let encoded: String = form_urlencoded::byte_serialize(SCRIPT.as_bytes()).collect();
+    for path in [
+        format!("/?imei={encoded}"),
+        format!("/vendedores?q={encoded}"),
+        format!("/consola/organizaciones?q={encoded}"),
+        format!("/consola/imei?imei={encoded}"),
+        format!("/clave?codigo={encoded}"),
+    ] {
+        let page = v.get(&path).await;
+        assert_escaped(&page.body, &path);
+    }
+    server.stop().await;
+}
+
+fn assert_escaped(body: &str, what: &str) {
+    assert!(
+        !body.contains("<script>alert"),
+        "{what} carries a live script: {body}"
+    );
+    assert!(
+        body.contains("&lt;script&gt;"),
+        "{what} does not show the text typed: {body}"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+
+    // signing in: the token must match the visitor's own form cookie
+    let page = v.get("/entrar").await;
+    let csrf = page.csrf();
+    let cookie = page.set_cookies().join(" ");
+    assert!(
+        cookie.contains("imeidb_form=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "no TLS, no Secure: {cookie}");
+    let mut stranger = Visitor::new(server.addr);
+    let refused = stranger
+        .post(
+            "/entrar",
+            &[
+                ("csrf", &csrf),
+                ("email", &made.admin.email),
+                ("password", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "another visitor's token is no token");
+    assert!(refused.body.contains("Formulario no válido"));
+
+    v.sign_in_first_time(
+        &made.password_code,
+        &made.admin.email,
+        "una frase larga de prueba",
+    )
+    .await;
+    let session = v.cookies.get("imeidb_sesion").cloned().expect("a session");
+    // a state-changing post without the session's token: refused, and the organisation stays
+    let regulator = server.accounts.authenticate(&made.token).unwrap();
+    let (org, _) = server
+        .accounts
+        .create_org(
+            &regulator,
+            serde_json::from_value(crate::authz::org_json("operator", 7)).unwrap(),
+        )
+        .unwrap();
+    for form in [vec![], vec![("csrf", "0123456789abcdef0123456789abcdef")]] {
+        let refused = v
+            .post(
+                &format!("/consola/organizaciones/{}/suspender", org.id),
+                &form,
+            )
+            .await;
+        assert_eq!(refused.status, 403);
+        assert!(
+            !server
+                .accounts
+                .get_org(&regulator, org.id)
+                .unwrap()
+                .suspended
+        );
+    }
+    // the upload takes its token in a header
+    let refused = v
+        .send(
+            Method::POST,
+            "/consola/cargas",
+            None,
+            &[("content-type", "text/csv")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // signing out needs it too; with it, the session is over
+    let refused = v.post("/salir", &[]).await;
+    assert_eq!(refused.status, 403);
+    let csrf = v.get("/consola").await.csrf();
+    assert_eq!(v.post("/salir", &[("csrf", &csrf)]).await.status, 303);
+    let mut replay = Visitor::new(server.addr);
+    replay.cookies.insert("imeidb_sesion".into(), session);
+    let after = replay.get("/consola").await;
+    assert_eq!(after.status, 303, "a signed-out session does not come back");
+    assert!(
+        after.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/entrar")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+    let csrf = v.get("/clave").await.csrf();
+    let password = "una frase larga de prueba";
+    v.post(
+        "/clave",
+        &[
+            ("csrf", &csrf),
+            ("code", &made.password_code),
+            ("password", password),
+            ("password_again", password),
+        ],
+    )
+    .await;
+    let code_again = v
+        .post(
+            "/clave",
+            &[
+                ("csrf", &csrf),
+                ("code", &made.password_code),
+                ("password", password),
+                ("password_again", password),
+            ],
+        )
+        .await;
+    assert_eq!(code_again.status, 422, "a code sets a password once");
+    assert!(code_again.body.contains("already used"));
+    let csrf = v.get("/entrar").await.csrf();
+    let started = std::time::Instant::now();
+    for attempt in 1..=5 {
+        let page = v
+            .post(
+                "/entrar",
+                &[
+                    ("csrf", &csrf),
+                    ("email", &made.admin.email),
+                    ("password", "not it at all"),
+                ],
+            )
+            .await;
+        let expected = if attempt < 5 { 401 } else { 429 };
+        assert_eq!(page.status, expected, "attempt {attempt}");
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "each wrong password waits"
+    );
+    // locked: the right password is refused too, for the lock's time
+    let locked = v
+        .post(
+            "/entrar",
+            &[
+                ("csrf", &csrf),
+                ("email", &made.admin.email),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.headers.contains_key("retry-after"));
+    assert!(locked.body.contains("Demasiados intentos"));
+    let regulator = server.accounts.authenticate(&made.token).unwrap();
+    let (entries, _) = server
+        .accounts
+        .audit(&regulator, &imeidb::audit::Filter::default(), 0, 100)
+        .unwrap();
+    let failures: Vec<_> = entries
+        .iter()
+        .filter(|e| {
+            e.action.as_str() == "session.sign_in" && e.outcome == imeidb::audit::Outcome::Denied
+        })
+        .collect();
+    assert_eq!(
+        failures.len(),
+        5,
+        "every failure is audited, the lock's refusals are not"
+    );
+    assert_eq!(
+        serde_json::to_value(&failures[0].actor).unwrap(),
+        json!({ "kind": "client", "address": "127.0.0.1" })
+    );
+    assert_eq!(failures[0].target, format!("user/{}", made.admin.id));
+    // an unknown e-mail is answered as a wrong password, and audits nothing
+    let unknown = v
+        .post(
+            "/entrar",
+            &[
+                ("csrf", &csrf),
+                ("email", "nobody@example.co"),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 401);
+    assert!(unknown.body.contains("no son correctos"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_public_pages_are_small_limited_and_friendly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.public_per_minute = 3;
+    let server = TestServer::start_with(config).await;
+    let mut v = Visitor::new(server.addr);
+    let home = v.get("/").await;
+    let css = v.get("/estilo.css").await;
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert!(
+        home.body.len() + css.body.len() < 30 * 1024,
+        "the public page and its stylesheet weigh {} bytes",
+        home.body.len() + css.body.len()
+    );
+    let csp = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    // the form alone does not count; each check does
+    for _ in 0..3 {
+        assert_eq!(v.get(&format!("/?imei={}", imei(1))).await.status, 200);
+    }
+    let limited = v.get(&format!("/?imei={}", imei(1))).await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(
+        limited.body.contains("Demasiadas consultas"),
+        "{}",
+        limited.body
+    );
+    assert_eq!(v.get("/").await.status, 200);
+    // the same budget as the public API
+    let api = v.get(&format!("/v1/public/imeis/{}", imei(1))).await;
+    assert_eq!(api.status, 429);
+    // a method pages do not take, a page that does not exist
+    assert_eq!(v.send(Method::PUT, "/", None, &[]).await.status, 405);
+    let missing = v.get("/consola/nada").await;
+    assert_eq!(
+        missing.status, 303,
+        "the console asks who you are before what exists"
+    );
+    server.stop().await;
+}

@@ -121,6 +121,11 @@ def main():
             "entries": one("entries"),
             "rss_mb": one("rss_mb"),
             "startup_s": one("startup_s"),
+            "page_bytes": one("page_bytes"),
+            "page_css_bytes": one("page_css_bytes"),
+            "page_p50_us": p.get("page", {}).get("p50_us"),
+            "page_p99_us": p.get("page", {}).get("p99_us"),
+            "hello_page_p99_us": p.get("hello_page", {}).get("p99_us"),
             "commit": commit(),
         }
         f = figures
@@ -164,6 +169,11 @@ def main():
             ("imeidb RSS after the checks (MiB)", f["rss_mb"], "", None),
             ("Redis RSS (MiB)", one("redis_rss_mb"), "", None),
             ("start-up to ready (s)", f["startup_s"], "", None),
+            ("public page with its answer + stylesheet over the wire (bytes)",
+             (f["page_bytes"] or 0) + (f["page_css_bytes"] or 0), "< 30720", 30719),
+            ("public page, one at a time: client p99 (us)", f["page_p99_us"], "<= 5000", 5000),
+            ("  hello-world, one at a time: client p99 (us)", f["hello_page_p99_us"], "", None),
+            ("  public page p50 (us)", f["page_p50_us"], "", None),
         ]
 
     os.makedirs(os.path.dirname(results) or ".", exist_ok=True)

@@ -10,6 +10,7 @@
 //! | `native`   | HTTP/1.1 `GET /v1/imeis/{imei}/status`                    | a request   |
 //! | `eir-h2`   | h2c `GET /n5g-eir-eic/v1/equipment-status?pei=imei-{imei}`| a request   |
 //! | `eir-h1`   | the same over HTTP/1.1                                    | a request   |
+//! | `page`     | HTTP/1.1 `GET /?imei={imei}`: the public web page's answer | a request   |
 //! | `batch`    | HTTP/1.1 `POST /v1/checks` of `--batch` IMEIs             | an IMEI     |
 //! | `report`   | HTTP/1.1 `POST /v1/reports` of one theft report           | a request   |
 //! | `s13`      | Diameter S13 ECR, `--pipeline` per round trip             | a request   |
@@ -44,6 +45,7 @@ use imeidb_loadtest::stats::{Schedule, Summary, Tally};
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Native,
+    Page,
     EirH2,
     EirH1,
     Batch,
@@ -72,7 +74,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn usage(problem: &str) -> ! {
     eprintln!("loadgen: {problem}");
     eprintln!(
-        "usage: loadgen native|eir-h2|eir-h1|batch|report|redis|postgres ADDR QUERIES_FILE \
+        "usage: loadgen native|page|eir-h2|eir-h1|batch|report|redis|postgres ADDR QUERIES_FILE \
          [--conns N] [--streams M] [--duration S] [--warmup S] [--rate R] [--pipeline P] \
          [--batch N] [--token T]"
     );
@@ -86,6 +88,7 @@ fn parse_args() -> (Options, String) {
     }
     let target = match args[0].as_str() {
         "native" => Target::Native,
+        "page" => Target::Page,
         "eir-h2" => Target::EirH2,
         "eir-h1" => Target::EirH1,
         "batch" => Target::Batch,
@@ -189,11 +192,13 @@ async fn run(options: Options, queries: Vec<String>) -> Result<(Tally, f64), Err
         let options = options.clone();
         let requests = std::sync::Arc::clone(&requests);
         let connection = match options.target {
-            Target::Native | Target::EirH1 | Target::Batch | Target::Report => Connection::H1(
-                http1::Connection::open(&options.addr)
-                    .await
-                    .map_err(|e| format!("connecting to {}: {e}", options.addr))?,
-            ),
+            Target::Native | Target::Page | Target::EirH1 | Target::Batch | Target::Report => {
+                Connection::H1(
+                    http1::Connection::open(&options.addr)
+                        .await
+                        .map_err(|e| format!("connecting to {}: {e}", options.addr))?,
+                )
+            }
             Target::EirH2 => {
                 if w % options.streams == 0 {
                     h2_sender = Some(http2(&options.addr).await?);
@@ -252,6 +257,12 @@ fn build_requests(options: &Options, queries: &[String]) -> Prepared {
             queries
                 .iter()
                 .map(|q| http1::get(&format!("/v1/imeis/{q}/status"), token))
+                .collect(),
+        ),
+        Target::Page => Prepared::Raw(
+            queries
+                .iter()
+                .map(|q| http1::get(&format!("/?imei={q}"), token))
                 .collect(),
         ),
         Target::EirH1 => {

@@ -15,9 +15,12 @@
 //!    holds. The regulator organisation's plain `org_admin` cannot touch a `regulator_admin`.
 //! 4. **Credentials.** A user issues its own tokens (at most [`MAX_LIVE_TOKENS`] live). An
 //!    administrator who may act on the account (3) issues a token for it only while the account
-//!    holds no live token: its first credential, or a replacement once all of them were revoked.
-//!    Never beside a credential its holder is using, so an administrator cannot quietly act as
-//!    someone else. Every token records who issued it, and every audit entry the token that
+//!    holds no live credential (no live token, no web password): its first credential, or a
+//!    replacement once all of them were revoked. Likewise a one-time code to set the account's
+//!    web password (`logins.rs`): an administrator issues one only while the account holds no
+//!    live token (issuing it clears the password the account had); a user may ask one for
+//!    itself. Never beside a credential its holder is using, so an administrator cannot
+//!    quietly act as someone else. Every token records who issued it, and every audit entry the token that
 //!    acted, so what a token did is traceable to who could have held it.
 //! 5. **No lockout.** The last active, unsuspended `regulator_admin` cannot be deactivated,
 //!    suspended, lose the role, or have its last live token revoked (nobody could issue it
@@ -52,7 +55,8 @@ pub enum Refusal {
     Outranks(Role),
     /// A change of the actor's own roles.
     OwnRoles,
-    /// The account holds a live token: only its holder issues more.
+    /// The account holds a live credential (a token; for a token, a web password too): only
+    /// its holder issues more.
     HoldsLiveToken,
     /// The user already holds [`MAX_LIVE_TOKENS`] live tokens.
     TooManyTokens,
@@ -101,7 +105,7 @@ impl std::fmt::Display for Refusal {
                 "nobody changes its own roles: another administrator must make the change",
             ),
             Refusal::HoldsLiveToken => f.write_str(
-                "the user holds a live token: only that user issues more (revoke its tokens first to issue a replacement)",
+                "the user holds a live credential (a token, or a web password for a token): only that user issues more (revoke its tokens, or issue a new password code, first to issue a replacement)",
             ),
             Refusal::TooManyTokens => write!(
                 f,
@@ -185,20 +189,40 @@ fn not_for_kind(kind: OrgKind, roles: &[Role]) -> Result<(), Refusal> {
     }
 }
 
-/// (4) Whether `actor` may issue a token for `target`, which holds `live_tokens` live ones.
+/// (4) Whether `actor` may issue a token for `target`, which holds `live_tokens` live ones
+/// and, if `password`, a web password.
 pub fn may_issue_token(
     actor: &Principal,
     target: &User,
     live_tokens: usize,
+    password: bool,
 ) -> Result<(), Refusal> {
     if actor.user != target.id {
         may_act_on(actor, target)?;
-        if live_tokens > 0 {
+        if live_tokens > 0 || password {
             return Err(Refusal::HoldsLiveToken);
         }
     }
     if live_tokens >= MAX_LIVE_TOKENS {
         return Err(Refusal::TooManyTokens);
+    }
+    Ok(())
+}
+
+/// (4) Whether `actor` may issue a one-time code to set `target`'s web password, `target`
+/// holding `live_tokens` live tokens: itself, or an administrator who may act on the account
+/// while it holds no live token.
+pub fn may_issue_password_setup(
+    actor: &Principal,
+    target: &User,
+    live_tokens: usize,
+) -> Result<(), Refusal> {
+    if actor.user == target.id {
+        return Ok(());
+    }
+    may_act_on(actor, target)?;
+    if live_tokens > 0 {
+        return Err(Refusal::HoldsLiveToken);
     }
     Ok(())
 }
@@ -272,7 +296,7 @@ mod tests {
             Err(Refusal::Outranks(Role::RegulatorAdmin))
         );
         assert_eq!(
-            may_issue_token(&org_admin, &chief, 0),
+            may_issue_token(&org_admin, &chief, 0, false),
             Err(Refusal::Outranks(Role::RegulatorAdmin))
         );
         assert_eq!(
@@ -285,33 +309,45 @@ mod tests {
             Err(Refusal::CannotGrant(Role::RegulatorAdmin))
         );
         assert_eq!(may_act_on(&org_admin, &auditor), Ok(()));
-        assert_eq!(may_issue_token(&org_admin, &auditor, 0), Ok(()));
+        assert_eq!(may_issue_token(&org_admin, &auditor, 0, false), Ok(()));
     }
 
     #[test]
     fn an_administrator_issues_only_a_first_or_replacement_credential() {
         let admin = principal(4, OPERATOR, OrgKind::Operator, &[Role::OrgAdmin]);
         let agent = user(7, OPERATOR, &[Role::Operator]);
-        assert_eq!(may_issue_token(&admin, &agent, 0), Ok(()));
+        assert_eq!(may_issue_token(&admin, &agent, 0, false), Ok(()));
         assert_eq!(
-            may_issue_token(&admin, &agent, 1),
+            may_issue_token(&admin, &agent, 1, false),
+            Err(Refusal::HoldsLiveToken)
+        );
+        // a web password is a credential in use too: no token beside it, and no password code
+        // beside a live token (the code would let the administrator sign in as the holder)
+        assert_eq!(
+            may_issue_token(&admin, &agent, 0, true),
+            Err(Refusal::HoldsLiveToken)
+        );
+        assert_eq!(may_issue_password_setup(&admin, &agent, 0), Ok(()));
+        assert_eq!(
+            may_issue_password_setup(&admin, &agent, 1),
             Err(Refusal::HoldsLiveToken)
         );
         let itself = principal(7, OPERATOR, OrgKind::Operator, &[Role::Operator]);
-        assert_eq!(may_issue_token(&itself, &agent, 1), Ok(()));
+        assert_eq!(may_issue_password_setup(&itself, &agent, 3), Ok(()));
+        assert_eq!(may_issue_token(&itself, &agent, 1, true), Ok(()));
         assert_eq!(
-            may_issue_token(&itself, &agent, MAX_LIVE_TOKENS),
+            may_issue_token(&itself, &agent, MAX_LIVE_TOKENS, false),
             Err(Refusal::TooManyTokens)
         );
         // another organisation's administrator, and a user of the same organisation, may not
         let other = principal(9, 8, OrgKind::Operator, &[Role::OrgAdmin]);
         assert_eq!(
-            may_issue_token(&other, &agent, 0),
+            may_issue_token(&other, &agent, 0, false),
             Err(Refusal::NotAdministrator)
         );
         let colleague = principal(10, OPERATOR, OrgKind::Operator, &[Role::Operator]);
         assert_eq!(
-            may_issue_token(&colleague, &agent, 0),
+            may_issue_token(&colleague, &agent, 0, false),
             Err(Refusal::NotAdministrator)
         );
         assert_eq!(

@@ -3,12 +3,14 @@
 //! API tokens are for machines; a person signs in on the web pages with the e-mail of its
 //! account and a password. The rule, with `authority.rs`:
 //!
-//! 1. **Setting a password.** An administrator who may act on an account (`authority.rs`, 3)
-//!    issues a one-time code for it, valid [`SETUP_CODE_SECS`]; the person sets its password
-//!    with the code. Issuing a code clears the password the account had and ends its
-//!    sessions, so a code never sits beside a password its holder is using: an administrator
-//!    cannot quietly sign in as someone else (the holder finds itself locked out). Only the
-//!    code's SHA-256 is kept; a newer code replaces an older one.
+//! 1. **Setting a password.** An administrator who may act on an account (`authority.rs`, 3
+//!    and 4) issues a one-time code for it while it holds no live token (a user may ask one
+//!    for itself), valid [`SETUP_CODE_SECS`]; the person sets its password with the code.
+//!    Issuing a code clears the password the account had and ends its sessions, so a code
+//!    never sits beside a credential its holder is using: an administrator cannot quietly sign
+//!    in as someone else (the holder finds itself locked out), and no administrator issues a
+//!    token beside a password (`authority.rs`, 4). Only the code's SHA-256 is kept; a newer
+//!    code replaces an older one.
 //! 2. **Passwords** are stored as Argon2id PHC strings (their own salt and parameters), at
 //!    least [`MIN_PASSWORD_CHARS`] characters, not the account's e-mail.
 //! 3. **Signing in** is slowed and audited: every failed attempt on an existing account is in
@@ -45,6 +47,8 @@ pub const FAILURES_BEFORE_LOCK: u32 = 5;
 pub const LOCK_SECS: u64 = 15 * 60;
 /// Sessions one user may hold; a new one ends the oldest.
 pub const MAX_SESSIONS_PER_USER: usize = 8;
+/// Accounts with one e-mail (and a password) a sign-in tries, each an Argon2 verification.
+pub const MAX_SAME_EMAIL: usize = 4;
 
 /// How long sessions last (config `web.session_idle_mins`, `web.session_max_hours`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +96,9 @@ pub(super) struct Session {
     seen: u64,
     /// Order of opening, for ending a user's oldest session.
     opened: u64,
+    /// SHA-256 of the password record it was opened with: a session opened while the
+    /// password was being reset (the sign-in's Argon2 runs unlocked) ends at its first use.
+    password: [u8; 32],
 }
 
 /// Sessions and failed sign-ins, in memory.
@@ -168,7 +175,8 @@ impl Accounts {
         let target = format!("user/{user}");
         let _writer = self.lock_writer();
         let holder = self.token_holder(principal, user)?;
-        let verdict = authority::may_act_on(principal, &holder);
+        let live = tokens::live_tokens(&self.read(), user);
+        let verdict = authority::may_issue_password_setup(principal, &holder, live);
         let none = FieldErrors::default();
         self.enforce(principal, Action::PasswordSetup, &target, verdict, &none)?;
         let (code, login) = setup_code(user)?;
@@ -265,40 +273,58 @@ impl Accounts {
     ) -> Result<NewSession, SignInRefusal> {
         let email = email.trim();
         let now = now_unix();
-        let candidate = {
+        // e-mails are not unique: every account with this e-mail and a password is tried, so
+        // that an account given someone else's e-mail cannot stand in front of theirs
+        let candidates: Vec<(User, String)> = {
             let state = self.read();
             (state.users.values())
                 .filter(|u| !email.is_empty() && u.email.eq_ignore_ascii_case(email))
-                .find_map(|u| {
+                .filter_map(|u| {
                     let phc = state.logins.get(&u.id)?.password.clone()?;
                     Some((u.clone(), phc))
                 })
+                .take(MAX_SAME_EMAIL)
+                .collect()
         };
-        let Some((user, phc)) = candidate else {
+        if candidates.is_empty() {
             // as slow as a wrong password, so the timing does not tell the e-mail is unknown
             let _ = verify_password(password, dummy_phc());
             return Err(SignInRefusal::WrongCredentials);
-        };
-        if let Some(wait) = self.locked_for(user.id, now) {
-            return Err(SignInRefusal::Locked(wait));
         }
-        if !verify_password(password, &phc) {
-            let locks = self.count_failure(user.id, now);
-            let reason = if locks {
-                format!(
-                    "wrong password; {FAILURES_BEFORE_LOCK} failures: sign-ins refused for {} minutes",
-                    LOCK_SECS / 60
-                )
-            } else {
-                "wrong password".to_owned()
-            };
-            self.record_sign_in_failure(client, user.id, reason);
-            return Err(if locks {
-                SignInRefusal::Locked(LOCK_SECS)
-            } else {
-                SignInRefusal::WrongCredentials
+        let mut matched = None;
+        let mut locked = None;
+        for (user, phc) in &candidates {
+            if let Some(wait) = self.locked_for(user.id, now) {
+                locked = Some(wait);
+                continue;
+            }
+            if verify_password(password, phc) {
+                matched = Some((user.clone(), phc.clone()));
+                break;
+            }
+        }
+        let Some((user, phc)) = matched else {
+            for (user, _) in &candidates {
+                if self.locked_for(user.id, now).is_some() {
+                    continue; // a locked account writes nothing more
+                }
+                let locks = self.count_failure(user.id, now);
+                let reason = if locks {
+                    locked = Some(LOCK_SECS);
+                    format!(
+                        "wrong password; {FAILURES_BEFORE_LOCK} failures: sign-ins refused for {} minutes",
+                        LOCK_SECS / 60
+                    )
+                } else {
+                    "wrong password".to_owned()
+                };
+                self.record_sign_in_failure(client, user.id, reason);
+            }
+            return Err(match locked {
+                Some(wait) => SignInRefusal::Locked(wait),
+                None => SignInRefusal::WrongCredentials,
             });
-        }
+        };
         let (user, org) = {
             let state = self.read();
             let (user, org) = acting_user(&state, user.id).map_err(SignInRefusal::Disabled)?;
@@ -344,6 +370,7 @@ impl Accounts {
                 created: now,
                 seen: now,
                 opened,
+                password: Sha256::digest(phc.as_bytes()).into(),
             },
         );
         Ok(NewSession {
@@ -366,7 +393,7 @@ impl Accounts {
         let id = u64::from_str_radix(id, 16).map_err(|_| AccountsError::Unauthenticated)?;
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let now = now_unix();
-        let (user, csrf) = {
+        let (user, csrf, password) = {
             let mut sessions = self.lock_sessions();
             let limits = sessions.limits;
             let session = (sessions.live.get_mut(&id))
@@ -377,10 +404,21 @@ impl Accounts {
                 return Err(AccountsError::Unauthenticated);
             }
             session.seen = now;
-            (session.user, session.csrf.clone())
+            (session.user, session.csrf.clone(), session.password)
         };
         let state = self.read();
-        match acting_user(&state, user) {
+        let same_password = (state.logins.get(&user))
+            .and_then(|l| l.password.as_deref())
+            .is_some_and(|phc| {
+                let digest: [u8; 32] = Sha256::digest(phc.as_bytes()).into();
+                digest == password
+            });
+        let acting = if same_password {
+            acting_user(&state, user)
+        } else {
+            Err(AccountsError::Unauthenticated)
+        };
+        match acting {
             Ok((user, org)) => Ok(SignedIn {
                 principal: Principal {
                     user: user.id,
@@ -401,12 +439,23 @@ impl Accounts {
         }
     }
 
-    /// Whether session `id` of `user` is still live (not signed out, ended or expired).
+    /// Whether session `id` of `user` is still live (not signed out, ended or expired, and
+    /// its user's password the one it was opened with).
     pub(super) fn session_is_live(&self, id: u64, user: u64) -> Result<(), AccountsError> {
-        let sessions = self.lock_sessions();
-        (sessions.live.get(&id))
-            .filter(|s| s.user == user && !expired(s, sessions.limits, now_unix()))
-            .map(|_| ())
+        let password = {
+            let sessions = self.lock_sessions();
+            (sessions.live.get(&id))
+                .filter(|s| s.user == user && !expired(s, sessions.limits, now_unix()))
+                .map(|s| s.password)
+                .ok_or(AccountsError::Unauthenticated)?
+        };
+        let state = self.read();
+        let phc = (state.logins.get(&user))
+            .and_then(|l| l.password.as_deref())
+            .ok_or(AccountsError::Unauthenticated)?;
+        let digest: [u8; 32] = Sha256::digest(phc.as_bytes()).into();
+        (digest == password)
+            .then_some(())
             .ok_or(AccountsError::Unauthenticated)
     }
 
@@ -554,6 +603,15 @@ fn dummy_phc() -> &'static str {
     DUMMY.get_or_init(|| hash_password("no account has this password").unwrap_or_default())
 }
 
+/// For the accounts' tests: a password record made as `set_password` makes it.
+#[cfg(test)]
+pub(super) mod tests_support {
+    /// The PHC string of `password`.
+    pub(crate) fn phc_of(password: &str) -> String {
+        super::hash_password(password).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,6 +629,7 @@ mod tests {
             created,
             seen,
             opened: 0,
+            password: [0; 32],
         };
         assert!(!expired(&session(1000, 1000), limits, 1059));
         assert!(expired(&session(1000, 1000), limits, 1060), "idle");

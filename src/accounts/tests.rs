@@ -655,7 +655,7 @@ fn the_regulator_stays_one_reachable_and_refusals_on_accounts_leave_a_trace() {
 
 mod logins {
     use super::*;
-    use crate::accounts::logins::{MAX_SESSIONS_PER_USER, SessionLimits, SignInRefusal};
+    use crate::accounts::logins::{self, MAX_SESSIONS_PER_USER, SessionLimits, SignInRefusal};
 
     const PASSWORD: &str = "una frase larga de prueba";
 
@@ -723,22 +723,34 @@ mod logins {
         let (_, admin_2) = accounts.create_org(&regulator, operator_form(2)).unwrap();
         let (other_admin, _) = token_for(&accounts, &regulator, admin_2.id);
         let (operator, _) = token_for(&accounts, &org_admin, user.id);
-        for (who, target) in [
-            (&other_admin, user.id),
-            (&operator, user.id),
-            (&org_admin, regulator.user),
-        ] {
+        for (who, target) in [(&other_admin, user.id), (&org_admin, regulator.user)] {
             assert!(matches!(
                 accounts.issue_password_setup(who, target),
                 Err(AccountsError::Forbidden | AccountsError::Refused(_))
             ));
         }
+        // the account now holds a live token: no administrator issues a code beside it
+        assert!(matches!(
+            accounts.issue_password_setup(&org_admin, user.id),
+            Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
+        ));
+        assert!(accounts.issue_password_setup(&regulator, user.id).is_err());
         let refused = entries(&accounts)
             .into_iter()
             .filter(|e| e.action == Action::PasswordSetup && e.outcome != Outcome::Done)
             .count();
-        assert!(refused >= 2, "{refused}");
-        assert!(accounts.issue_password_setup(&regulator, user.id).is_ok());
+        assert_eq!(refused, 4);
+        // its holder may ask one for itself; then no administrator issues a token beside the
+        // password
+        let code = accounts.issue_password_setup(&operator, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        accounts
+            .revoke_token(&operator, user.id, &operator.credential.id_hex())
+            .unwrap();
+        assert!(matches!(
+            accounts.create_token(&org_admin, user.id, "beside"),
+            Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
+        ));
     }
 
     #[test]
@@ -801,6 +813,53 @@ mod logins {
             signed_in(&accounts, &user.email);
         }
         assert!(accounts.session(&first).is_err());
+    }
+
+    #[test]
+    fn an_account_given_someone_elses_email_does_not_stand_in_front_of_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (org, org_admin, first) = operator_org(&accounts, &regulator, 1);
+        let mut form = user_form("80999111", &[Role::Operator]);
+        form.email = first.email.to_uppercase();
+        let second = accounts.create_user(&org_admin, org.id, form).unwrap();
+        for (user, password) in [(&first, PASSWORD), (&second, "otra frase larga distinta")] {
+            let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+            accounts.set_password(&code, password).unwrap();
+        }
+        for (user, password) in [(&first, PASSWORD), (&second, "otra frase larga distinta")] {
+            let cookie = accounts
+                .sign_in(&first.email, password, "192.0.2.1")
+                .unwrap()
+                .cookie;
+            assert_eq!(accounts.session(&cookie).unwrap().principal.user, user.id);
+        }
+    }
+
+    #[test]
+    fn a_session_opened_with_a_password_since_replaced_is_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        let cookie = signed_in(&accounts, &user.email);
+        let principal = accounts.session(&cookie).unwrap().principal;
+        // what a sign-in racing a reset would leave: a session whose password is not the
+        // account's any more (here replaced without ending sessions)
+        let other = logins::tests_support::phc_of("una frase distinta y larga");
+        accounts
+            .state
+            .write()
+            .unwrap()
+            .logins
+            .get_mut(&user.id)
+            .unwrap()
+            .password = Some(other);
+        assert!(accounts.session(&cookie).is_err());
+        assert!(accounts.recheck(&principal).is_err());
     }
 
     #[test]

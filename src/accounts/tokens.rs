@@ -36,8 +36,12 @@ impl Accounts {
         let target = format!("user/{user}");
         let _writer = self.lock_writer();
         let holder = self.token_holder(principal, user)?;
-        let live = live_tokens(&self.read(), user);
-        let verdict = authority::may_issue_token(principal, &holder, live);
+        let (live, password) = {
+            let state = self.read();
+            let password = (state.logins.get(&user)).is_some_and(|l| l.password.is_some());
+            (live_tokens(&state, user), password)
+        };
+        let verdict = authority::may_issue_token(principal, &holder, live, password);
         let none = FieldErrors::default();
         self.enforce(principal, Action::TokenCreate, &target, verdict, &none)?;
         let name = name.trim();

@@ -110,7 +110,8 @@ pub struct AppState {
     /// Argon2 computations of the web sign-in at once, at most [`PASSWORD_WORK`]: a flood
     /// of sign-ins gets 503 rather than the cores the checks need.
     pub password_work: Arc<Semaphore>,
-    /// Cookies are `Secure` (the listener is on TLS).
+    /// The web pages' cookies are `Secure` and HSTS is sent (the listener is on TLS, or
+    /// `web.secure_cookies` says a proxy in front of it is).
     pub secure_cookies: bool,
 }
 
@@ -154,7 +155,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(false)),
             disk_waits: Arc::new(Semaphore::new(DISK_WAITS)),
             password_work: Arc::new(Semaphore::new(PASSWORD_WORK)),
-            secure_cookies: config.tls.is_some(),
+            secure_cookies: config.tls.is_some() || config.secure_cookies,
         }
     }
 
@@ -341,13 +342,7 @@ async fn route_authenticated(
     target: Result<(&'static Route, Vec<String>), ApiError>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(principal.user) {
-        state.requests.refused(RequestRefusal::Throttled);
-        tokio::time::sleep(THROTTLED_PAUSE).await;
-        return Err(ApiError::TooManyRefusals {
-            retry_after: seconds.saturating_sub(THROTTLED_PAUSE.as_secs()).max(1),
-        });
-    }
+    admit_user(state, principal.user).await?;
     let user = principal.user;
     let actor = principal.actor();
     let result = match target {
@@ -367,7 +362,35 @@ async fn route_authenticated(
         // 405 or 404, told now that the caller is known
         Err(e) => Err(e),
     };
-    if result.as_ref().is_err_and(spends_the_budget) && state.refusals.spend(user) {
+    if let Err(e) = &result
+        && spends_the_budget(e)
+    {
+        spend_budget(state, actor, user).await;
+    }
+    result
+}
+
+/// Refuses, after [`THROTTLED_PAUSE`], a request of `user` while the user is throttled
+/// (`auth.refusals_per_minute`): the routes that wait and the web pages share the budget.
+///
+/// # Errors
+/// [`ApiError::TooManyRefusals`].
+pub async fn admit_user(state: &AppState, user: u64) -> Result<(), ApiError> {
+    if let Err(limiter::RetryAfter(seconds)) = state.refusals.check(user) {
+        state.requests.refused(RequestRefusal::Throttled);
+        tokio::time::sleep(THROTTLED_PAUSE).await;
+        return Err(ApiError::TooManyRefusals {
+            retry_after: seconds.saturating_sub(THROTTLED_PAUSE.as_secs()).max(1),
+        });
+    }
+    Ok(())
+}
+
+/// Counts a refusal of `user` (acting as `actor`; one that [`spends_the_budget`]) against the
+/// user's refusal budget; the minute the budget is spent, the throttling is recorded in the
+/// audit trail.
+pub async fn spend_budget(state: &AppState, actor: crate::audit::Actor, user: u64) {
+    if state.refusals.spend(user) {
         // the budget is spent: the throttling itself is on the record, once a minute
         let event = Event {
             actor,
@@ -385,7 +408,6 @@ async fn route_authenticated(
             tracing::error!(error = ?e, "could not record a throttling in the audit trail");
         }
     }
-    result
 }
 
 /// Whether a refusal counts against its user's `auth.refusals_per_minute`: every refusal for
@@ -393,7 +415,7 @@ async fn route_authenticated(
 /// administrator, a person who has an account), and the refusals that answer a guess of an
 /// owner's ID number. Not the decree's refusals of ordinary work (activating an unregistered
 /// device), which an operator meets many times a day.
-fn spends_the_budget(error: &ApiError) -> bool {
+pub fn spends_the_budget(error: &ApiError) -> bool {
     match error {
         ApiError::Forbidden | ApiError::Denied { .. } | ApiError::Conflict { .. } => true,
         ApiError::Refused { cause, .. } => cause.is_owner_guess(),
@@ -490,6 +512,19 @@ pub async fn off_worker<T: Send + 'static>(
         .acquire_owned()
         .await
         .map_err(|_| ApiError::Internal)?;
+    holding(state, permit, work).await?
+}
+
+/// Runs `work` on a blocking thread, holding `permit` (a place of a bounded pool: the disk
+/// waits, the web sign-in's Argon2) until it ends.
+///
+/// # Errors
+/// [`ApiError::Internal`] if it panicked.
+pub async fn holding<T: Send + 'static>(
+    state: &AppState,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    work: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let result = work(&state);
@@ -497,7 +532,7 @@ pub async fn off_worker<T: Send + 'static>(
         result
     })
     .await
-    .map_err(|_| ApiError::Internal)?
+    .map_err(|_| ApiError::Internal)
 }
 
 /// [`off_worker`] for a domain call of `principal`, which gets the caller as it is when the

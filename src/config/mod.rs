@@ -61,6 +61,9 @@ pub struct Config {
     pub refusals_per_minute: u32,
     /// How long people's web sessions last.
     pub sessions: SessionLimits,
+    /// The web pages' cookies are `Secure` even without TLS on the listener (a proxy in front
+    /// terminates it).
+    pub secure_cookies: bool,
     /// The Diameter S13 listener.
     pub diameter: diameter::Settings,
     /// Log filter.

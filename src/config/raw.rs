@@ -112,6 +112,7 @@ impl Default for RawPublic {
 pub(super) struct RawWeb {
     pub(super) session_idle_mins: u64,
     pub(super) session_max_hours: u64,
+    pub(super) secure_cookies: bool,
 }
 
 impl Default for RawWeb {
@@ -119,6 +120,7 @@ impl Default for RawWeb {
         RawWeb {
             session_idle_mins: 30,
             session_max_hours: 12,
+            secure_cookies: false,
         }
     }
 }

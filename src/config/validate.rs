@@ -190,6 +190,7 @@ impl RawConfig {
                     24 * 30,
                 )? * 3600,
             },
+            secure_cookies: self.web.secure_cookies,
             diameter: self.diameter.validate()?,
             log_level: self.log.level,
         })

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use super::form::{Fields, flatten};
 use super::layout::{Chrome, FormState, Input, csrf, field, form_errors, record, shell};
 use super::public::seller_table;
-use super::{PageError, PageResult, Visit, html, page, redirect};
+use super::{
+    PageError, PageResult, Visit, form_refused, html, page, redirect, shown_in_form, submit,
+};
 use crate::accounts::forms::{OrgForm, UserForm};
 use crate::accounts::{Organisation, Principal, Token, User};
 use crate::api::admin::audit_query;
@@ -248,30 +250,22 @@ pub fn new_org_page(visit: Visit) -> PageResult {
 pub async fn create_org(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
     let session = parts.signed_in()?.clone();
-    let json = fields.to_json(&["csrf"]);
-    let values = flatten(&json);
-    let result = match serde_json::from_value::<OrgForm>(without_empty_kind(json)) {
-        Err(e) => Err(ApiError::MalformedBody {
-            detail: e.to_string(),
-        }),
-        Ok(form) => {
-            off_worker_as(&parts.state, &session.principal, move |state, who| {
-                Ok(state.accounts.create_org(who, form)?)
-            })
-            .await
-        }
-    };
+    let json = without_empty_kind(fields.to_json(&["csrf"]));
+    let (values, result) = submit(&parts, json, |state, who, form: OrgForm| {
+        Ok(state.accounts.create_org(who, form)?)
+    })
+    .await?;
     match result {
         Ok((org, _admin)) => Ok(redirect(&format!(
             "/consola/organizaciones/{}?creada=1",
             org.id
         ))),
-        Err(e) if is_input_error(&e) => {
+        Err(e) if shown_in_form(&e) => {
             let state = FormState::failed(values, &e);
             let body = org_form(&session.csrf, &state, "/consola/organizaciones/nueva", true);
-            Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Ok(form_refused(
                 &shell(&parts.chrome(), "Nueva organización", body),
+                &e,
             ))
         }
         Err(e) => Err(PageError::Api(e)),
@@ -283,19 +277,6 @@ fn without_empty_kind(mut json: Value) -> Value {
         json.as_object_mut().map(|o| o.remove("kind"));
     }
     json
-}
-
-/// Errors a form shows next to its fields or above them, rather than as an error page.
-fn is_input_error(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::Unprocessable { .. }
-            | ApiError::InvalidParams { .. }
-            | ApiError::Conflict { .. }
-            | ApiError::Refused { .. }
-            | ApiError::MalformedBody { .. }
-            | ApiError::Denied { .. }
-    )
 }
 
 fn org_id(text: &str) -> Result<u64, PageError> {
@@ -390,11 +371,10 @@ pub async fn update_org(visit: Visit, org: &str) -> PageResult {
     .await;
     match result {
         Ok(_) => Ok(redirect(&format!("/consola/organizaciones/{org}"))),
-        Err(e) if is_input_error(&e) => {
+        Err(e) if shown_in_form(&e) => {
             let organisation = parts.state.accounts.get_org(&session.principal, org)?;
             let state = FormState::failed(values, &e);
-            Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Ok(form_refused(
                 &org_view(
                     &parts.chrome(),
                     &session.csrf,
@@ -403,6 +383,7 @@ pub async fn update_org(visit: Visit, org: &str) -> PageResult {
                     &state,
                     false,
                 ),
+                &e,
             ))
         }
         Err(e) => Err(PageError::Api(e)),
@@ -541,30 +522,22 @@ pub async fn create_user(visit: Visit, org: &str) -> PageResult {
     let org = org_id(org)?;
     let (parts, fields) = visit.form().await?;
     let session = parts.signed_in()?.clone();
-    let json = fields.to_json(&["csrf"]);
-    let mut values = flatten(&json);
+    let (mut values, result) = submit(
+        &parts,
+        fields.to_json(&["csrf"]),
+        move |state, who, form: UserForm| Ok(state.accounts.create_user(who, org, form)?),
+    )
+    .await?;
     values.insert("roles".into(), roles_value(&fields));
-    let result = match serde_json::from_value::<UserForm>(json) {
-        Err(e) => Err(ApiError::MalformedBody {
-            detail: e.to_string(),
-        }),
-        Ok(form) => {
-            off_worker_as(&parts.state, &session.principal, move |state, who| {
-                Ok(state.accounts.create_user(who, org, form)?)
-            })
-            .await
-        }
-    };
     match result {
         Ok(user) => Ok(redirect(&format!(
             "/consola/organizaciones/{org}/usuarios/{}",
             user.id
         ))),
-        Err(e) if is_input_error(&e) => {
+        Err(e) if shown_in_form(&e) => {
             let (organisation, users) = users_of(&parts.state, &session.principal, org)?;
             let state = FormState::failed(values, &e);
-            Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Ok(form_refused(
                 &users_view(
                     &parts.chrome(),
                     &session.csrf,
@@ -572,6 +545,7 @@ pub async fn create_user(visit: Visit, org: &str) -> PageResult {
                     &users,
                     &state,
                 ),
+                &e,
             ))
         }
         Err(e) => Err(PageError::Api(e)),
@@ -726,7 +700,7 @@ pub async fn update_user(visit: Visit, org: &str, user: &str) -> PageResult {
         Ok(_) => Ok(redirect(&format!(
             "/consola/organizaciones/{org}/usuarios/{user}"
         ))),
-        Err(e) if is_input_error(&e) => {
+        Err(e) if shown_in_form(&e) => {
             let state = FormState::failed(values, &e);
             let view = user_view(
                 &parts.state,
@@ -738,7 +712,7 @@ pub async fn update_user(visit: Visit, org: &str, user: &str) -> PageResult {
                 &state,
                 Shown::Nothing,
             )?;
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &view))
+            Ok(form_refused(&view, &e))
         }
         Err(e) => Err(PageError::Api(e)),
     }
@@ -767,6 +741,11 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
     );
     let result = off_worker_as(&parts.state, &session.principal, move |state, who| {
         let accounts = &state.accounts;
+        // the account of the page's organisation, or nothing happens: a secret issued for a
+        // user the page then cannot show would be lost
+        if let Err(e) = accounts.get_user(who, org, user) {
+            return Ok(Err(ApiError::from(e)));
+        }
         Ok(match change.as_str() {
             "desactivar" => accounts
                 .set_user_active(who, org, user, false, None)
@@ -808,7 +787,7 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
             )?;
             page(&view)
         }
-        Err(e) if is_input_error(&e) && !matches!(e, ApiError::Denied { .. }) => {
+        Err(e) if shown_in_form(&e) && !matches!(e, ApiError::Denied { .. }) => {
             let state = FormState::failed(HashMap::new(), &e);
             let view = user_view(
                 &parts.state,
@@ -820,7 +799,7 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
                 &state,
                 Shown::Nothing,
             )?;
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &view))
+            Ok(form_refused(&view, &e))
         }
         Err(e) => Err(PageError::Api(e)),
     }
@@ -999,19 +978,12 @@ impl From<super::VisitParts> for ViewParts {
 pub async fn record_seller(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
     let session = parts.signed_in()?.clone();
-    let json = fields.to_json(&["csrf"]);
-    let values = flatten(&json);
-    let result = match serde_json::from_value::<SellerForm>(json) {
-        Err(e) => Err(ApiError::MalformedBody {
-            detail: e.to_string(),
-        }),
-        Ok(form) => {
-            off_worker_as(&parts.state, &session.principal, move |state, who| {
-                Ok(state.registry.record_seller(who, form)?)
-            })
-            .await
-        }
-    };
+    let (values, result) = submit(
+        &parts,
+        fields.to_json(&["csrf"]),
+        |state, who, form: SellerForm| Ok(state.registry.record_seller(who, form)?),
+    )
+    .await?;
     match result {
         Ok(_) => {
             sellers_view(
@@ -1024,9 +996,9 @@ pub async fn record_seller(visit: Visit) -> PageResult {
             )
             .await
         }
-        Err(e) if is_input_error(&e) => {
+        Err(e) if shown_in_form(&e) => {
             let state = FormState::failed(values, &e);
-            sellers_view(
+            let mut response = sellers_view(
                 parts,
                 &session.csrf,
                 String::new(),
@@ -1034,7 +1006,11 @@ pub async fn record_seller(visit: Visit) -> PageResult {
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
-            .await
+            .await?;
+            if crate::api::spends_the_budget(&e) {
+                response.extensions_mut().insert(super::SpendsBudget);
+            }
+            Ok(response)
         }
         Err(e) => Err(PageError::Api(e)),
     }

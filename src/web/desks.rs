@@ -9,7 +9,9 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::layout::{FormState, Input, csrf, field, form_errors, record, shell};
-use super::{PageError, PageResult, Visit, html, page, same_secret};
+use super::{
+    PageError, PageResult, Visit, form_refused, html, page, same_secret, shown_in_form, submit,
+};
 use crate::api::routes::Call;
 use crate::api::{ApiError, off_worker_as, reports as api_reports, uploads};
 use crate::imei::Imei;
@@ -164,24 +166,19 @@ pub fn report_page(visit: Visit) -> PageResult {
 pub async fn report(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
     let session = parts.signed_in()?.clone();
-    let json = fields.to_json(&["csrf"]);
-    let values = super::form::flatten(&json);
-    let result = match serde_json::from_value::<ReportForm>(json) {
-        Err(e) => Err(ApiError::MalformedBody {
-            detail: e.to_string(),
-        }),
-        Ok(form) => {
-            off_worker_as(&parts.state, &session.principal, move |state, who| {
-                Ok(match state.registry.report(who, form)? {
-                    Reported::Listed(imei, r) => (true, reports::negative_json(imei, &r, who)),
-                    Reported::AlreadyReported(imei, r) => {
-                        (false, reports::negative_json(imei, &r, who))
-                    }
-                })
+    let (values, result) = submit(
+        &parts,
+        fields.to_json(&["csrf"]),
+        |state, who, form: ReportForm| {
+            Ok(match state.registry.report(who, form)? {
+                Reported::Listed(imei, r) => (true, reports::negative_json(imei, &r, who)),
+                Reported::AlreadyReported(imei, r) => {
+                    (false, reports::negative_json(imei, &r, who))
+                }
             })
-            .await
-        }
-    };
+        },
+    )
+    .await?;
     match result {
         Ok((listed, json)) => {
             let done = html! {
@@ -197,16 +194,11 @@ pub async fn report(visit: Visit) -> PageResult {
                 Some(done),
             ))
         }
-        Err(
-            e @ (ApiError::Unprocessable { .. }
-            | ApiError::Conflict { .. }
-            | ApiError::Refused { .. }
-            | ApiError::MalformedBody { .. }),
-        ) => {
+        Err(e) if shown_in_form(&e) => {
             let state = FormState::failed(values, &e);
-            Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Ok(form_refused(
                 &report_form(&parts.chrome(), &session.csrf, &state, None),
+                &e,
             ))
         }
         Err(e) => Err(PageError::Api(e)),
@@ -303,20 +295,15 @@ pub fn activation_page(visit: Visit) -> PageResult {
 pub async fn activate(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
     let session = parts.signed_in()?.clone();
-    let json = fields.to_json(&["csrf"]);
-    let values = super::form::flatten(&json);
-    let result = match serde_json::from_value::<ActivationForm>(json) {
-        Err(e) => Err(ApiError::MalformedBody {
-            detail: e.to_string(),
-        }),
-        Ok(form) => {
-            off_worker_as(&parts.state, &session.principal, move |state, who| {
-                let Activated::Activated { bound, added } = state.registry.activate(who, form)?;
-                Ok((bound, added))
-            })
-            .await
-        }
-    };
+    let (values, result) = submit(
+        &parts,
+        fields.to_json(&["csrf"]),
+        |state, who, form: ActivationForm| {
+            let Activated::Activated { bound, added } = state.registry.activate(who, form)?;
+            Ok((bound, added))
+        },
+    )
+    .await?;
     match result {
         Ok((bound, added)) => {
             let done = html! {
@@ -335,16 +322,11 @@ pub async fn activate(visit: Visit) -> PageResult {
                 Some(done),
             ))
         }
-        Err(
-            e @ (ApiError::Unprocessable { .. }
-            | ApiError::Conflict { .. }
-            | ApiError::Refused { .. }
-            | ApiError::MalformedBody { .. }),
-        ) => {
+        Err(e) if shown_in_form(&e) => {
             let state = FormState::failed(values, &e);
-            Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Ok(form_refused(
                 &activation_form(&parts.chrome(), &session.csrf, &state, None),
+                &e,
             ))
         }
         Err(e) => Err(PageError::Api(e)),

@@ -14,11 +14,12 @@ use serde_json::{Map, Value};
 pub struct Fields(pub Vec<(String, String)>);
 
 impl Fields {
-    /// Decodes a urlencoded body. Names and values are at most a few KiB each: the body is
-    /// bounded by `server.max_body_bytes` before this runs.
+    /// Decodes a urlencoded body, its first [`MAX_FIELDS`] fields (the body is bounded by
+    /// [`super::MAX_FORM_BYTES`] before this runs).
     pub fn parse(body: &[u8]) -> Fields {
         Fields(
             form_urlencoded::parse(body)
+                .take(MAX_FIELDS)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
@@ -80,8 +81,17 @@ enum Step {
     Index(usize),
 }
 
-/// `a.b[2].c` as steps; `None` for a name that is not a path (or an index past 16: no
-/// form has that many of anything).
+/// Most steps in a field's path: the deepest input of any form is `contacts[2].full_name`
+/// (three). A name past it is ignored: a path sets up nested lists, and unbounded paths let one
+/// post of a few hundred KiB build gigabytes (issue #21's review).
+pub const MAX_PATH_STEPS: usize = 4;
+/// Largest list index in a path: the form has three phones and three contacts.
+pub const MAX_INDEX: usize = 3;
+/// Most fields read from one form; the organisation form, the largest, has 36.
+pub const MAX_FIELDS: usize = 128;
+
+/// `a.b[2].c` as steps; `None` for a name that is not a path, longer than
+/// [`MAX_PATH_STEPS`] or with an index past [`MAX_INDEX`].
 fn parse_path(name: &str) -> Option<Vec<Step>> {
     let mut steps = Vec::new();
     for part in name.split('.') {
@@ -96,11 +106,11 @@ fn parse_path(name: &str) -> Option<Vec<Step>> {
         let mut rest = rest;
         while let Some(inner) = rest.strip_prefix('[') {
             let end = inner.find(']')?;
-            let index: usize = inner[..end].parse().ok().filter(|&i| i < 16)?;
+            let index: usize = inner[..end].parse().ok().filter(|&i| i <= MAX_INDEX)?;
             steps.push(Step::Index(index));
             rest = &inner[end + 1..];
         }
-        if !rest.is_empty() {
+        if !rest.is_empty() || steps.len() > MAX_PATH_STEPS {
             return None;
         }
     }
@@ -239,6 +249,26 @@ mod tests {
     fn names_that_are_not_paths_are_ignored() {
         let json = Fields::parse(b"a%5B99%5D=1&b..c=2&%5B0%5D=3&d%5Bx%5D=4&e=5").to_json(&[]);
         assert_eq!(json, json!({ "e": "5" }));
+    }
+
+    #[test]
+    fn a_post_cannot_build_more_than_a_form_holds() {
+        // deep paths of large indexes: each ignored, whatever the body
+        let deep = "a[0][0][1][2][3][3][3][3][3]=x&".repeat(4000);
+        let fields = Fields::parse(deep.as_bytes());
+        assert_eq!(fields.0.len(), MAX_FIELDS);
+        assert_eq!(fields.to_json(&[]), json!({}));
+        // the deepest a form goes is read; one step more is not
+        let json =
+            Fields::parse(b"contacts%5B3%5D.full_name=x&a.b.c.d.e=y&phones%5B4%5D=z").to_json(&[]);
+        assert_eq!(
+            json,
+            json!({ "contacts": ["", "", "", { "full_name": "x" }] })
+        );
+        // at most MAX_FIELDS * (MAX_INDEX + 1)^MAX_PATH_STEPS slots, in practice a few
+        let wide: String = (0..MAX_FIELDS).map(|i| format!("k{i}[3][3]=v&")).collect();
+        let json = Fields::parse(wide.as_bytes()).to_json(&[]);
+        assert_eq!(flatten(&json).len(), MAX_FIELDS * 7);
     }
 
     proptest! {

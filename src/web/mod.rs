@@ -54,8 +54,16 @@ use maud::Markup;
 
 use crate::accounts::logins::SignedIn;
 use crate::accounts::token::constant_time_eq;
-use crate::api::{ApiError, AppState, HttpResponse, full, read_body};
+use crate::api::{
+    ApiError, AppState, HttpResponse, admit_public, admit_user, full, holding, read_body,
+    spend_budget, spends_the_budget,
+};
 use layout::{Chrome, error_page};
+
+/// Largest form a signed-in person posts (the organisation form is about 3 KiB).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Largest form posted before a session (sign-in, set password).
+pub const MAX_ANONYMOUS_FORM_BYTES: usize = 4 * 1024;
 
 /// The session cookie's name. `__Host-` when served over TLS: the browser then refuses it
 /// unless it is `Secure`, has `Path=/` and no `Domain`.
@@ -126,23 +134,33 @@ impl Visit {
     }
 
     /// Reads a posted form (`application/x-www-form-urlencoded`) after checking its CSRF
-    /// token: the session's, or for a visitor not signed in, the form cookie's.
+    /// token: the session's, or for a visitor not signed in, the form cookie's. A visitor not
+    /// signed in is counted against its public limit, and must hold a form cookie, before a
+    /// byte of the body is read; bodies are bounded ([`MAX_FORM_BYTES`], before a session
+    /// [`MAX_ANONYMOUS_FORM_BYTES`]).
     ///
     /// # Errors
-    /// [`PageError::Csrf`] without the right token, [`PageError::Api`] for a body too large.
+    /// [`PageError::Csrf`] without the right token, [`PageError::Api`] for a body too large or
+    /// the public limit.
     pub async fn form(self) -> Result<(VisitParts, form::Fields), PageError> {
-        let expected = match (&self.session, &self.form_cookie) {
-            (Some(session), _) => Some(session.csrf.clone()),
-            (None, Some(cookie)) => Some(cookie.clone()),
-            (None, None) => None,
+        let (expected, limit) = match (&self.session, &self.form_cookie) {
+            (Some(session), _) => (session.csrf.clone(), MAX_FORM_BYTES),
+            (None, Some(cookie)) => (cookie.clone(), MAX_ANONYMOUS_FORM_BYTES),
+            (None, None) => return Err(PageError::Csrf),
         };
+        if self.session.is_none() {
+            admit_public(&self.state, self.peer)?;
+        }
         let (parts, request) = self.split();
-        let body = read_body(&parts.state, request).await?;
+        let mut bounded = parts.state.clone();
+        bounded.max_body_bytes = bounded.max_body_bytes.min(limit);
+        let body = read_body(&bounded, request).await?;
         let fields = form::Fields::parse(&body);
         let given = fields.get("csrf");
-        match expected {
-            Some(expected) if same_secret(&expected, given) => Ok((parts, fields)),
-            _ => Err(PageError::Csrf),
+        if same_secret(&expected, given) {
+            Ok((parts, fields))
+        } else {
+            Err(PageError::Csrf)
         }
     }
 
@@ -254,7 +272,26 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
         secure,
     };
     let chrome_session = visit.session.clone();
-    let result = route(visit, &method, &path).await;
+    // a person's refused requests count against the same budget as its tokens' (`api`)
+    let result = match &chrome_session {
+        Some(session) => match admit_user(state, session.principal.user).await {
+            Ok(()) => route(visit, &method, &path).await,
+            Err(e) => Err(PageError::Api(e)),
+        },
+        None => route(visit, &method, &path).await,
+    };
+    if let Some(session) = &chrome_session {
+        let spent = match &result {
+            Err(PageError::Api(e)) => spends_the_budget(e),
+            Err(PageError::Csrf) => true,
+            Ok(response) => response.extensions().get::<SpendsBudget>().is_some(),
+            Err(PageError::SignIn) => false,
+        };
+        if spent {
+            let user = session.principal.user;
+            spend_budget(state, session.principal.actor(), user).await;
+        }
+    }
     let mut response = match result {
         Ok(response) => response,
         Err(PageError::SignIn) => {
@@ -303,7 +340,7 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
             response
         }
     };
-    secure_headers(&mut response, &path);
+    secure_headers(&mut response, &path, secure);
     response
 }
 
@@ -360,6 +397,11 @@ async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
         (["consola", "organizaciones", org, "usuarios", user], _, true) => {
             admin::update_user(visit, org, user).await
         }
+        // the page a token or a code was shown on, reloaded: back to the account, the secret
+        // not shown again
+        (["consola", "organizaciones", org, "usuarios", user, _], true, _) => Ok(redirect(
+            &format!("/consola/organizaciones/{org}/usuarios/{user}"),
+        )),
         (["consola", "organizaciones", org, "usuarios", user, change], _, true) => {
             admin::user_change(visit, org, user, change).await
         }
@@ -381,6 +423,72 @@ pub fn html(status: StatusCode, markup: &Markup) -> HttpResponse {
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    response
+}
+
+/// Reads a posted form's `json` into the domain's form `F` and runs `work` with it as the
+/// session's user, off the workers (`api::off_worker_as`): the form's values, to show it
+/// again, and what the domain answered (a form that does not read is `MalformedBody`).
+///
+/// # Errors
+/// To sign-in without a session.
+pub async fn submit<F, T>(
+    parts: &VisitParts,
+    json: serde_json::Value,
+    work: impl FnOnce(&AppState, &crate::accounts::Principal, F) -> Result<T, ApiError> + Send + 'static,
+) -> Result<
+    (
+        std::collections::HashMap<String, String>,
+        Result<T, ApiError>,
+    ),
+    PageError,
+>
+where
+    F: serde::de::DeserializeOwned + Send + 'static,
+    T: Send + 'static,
+{
+    let session = parts.signed_in()?;
+    let values = form::flatten(&json);
+    let result = match serde_json::from_value::<F>(json) {
+        Err(e) => Err(ApiError::MalformedBody {
+            detail: e.to_string(),
+        }),
+        Ok(form) => {
+            crate::api::off_worker_as(&parts.state, &session.principal, move |state, who| {
+                work(state, who, form)
+            })
+            .await
+        }
+    };
+    Ok((values, result))
+}
+
+/// Whether a form shows `error` next to its fields or above them (what was typed, or what
+/// the rules said of it), rather than as an error page.
+pub fn shown_in_form(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Unprocessable { .. }
+            | ApiError::InvalidParams { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Refused { .. }
+            | ApiError::MalformedBody { .. }
+            | ApiError::Denied { .. }
+    )
+}
+
+/// Marks a response that shows a refusal inside its form (the domain refused, the page shows
+/// why next to the fields) as spending the person's refusal budget, as the API's would.
+#[derive(Debug, Clone, Copy)]
+pub struct SpendsBudget;
+
+/// A form shown again with `error`: `422`, and counted against the refusal budget when the
+/// API's answer would be.
+pub fn form_refused(markup: &Markup, error: &ApiError) -> HttpResponse {
+    let mut response = html(StatusCode::UNPROCESSABLE_ENTITY, markup);
+    if spends_the_budget(error) {
+        response.extensions_mut().insert(SpendsBudget);
+    }
     response
 }
 
@@ -431,8 +539,14 @@ pub fn form_cookie(secure: bool) -> &'static str {
     if secure { FORM_COOKIE_TLS } else { FORM_COOKIE }
 }
 
-fn secure_headers(response: &mut HttpResponse, path: &str) {
+fn secure_headers(response: &mut HttpResponse, path: &str, secure: bool) {
     let headers = response.headers_mut();
+    if secure {
+        headers.insert(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     let set = |headers: &mut hyper::HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
@@ -514,8 +628,11 @@ pub fn client_label(peer: IpAddr) -> String {
     }
 }
 
-/// Runs Argon2 work (`accounts/logins.rs`) on a blocking thread, at most [`crate::api::PASSWORD_WORK`]
-/// at once.
+/// How long a sign-in waits for its turn at Argon2 before the busy page.
+pub const PASSWORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs Argon2 work (`accounts/logins.rs`) on a blocking thread, at most
+/// [`crate::api::PASSWORD_WORK`] at once; more wait up to [`PASSWORD_WAIT`].
 ///
 /// # Errors
 /// [`ApiError::Busy`] when as many run; [`ApiError::Internal`] if it panicked.
@@ -523,17 +640,15 @@ pub async fn password_work<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&AppState) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let permit = Arc::clone(&state.password_work)
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Busy {
-            detail: "as many sign-ins as the server checks at once are being checked; try again shortly",
-        })?;
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = work(&state);
-        drop(permit);
-        result
-    })
+    let busy = || ApiError::Busy {
+        detail: "as many sign-ins as the server checks at once are being checked; try again shortly",
+    };
+    let permit = tokio::time::timeout(
+        PASSWORD_WAIT,
+        Arc::clone(&state.password_work).acquire_owned(),
+    )
     .await
-    .map_err(|_| ApiError::Internal)
+    .map_err(|_| busy())?
+    .map_err(|_| busy())?;
+    holding(state, permit, work).await
 }

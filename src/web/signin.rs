@@ -14,17 +14,24 @@ use super::{
     PageError, PageResult, Visit, clear_cookie, client_label, form_cookie, fresh_secret, html,
     password_work, redirect, session_cookie, set_cookie,
 };
-use crate::accounts::logins::{MIN_PASSWORD_CHARS, SignInRefusal};
-use crate::api::{ApiError, HttpResponse, admit_public};
+use crate::accounts::logins::{FAILURES_BEFORE_LOCK, LOCK_SECS, MIN_PASSWORD_CHARS, SignInRefusal};
+use crate::api::{ApiError, HttpResponse};
 
 /// How long a wrong password waits before its answer: with the account lock, what makes
 /// guessing slow for one client even below its public limit.
 pub const WRONG_PASSWORD_PAUSE: Duration = Duration::from_secs(1);
 
-/// Where to go after signing in: a console page, never another site.
+/// Where to go after signing in: a console page, never another site, and without its query
+/// (a link must not make a person's first click an audited consultation it did not ask for).
 fn next_page(requested: Option<String>) -> String {
     requested
-        .filter(|p| (p == "/consola" || p.starts_with("/consola/")) && !p.contains("//"))
+        .map(|p| p.split(['?', '#']).next().unwrap_or("").to_owned())
+        .filter(|p| {
+            (p == "/consola" || p.starts_with("/consola/"))
+                && !p.contains("//")
+                && !p.contains('\\')
+                && p.bytes().all(|b| b.is_ascii_graphic())
+        })
         .unwrap_or_else(|| "/consola".into())
 }
 
@@ -89,7 +96,6 @@ fn sign_in_page(
 /// sign-ins are being checked, the suspended page for a suspended account.
 pub async fn sign_in(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
-    admit_public(&parts.state, parts.peer)?;
     let email = fields.get("email").to_owned();
     let password = fields.get("password").to_owned();
     let next = next_page(Some(fields.get("siguiente").to_owned()));
@@ -114,9 +120,14 @@ pub async fn sign_in(visit: Visit) -> PageResult {
             clear_cookie(&mut response, form_cookie(parts.secure), parts.secure);
             Ok(response)
         }
-        Err(SignInRefusal::WrongCredentials) => {
+        // the same answer, after the same pause, whether the e-mail is unknown, the password
+        // wrong or the account locked: the page does not tell which e-mails have accounts
+        Err(SignInRefusal::WrongCredentials | SignInRefusal::Locked(_)) => {
             tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
-            state.general = Some("El correo o la contraseña no son correctos.".into());
+            state.general = Some(format!(
+                "El correo o la contraseña no son correctos. Tras {FAILURES_BEFORE_LOCK} intentos fallidos, la cuenta no acepta entradas por {} minutos; si no fue usted, avise a su administrador.",
+                LOCK_SECS / 60
+            ));
             Ok(sign_in_page(
                 &parts.form_cookie,
                 parts.secure,
@@ -125,26 +136,6 @@ pub async fn sign_in(visit: Visit) -> PageResult {
                 false,
                 StatusCode::UNAUTHORIZED,
             ))
-        }
-        Err(SignInRefusal::Locked(seconds)) => {
-            tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
-            state.general = Some(format!(
-                "Demasiados intentos fallidos: la cuenta no acepta entradas por {} minutos. Si no fue usted, avise a su administrador.",
-                seconds.div_ceil(60)
-            ));
-            let mut response = sign_in_page(
-                &parts.form_cookie,
-                parts.secure,
-                &state,
-                &next,
-                false,
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            response.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from(seconds),
-            );
-            Ok(response)
         }
         Err(SignInRefusal::Disabled(e)) => Err(PageError::Api(ApiError::from(e))),
     }
@@ -182,12 +173,20 @@ pub fn password_page(visit: Visit) -> PageResult {
     state
         .values
         .insert("code".into(), visit.query("codigo").unwrap_or_default());
-    Ok(password_form(
-        &visit.form_cookie,
-        visit.secure,
-        &state,
-        StatusCode::OK,
-    ))
+    let token = form_token(&visit.session, &visit.form_cookie);
+    Ok(password_form(&token, visit.secure, &state, StatusCode::OK))
+}
+
+/// The token a form before a session carries: the session's when a person signed in opens
+/// it anyway (its post is checked against the session), else the visitor's form cookie.
+fn form_token(
+    session: &Option<crate::accounts::logins::SignedIn>,
+    cookie: &Option<String>,
+) -> Option<String> {
+    match session {
+        Some(session) => Some(session.csrf.clone()),
+        None => cookie.clone(),
+    }
 }
 
 fn password_form(
@@ -228,7 +227,6 @@ fn password_form(
 /// The CSRF page, the 429 page past the client's public limit, the busy page.
 pub async fn set_password(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
-    admit_public(&parts.state, parts.peer)?;
     let mut state = FormState::default();
     state
         .values
@@ -239,7 +237,7 @@ pub async fn set_password(visit: Visit) -> PageResult {
             "no coincide con la contraseña".into(),
         ));
         return Ok(password_form(
-            &parts.form_cookie,
+            &form_token(&parts.session, &parts.form_cookie),
             parts.secure,
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -258,11 +256,36 @@ pub async fn set_password(visit: Visit) -> PageResult {
         Err(e) => {
             let state = FormState::failed(state.values, &ApiError::from(e));
             Ok(password_form(
-                &parts.form_cookie,
+                &form_token(&parts.session, &parts.form_cookie),
                 parts.secure,
                 &state,
                 StatusCode::UNPROCESSABLE_ENTITY,
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_page;
+
+    #[test]
+    fn after_sign_in_only_a_console_page_without_its_query() {
+        for (asked, goes) in [
+            (Some("/consola/imei?imei=490154203237518"), "/consola/imei"),
+            (
+                Some("/consola/organizaciones/3"),
+                "/consola/organizaciones/3",
+            ),
+            (Some("//evil.example/consola"), "/consola"),
+            (Some("/consola//evil.example"), "/consola"),
+            (Some("/consola/\\evil"), "/consola"),
+            (Some("https://evil.example/consola"), "/consola"),
+            (Some("/consolax"), "/consola"),
+            (Some("/consola/a b"), "/consola"),
+            (None, "/consola"),
+        ] {
+            assert_eq!(next_page(asked.map(str::to_owned)), goes, "{asked:?}");
         }
     }
 }

@@ -414,12 +414,13 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin", "org_admin", "operator"],
             404,
         ),
-        // a one-time code to set a web password: an administrator who may act on the account
+        // a one-time code to set a web password: the user itself; an administrator only while
+        // the account holds no live token (this one holds the operator caller's)
         e(
             Method::POST,
             format!("/v1/users/{user}/password-setup"),
             None,
-            &["regulator_admin", "org_admin"],
+            &["operator"],
             200,
         ),
         // audit

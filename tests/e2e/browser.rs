@@ -348,6 +348,17 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
     assert!(token.starts_with("imeidb_"), "{token}");
     assert!(browser.text("main").await.contains("core-network-1"));
     v.check(&browser).await;
+    // shown once: the page after is the account without it; revoked, it is gone
+    browser.go(&browser.url().await).await;
+    assert_eq!(browser.count("p.secret").await, 0);
+    browser.click("form[action$='/revocar'] button").await;
+    assert!(browser.text("main").await.contains("Sin tokens vigentes"));
+    // a change of name and roles
+    browser
+        .fill("#f-full_name", "Diana Marcela Ortiz Rueda")
+        .await;
+    browser.click("form.card button[type=submit]").await;
+    assert!(browser.text("h1").await.contains("Ortiz Rueda"));
     browser.click("form[action$='/clave'] button").await;
     let agent_code = browser.text("p.secret").await;
     for other in [
@@ -492,6 +503,29 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
     );
     assert_eq!(browser.count("main tbody > tr").await, 2, "{audit}");
     v.check(&browser).await;
+    // paging: one entry a page, the next link goes on from the last shown
+    browser
+        .go(&v.url("/consola/auditoria?limit=1&action=negative.consult"))
+        .await;
+    assert_eq!(browser.count("main tbody > tr").await, 1);
+    let first = browser.text("main tbody td").await;
+    browser.click("main p a[href*='after=']").await;
+    assert_eq!(browser.count("main tbody > tr").await, 1);
+    assert_ne!(
+        browser.text("main tbody td").await,
+        first,
+        "the second page shows the next entry"
+    );
+    // the regulator's other pages
+    for page in [
+        "/consola/organizaciones?q=operator",
+        "/consola/vendedores",
+        "/vendedores?q=Bogot",
+    ] {
+        browser.go(&v.url(page)).await;
+        assert_eq!(browser.count(".error").await, 0, "{page}");
+        v.check(&browser).await;
+    }
 
     // --- a form posted without its CSRF token is refused, and changes nothing
     browser

@@ -210,15 +210,22 @@ pub fn may_issue_token(
 }
 
 /// (4) Whether `actor` may issue a one-time code to set `target`'s web password, `target`
-/// holding `live_tokens` live tokens: itself, or an administrator who may act on the account
-/// while it holds no live token.
+/// holding `live_tokens` live tokens: itself through a credential it made (`own_credential`),
+/// or an administrator who may act on the account while it holds no live token.
 pub fn may_issue_password_setup(
     actor: &Principal,
     target: &User,
     live_tokens: usize,
+    own_credential: bool,
 ) -> Result<(), Refusal> {
     if actor.user == target.id {
-        return Ok(());
+        // through a credential the holder made (a session, a token it issued): never through
+        // the first token an administrator issued, which that administrator may still hold
+        return if own_credential {
+            Ok(())
+        } else {
+            Err(Refusal::HoldsLiveToken)
+        };
     }
     may_act_on(actor, target)?;
     if live_tokens > 0 {
@@ -327,13 +334,18 @@ mod tests {
             may_issue_token(&admin, &agent, 0, true),
             Err(Refusal::HoldsLiveToken)
         );
-        assert_eq!(may_issue_password_setup(&admin, &agent, 0), Ok(()));
+        assert_eq!(may_issue_password_setup(&admin, &agent, 0, false), Ok(()));
         assert_eq!(
-            may_issue_password_setup(&admin, &agent, 1),
+            may_issue_password_setup(&admin, &agent, 1, false),
             Err(Refusal::HoldsLiveToken)
         );
         let itself = principal(7, OPERATOR, OrgKind::Operator, &[Role::Operator]);
-        assert_eq!(may_issue_password_setup(&itself, &agent, 3), Ok(()));
+        assert_eq!(may_issue_password_setup(&itself, &agent, 3, true), Ok(()));
+        assert_eq!(
+            may_issue_password_setup(&itself, &agent, 1, false),
+            Err(Refusal::HoldsLiveToken),
+            "not through the token an administrator issued"
+        );
         assert_eq!(may_issue_token(&itself, &agent, 1, true), Ok(()));
         assert_eq!(
             may_issue_token(&itself, &agent, MAX_LIVE_TOKENS, false),

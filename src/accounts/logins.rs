@@ -13,7 +13,10 @@
 //!    code replaces an older one.
 //! 2. **Passwords** are stored as Argon2id PHC strings (their own salt and parameters), at
 //!    least [`MIN_PASSWORD_CHARS`] characters, not the account's e-mail.
-//! 3. **Signing in** is slowed and audited: every failed attempt on an existing account is in
+//! 3. **One account per e-mail signs in**: a password is not set, nor an e-mail changed, for
+//!    an account whose e-mail already signs in another account (e-mails are otherwise not
+//!    unique), so an account given someone else's e-mail cannot stand in front of theirs.
+//!    **Signing in** is slowed and audited: every failed attempt on an existing account is in
 //!    the audit trail (actor: the client's address); after [`FAILURES_BEFORE_LOCK`] failures
 //!    in [`LOCK_SECS`], the account refuses sign-ins for the rest of that time without
 //!    looking at the password. An unknown e-mail costs the same Argon2 verification as a
@@ -175,8 +178,18 @@ impl Accounts {
         let target = format!("user/{user}");
         let _writer = self.lock_writer();
         let holder = self.token_holder(principal, user)?;
-        let live = tokens::live_tokens(&self.read(), user);
-        let verdict = authority::may_issue_password_setup(principal, &holder, live);
+        let (live, own_credential) = {
+            let state = self.read();
+            // a user asking a code for itself does so with a credential it made: a session, or
+            // a token it issued, not the first token an administrator issued for it
+            let own = match principal.credential {
+                Credential::Session(_) => true,
+                Credential::Token(id) => (state.tokens.get(&id))
+                    .is_some_and(|t| t.record.issued_by.is_none_or(|by| by == user)),
+            };
+            (tokens::live_tokens(&state, user), own)
+        };
+        let verdict = authority::may_issue_password_setup(principal, &holder, live, own_credential);
         let none = FieldErrors::default();
         self.enforce(principal, Action::PasswordSetup, &target, verdict, &none)?;
         let (code, login) = setup_code(user)?;
@@ -228,12 +241,24 @@ impl Accounts {
         };
         let (user, org) = pending(&self.read()).ok_or_else(wrong_code)?;
         check_password(password, &user)?;
+        let taken = || {
+            AccountsError::Conflict(format!(
+                "the e-mail {} already signs in another account: ask the regulator to correct one of them",
+                user.email
+            ))
+        };
+        if email_signs_in(&self.read(), &user.email, user.id).is_some() {
+            return Err(taken());
+        }
         let phc = hash_password(password)?;
         let _writer = self.lock_writer();
         // the code may have been used or replaced while Argon2 ran
         let (user, _) = (pending(&self.read()))
             .filter(|(u, _)| u.id == user.id)
             .ok_or_else(wrong_code)?;
+        if email_signs_in(&self.read(), &user.email, user.id).is_some() {
+            return Err(taken());
+        }
         let login = Login {
             user: user.id,
             password: Some(phc),
@@ -273,8 +298,8 @@ impl Accounts {
     ) -> Result<NewSession, SignInRefusal> {
         let email = email.trim();
         let now = now_unix();
-        // e-mails are not unique: every account with this e-mail and a password is tried, so
-        // that an account given someone else's e-mail cannot stand in front of theirs
+        // one account signs in with an e-mail (rule 3); accounts from before that rule, which
+        // may share one, are each tried
         let candidates: Vec<(User, String)> = {
             let state = self.read();
             (state.users.values())
@@ -293,15 +318,21 @@ impl Accounts {
         }
         let mut matched = None;
         let mut locked = None;
+        let mut verified = false;
         for (user, phc) in &candidates {
             if let Some(wait) = self.locked_for(user.id, now) {
                 locked = Some(wait);
                 continue;
             }
+            verified = true;
             if verify_password(password, phc) {
                 matched = Some((user.clone(), phc.clone()));
                 break;
             }
+        }
+        if !verified {
+            // a locked account costs what an unknown e-mail costs: its timing tells nothing
+            let _ = verify_password(password, dummy_phc());
         }
         let Some((user, phc)) = matched else {
             for (user, _) in &candidates {
@@ -521,6 +552,24 @@ impl Accounts {
             tracing::error!(error = %e, "could not record a failed sign-in in the audit trail");
         }
     }
+}
+
+/// The account other than `except` whose web sign-in `email` already is: an account with a
+/// password and that e-mail (compared without case). Rule 3 keeps this to one account, so
+/// that an account given someone else's e-mail can never stand in front of theirs.
+pub(super) fn email_signs_in(state: &State, email: &str, except: u64) -> Option<u64> {
+    (state.users.values())
+        .filter(|u| u.id != except && u.email.trim().eq_ignore_ascii_case(email.trim()))
+        .find(|u| (state.logins.get(&u.id)).is_some_and(|l| l.password.is_some()))
+        .map(|u| u.id)
+}
+
+/// Whether `user` holds a web credential an administrator must not issue a token beside: a
+/// password, or a one-time code to set one that has not expired.
+pub(super) fn holds_web_credential(state: &State, user: u64, now: u64) -> bool {
+    (state.logins.get(&user)).is_some_and(|l| {
+        l.password.is_some() || (l.setup_sha256.is_some() && l.setup_expires_at > now)
+    })
 }
 
 /// A fresh one-time code for `user`, and the record that holds its hash (and no password).

@@ -740,12 +740,26 @@ mod logins {
             .filter(|e| e.action == Action::PasswordSetup && e.outcome != Outcome::Done)
             .count();
         assert_eq!(refused, 4);
-        // its holder may ask one for itself; then no administrator issues a token beside the
-        // password
-        let code = accounts.issue_password_setup(&operator, user.id).unwrap();
+        // its holder may ask one for itself, through a token it made (not the one its
+        // administrator issued, which the administrator may still hold)
+        assert!(matches!(
+            accounts.issue_password_setup(&operator, user.id),
+            Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
+        ));
+        let (_, own) = accounts.create_token(&operator, user.id, "own").unwrap();
+        let own = accounts.authenticate(&own).unwrap();
+        accounts
+            .revoke_token(&own, user.id, &operator.credential.id_hex())
+            .unwrap();
+        let code = accounts.issue_password_setup(&own, user.id).unwrap();
+        // a pending code is a credential: no administrator issues a token beside it
+        assert!(matches!(
+            accounts.create_token(&org_admin, user.id, "beside"),
+            Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
+        ));
         accounts.set_password(&code, PASSWORD).unwrap();
         accounts
-            .revoke_token(&operator, user.id, &operator.credential.id_hex())
+            .revoke_token(&own, user.id, &own.credential.id_hex())
             .unwrap();
         assert!(matches!(
             accounts.create_token(&org_admin, user.id, "beside"),
@@ -816,25 +830,39 @@ mod logins {
     }
 
     #[test]
-    fn an_account_given_someone_elses_email_does_not_stand_in_front_of_theirs() {
+    fn one_account_signs_in_with_an_email() {
         let dir = tempfile::tempdir().unwrap();
         let (accounts, token) = bootstrapped(dir.path());
         let regulator = accounts.authenticate(&token).unwrap();
         let (org, org_admin, first) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, first.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        // an account given the same e-mail (another case) sets no password with it
         let mut form = user_form("80999111", &[Role::Operator]);
         form.email = first.email.to_uppercase();
         let second = accounts.create_user(&org_admin, org.id, form).unwrap();
-        for (user, password) in [(&first, PASSWORD), (&second, "otra frase larga distinta")] {
-            let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
-            accounts.set_password(&code, password).unwrap();
-        }
-        for (user, password) in [(&first, PASSWORD), (&second, "otra frase larga distinta")] {
-            let cookie = accounts
-                .sign_in(&first.email, password, "192.0.2.1")
-                .unwrap()
-                .cookie;
-            assert_eq!(accounts.session(&cookie).unwrap().principal.user, user.id);
-        }
+        let code = accounts
+            .issue_password_setup(&org_admin, second.id)
+            .unwrap();
+        assert!(matches!(
+            accounts.set_password(&code, "otra frase larga distinta"),
+            Err(AccountsError::Conflict(_))
+        ));
+        // nor does an account with a password take that e-mail (refused and audited)
+        let mut form = user_form("80999222", &[Role::Operator]);
+        form.email = "tercero@operador.co".into();
+        let third = accounts.create_user(&org_admin, org.id, form).unwrap();
+        let code = accounts.issue_password_setup(&org_admin, third.id).unwrap();
+        accounts
+            .set_password(&code, "una tercera frase larga")
+            .unwrap();
+        let patch = serde_json::json!({ "email": first.email.to_uppercase() });
+        assert!(matches!(
+            accounts.update_user(&org_admin, org.id, third.id, &patch),
+            Err(AccountsError::Conflict(_))
+        ));
+        let cookie = signed_in(&accounts, &first.email);
+        assert_eq!(accounts.session(&cookie).unwrap().principal.user, first.id);
     }
 
     #[test]

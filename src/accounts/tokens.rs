@@ -38,8 +38,8 @@ impl Accounts {
         let holder = self.token_holder(principal, user)?;
         let (live, password) = {
             let state = self.read();
-            let password = (state.logins.get(&user)).is_some_and(|l| l.password.is_some());
-            (live_tokens(&state, user), password)
+            let web = logins::holds_web_credential(&state, user, now_unix());
+            (live_tokens(&state, user), web)
         };
         let verdict = authority::may_issue_token(principal, &holder, live, password);
         let none = FieldErrors::default();

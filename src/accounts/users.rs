@@ -220,6 +220,14 @@ impl Accounts {
             roles: user.roles.clone(),
         };
         let form: UserForm = apply_patch(&form, patch)?;
+        if logins::email_signs_in(&self.read(), &form.email, id).is_some() {
+            // one account signs in with an e-mail (`logins.rs`, 3)
+            let why = format!(
+                "the e-mail {} already signs in another account: give each person its own",
+                form.email.trim()
+            );
+            return Err(self.conflict(principal, Action::UserUpdate, target, &why));
+        }
         let errors = form.validate(kind);
         let change = authority::may_change_roles(principal, &user, kind, &form.roles);
         self.enforce(principal, Action::UserUpdate, &target, change, &errors)?;

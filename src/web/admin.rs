@@ -908,7 +908,13 @@ async fn sellers_view(
 ) -> PageResult {
     let parts: ViewParts = visit_or_parts.into();
     let query = q.clone();
-    // a scan of the sellers in the store: off the workers
+    // a scan of the sellers in the store: off the workers, and no more of them at once than
+    // the public search runs
+    let _scan = std::sync::Arc::clone(&parts.app.public_scans)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy {
+            detail: "as many seller searches as the server runs at once are running",
+        })?;
     let found = crate::api::off_worker(&parts.app, move |state| {
         let sellers = state.registry.search_sellers(&query)?;
         Ok(sellers

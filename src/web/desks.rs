@@ -13,7 +13,7 @@ use super::{
     PageError, PageResult, Visit, form_refused, html, page, same_secret, shown_in_form, submit,
 };
 use crate::api::routes::Call;
-use crate::api::{ApiError, off_worker_as, reports as api_reports, uploads};
+use crate::api::{off_worker_as, reports as api_reports, uploads};
 use crate::imei::Imei;
 use crate::registry::owners::{Activated, ActivationForm, ID_TYPES};
 use crate::registry::reports::{self, ReportForm, Reported};
@@ -378,7 +378,16 @@ pub async fn upload(visit: Visit) -> PageResult {
         params: Vec::new(),
         request,
     };
-    Ok(uploads::register(call)
-        .await
-        .unwrap_or_else(ApiError::into_response))
+    // problem+json for the page's script; a refusal spends the budget as over the API
+    Ok(match uploads::register(call).await {
+        Ok(response) => response,
+        Err(e) => {
+            let spends = crate::api::spends_the_budget(&e);
+            let mut response = e.into_response();
+            if spends {
+                response.extensions_mut().insert(super::SpendsBudget);
+            }
+            response
+        }
+    })
 }

@@ -273,12 +273,14 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
     };
     let chrome_session = visit.session.clone();
     // a person's refused requests count against the same budget as its tokens' (`api`)
+    let console = path == "/consola" || path.starts_with("/consola/");
     let result = match &chrome_session {
-        Some(session) => match admit_user(state, session.principal.user).await {
+        // the console only: a throttled person may still sign out and read the public pages
+        Some(session) if console => match admit_user(state, session.principal.user).await {
             Ok(()) => route(visit, &method, &path).await,
             Err(e) => Err(PageError::Api(e)),
         },
-        None => route(visit, &method, &path).await,
+        _ => route(visit, &method, &path).await,
     };
     if let Some(session) = &chrome_session {
         let spent = match &result {

@@ -95,6 +95,10 @@ fn sign_in_page(
 /// The CSRF page, the 429 page past the client's public limit, the busy page when as many
 /// sign-ins are being checked, the suspended page for a suspended account.
 pub async fn sign_in(visit: Visit) -> PageResult {
+    if visit.session.is_some() {
+        // signed in already: no Argon2 for a session (it would be outside the public limit)
+        return Ok(redirect("/consola"));
+    }
     let (parts, fields) = visit.form().await?;
     let email = fields.get("email").to_owned();
     let password = fields.get("password").to_owned();
@@ -227,6 +231,10 @@ fn password_form(
 /// The CSRF page, the 429 page past the client's public limit, the busy page.
 pub async fn set_password(visit: Visit) -> PageResult {
     let (parts, fields) = visit.form().await?;
+    if parts.session.is_some() {
+        // `form` counts only visitors without a session: this Argon2 is counted all the same
+        crate::api::admit_public(&parts.state, parts.peer)?;
+    }
     let mut state = FormState::default();
     state
         .values

@@ -89,6 +89,8 @@ struct World {
     callers: Vec<(&'static str, Option<String>)>,
     operator_org: u64,
     operator_user: u64,
+    /// An operator user whose only token was revoked: it holds no credential.
+    revoked_user: u64,
 }
 
 /// Bootstraps, then over HTTP makes an operator, an importer, a manufacturer and an authority
@@ -230,6 +232,7 @@ async fn world(server: &TestServer, client: &mut Client) -> World {
         ],
         operator_org: orgs[0],
         operator_user,
+        revoked_user,
     }
 }
 
@@ -414,14 +417,22 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin", "org_admin", "operator"],
             404,
         ),
-        // a one-time code to set a web password: the user itself; an administrator only while
-        // the account holds no live token (this one holds the operator caller's)
+        // a one-time code to set a web password: an administrator who may act on the account,
+        // while it holds no live token (the operator user holds the operator caller's: nobody
+        // but itself, through a token it made, which the matrix's is not)
+        e(
+            Method::POST,
+            format!("/v1/users/{}/password-setup", world.revoked_user),
+            None,
+            &["regulator_admin", "org_admin"],
+            200,
+        ),
         e(
             Method::POST,
             format!("/v1/users/{user}/password-setup"),
             None,
-            &["operator"],
-            200,
+            &[],
+            403,
         ),
         // audit
         e(
@@ -568,6 +579,7 @@ fn the_matrix_walks_the_route_table() {
         callers: Vec::new(),
         operator_org: 7,
         operator_user: 9,
+        revoked_user: 10,
     };
     let mut covered = Vec::new();
     let mut wrong = Vec::new();

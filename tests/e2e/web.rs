@@ -581,3 +581,50 @@ async fn a_person_refused_too_often_is_throttled_like_its_tokens_and_forms_are_b
     assert_eq!(too_big.status, 413);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn refused_uploads_spend_the_budget_and_a_session_does_not_sign_in_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.refusals_per_minute = 3;
+    let server = TestServer::start_with(config).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+    v.sign_in_first_time(
+        &made.password_code,
+        &made.admin.email,
+        "una frase larga de prueba",
+    )
+    .await;
+    // signed in, the sign-in form does no Argon2 (it would escape the public limit)
+    let csrf = v.get("/consola").await.csrf();
+    let again = v
+        .post(
+            "/entrar",
+            &[
+                ("csrf", &csrf),
+                ("email", "x@example.co"),
+                ("password", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    // the regulator's administrator may not register devices: each upload refused, counted
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let page = v
+            .send(
+                Method::POST,
+                "/consola/cargas",
+                None,
+                &[("content-type", "text/csv"), ("x-csrf-token", &csrf)],
+            )
+            .await;
+        statuses.push(page.status);
+    }
+    assert_eq!(statuses, [403, 403, 403, 429]);
+    // a throttled person may still sign out
+    let out = v.post("/salir", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    server.stop().await;
+}

@@ -659,6 +659,17 @@ mod logins {
 
     const PASSWORD: &str = "una frase larga de prueba";
 
+    /// A bootstrapped registry, its regulator, and operator organisation 1 with its
+    /// administrator and one operator user whose password is [`PASSWORD`].
+    fn with_password(dir: &Path) -> (Accounts, Principal, Organisation, Principal, User) {
+        let (accounts, token) = bootstrapped(dir);
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        (accounts, regulator, org, org_admin, user)
+    }
+
     fn signed_in(accounts: &Accounts, email: &str) -> String {
         accounts
             .sign_in(email, PASSWORD, "192.0.2.1")
@@ -770,11 +781,7 @@ mod logins {
     #[test]
     fn sessions_end_with_the_right_to_act_and_do_not_come_back() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, token) = bootstrapped(dir.path());
-        let regulator = accounts.authenticate(&token).unwrap();
-        let (org, org_admin, user) = operator_org(&accounts, &regulator, 1);
-        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
-        accounts.set_password(&code, PASSWORD).unwrap();
+        let (accounts, regulator, org, org_admin, user) = with_password(dir.path());
 
         let cookie = signed_in(&accounts, &user.email);
         accounts
@@ -832,11 +839,7 @@ mod logins {
     #[test]
     fn one_account_signs_in_with_an_email() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, token) = bootstrapped(dir.path());
-        let regulator = accounts.authenticate(&token).unwrap();
-        let (org, org_admin, first) = operator_org(&accounts, &regulator, 1);
-        let code = accounts.issue_password_setup(&org_admin, first.id).unwrap();
-        accounts.set_password(&code, PASSWORD).unwrap();
+        let (accounts, _, org, org_admin, first) = with_password(dir.path());
         // an account given the same e-mail (another case) sets no password with it
         let mut form = user_form("80999111", &[Role::Operator]);
         form.email = first.email.to_uppercase();
@@ -868,11 +871,7 @@ mod logins {
     #[test]
     fn a_session_opened_with_a_password_since_replaced_is_over() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, token) = bootstrapped(dir.path());
-        let regulator = accounts.authenticate(&token).unwrap();
-        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
-        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
-        accounts.set_password(&code, PASSWORD).unwrap();
+        let (accounts, _, _, _, user) = with_password(dir.path());
         let cookie = signed_in(&accounts, &user.email);
         let principal = accounts.session(&cookie).unwrap().principal;
         // what a sign-in racing a reset would leave: a session whose password is not the
@@ -893,11 +892,7 @@ mod logins {
     #[test]
     fn sessions_expire_when_idle() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, token) = bootstrapped(dir.path());
-        let regulator = accounts.authenticate(&token).unwrap();
-        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
-        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
-        accounts.set_password(&code, PASSWORD).unwrap();
+        let (accounts, _, _, _, user) = with_password(dir.path());
         accounts.set_session_limits(SessionLimits {
             idle_secs: 1,
             max_secs: 3600,

@@ -86,6 +86,7 @@ pub fn shell(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
                                     li { a href=(href) { (label) } }
                                 }
                             }
+                            li { a href="/consola/cuenta" { "Mi cuenta" } }
                             @if session.principal.may(Permission::AdministerUsers) {
                                 li {
                                     a href=(format!("/consola/organizaciones/{}/usuarios", session.principal.org)) {

@@ -16,6 +16,7 @@
 //! | `/`, `/vendedores`, `/estilo.css`, `/carga.js` | [`public`] |
 //! | `/entrar`, `/salir`, `/clave` | [`signin`] |
 //! | `/consola`, `/consola/imei`, `/consola/reportes`, `/consola/activaciones`, `/consola/cargas` | [`desks`] |
+//! | `/consola/cuenta` (one's own tokens and password) | [`account`] |
 //! | `/consola/organizaciones/...`, `/consola/usuarios/...`, `/consola/auditoria`, `/consola/vendedores` | [`admin`] |
 //!
 //! Who may call what, and the worst a caller could do:
@@ -34,6 +35,7 @@
 //! set-password link carries a code), and `no-store` for everything but the stylesheet and
 //! the script.
 
+pub mod account;
 pub mod admin;
 pub mod desks;
 pub mod form;
@@ -367,6 +369,9 @@ async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
         (["clave"], true, _) => signin::password_page(visit),
         (["clave"], _, true) => signin::set_password(visit).await,
         (["consola"], true, _) => desks::home(visit),
+        (["consola", "cuenta"], true, _) => account::page_of(visit),
+        (["consola", "cuenta", "revocar"], _, true) => account::revoke(visit).await,
+        (["consola", "cuenta", "clave"], _, true) => account::new_password(visit).await,
         (["consola", "imei"], true, _) => desks::consult(visit).await,
         (["consola", "reportes"], true, _) => desks::report_page(visit),
         (["consola", "reportes"], _, true) => desks::report(visit).await,

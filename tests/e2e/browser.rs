@@ -376,6 +376,9 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
     let activated = imei(9_003).to_string();
     set_password(&browser, &mut v, &agent_code).await;
     sign_in(&browser, &mut v, "diana.ortiz@andinas.example.co", PASSWORD).await;
+    browser.click("a[href='/consola/cuenta']").await;
+    assert!(browser.text("main").await.contains("Sin tokens vigentes"));
+    v.check(&browser).await;
     browser.click("a[href='/consola/reportes']").await;
     v.check(&browser).await;
     browser.fill("#f-imei", &stolen).await;

@@ -628,3 +628,76 @@ async fn refused_uploads_spend_the_budget_and_a_session_does_not_sign_in_again()
     assert_eq!(out.status, 303);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_sees_and_revokes_its_own_tokens_and_renews_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let accounts = &server.accounts;
+    let made = accounts.bootstrap(regulator_form()).unwrap();
+    let regulator = accounts.authenticate(&made.token).unwrap();
+    let (org, _) = accounts
+        .create_org(
+            &regulator,
+            serde_json::from_value(crate::authz::org_json("operator", 4)).unwrap(),
+        )
+        .unwrap();
+    let agent: UserForm = serde_json::from_value(json!({
+        "id_number": "1020304077", "full_name": "Luis Fernando Díaz Mora", "email": "luis.diaz@example.co", "roles": ["operator"],
+    }))
+    .unwrap();
+    let agent = accounts.create_user(&regulator, org.id, agent).unwrap();
+    // the first credential, issued by the regulator; the person makes its own and ends that one
+    let (first, first_text) = accounts
+        .create_token(&regulator, agent.id, "first")
+        .unwrap();
+    let holder = accounts.authenticate(&first_text).unwrap();
+    let (own, own_text) = accounts
+        .create_token(&holder, agent.id, "core-network-1")
+        .unwrap();
+    let own_principal = accounts.authenticate(&own_text).unwrap();
+    accounts
+        .revoke_token(&own_principal, agent.id, &first.id)
+        .unwrap();
+    let code = accounts
+        .issue_password_setup(&own_principal, agent.id)
+        .unwrap();
+    let mut v = Visitor::new(server.addr);
+    v.sign_in_first_time(&code, "luis.diaz@example.co", "una frase larga de prueba")
+        .await;
+
+    let page = v.get("/consola/cuenta").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("core-network-1") && page.body.contains(&own.id),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("usted"));
+    let csrf = page.csrf();
+    let revoked = v
+        .post(
+            "/consola/cuenta/revocar",
+            &[("csrf", &csrf), ("token", &own.id)],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert!(
+        accounts.authenticate(&own_text).is_err(),
+        "revoked from the page"
+    );
+    assert!(
+        v.get("/consola/cuenta")
+            .await
+            .body
+            .contains("Sin tokens vigentes")
+    );
+
+    // a new password: the code is shown once, the password and this session end
+    let renewed = v.post("/consola/cuenta/clave", &[("csrf", &csrf)]).await;
+    assert_eq!(renewed.status, 200);
+    assert!(renewed.body.contains("class=\"secret\""));
+    assert!(!accounts.has_password(agent.id));
+    assert_eq!(v.get("/consola").await.status, 303, "signed out");
+    server.stop().await;
+}

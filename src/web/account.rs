@@ -4,10 +4,9 @@
 
 use maud::html;
 
-use super::layout::{csrf, shell};
+use super::layout::{csrf, shell, token_table};
 use super::{PageResult, Visit, page, redirect};
 use crate::api::off_worker_as;
-use crate::timefmt;
 
 /// `GET /consola/cuenta`.
 ///
@@ -22,28 +21,7 @@ pub fn page_of(visit: Visit) -> PageResult {
         p { (session.full_name) " · " (session.org_name) " · roles: " (roles.join(", ")) }
         h2 { "Mis tokens de API" }
         p { "Los tokens sirven a máquinas y programas. Si no reconoce uno, revóquelo: deja de funcionar al instante." }
-        @if tokens.is_empty() { p { "Sin tokens vigentes." } } @else {
-            div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" { table {
-                thead { tr {
-                    th scope="col" { "Nombre" } th scope="col" { "Id" } th scope="col" { "Emitido por" }
-                    th scope="col" { "Creado" } th scope="col" { "Último uso" } th scope="col" { "" }
-                } }
-                tbody { @for t in &tokens { tr {
-                    td { (t.name) } td { code { (t.id) } }
-                    td { @match t.issued_by {
-                        Some(by) if by == me => "usted",
-                        Some(by) => { "administrador (usuario " (by) ")" },
-                        None => "consola del servidor",
-                    } }
-                    td { (timefmt::rfc3339(t.created_at)) }
-                    td { (t.last_used_at.map(timefmt::rfc3339).unwrap_or_else(|| "—".into())) }
-                    td { form.inline method="post" action="/consola/cuenta/revocar" {
-                        (csrf(&session.csrf)) input type="hidden" name="token" value=(t.id);
-                        button.danger type="submit" aria-label=(format!("Revocar {}", t.name)) { "Revocar" }
-                    } }
-                } } }
-            } }
-        }
+        (token_table(&tokens, (me, "usted"), &session.csrf, "/consola/cuenta/revocar"))
         h2 { "Contraseña" }
         p { "Para cambiarla, pida un código: su contraseña actual deja de servir y esta sesión termina; cree la nueva en " a href="/clave" { "/clave" } " con el código." }
         form method="post" action="/consola/cuenta/clave" {

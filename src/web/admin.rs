@@ -12,7 +12,9 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use super::form::{Fields, flatten};
-use super::layout::{Chrome, FormState, Input, csrf, field, form_errors, record, shell};
+use super::layout::{
+    Chrome, FormState, Input, csrf, field, form_errors, record, shell, token_table,
+};
 use super::public::seller_table;
 use super::{
     PageError, PageResult, Visit, form_refused, html, page, redirect, shown_in_form, submit,
@@ -654,19 +656,7 @@ fn user_view(
             @if let Some(tokens) = &tokens {
                 h2 { "Tokens de API" }
                 p { "Los tokens son para máquinas (la red del operador, los sistemas del importador). Las personas entran con su contraseña." }
-                @if tokens.is_empty() { p { "Sin tokens vigentes." } } @else {
-                    div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" { table {
-                        thead { tr { th scope="col" { "Nombre" } th scope="col" { "Id" } th scope="col" { "Creado" } th scope="col" { "Último uso" } th scope="col" { "" } } }
-                        tbody { @for t in tokens { tr {
-                            td { (t.name) } td { code { (t.id) } } td { (timefmt::rfc3339(t.created_at)) }
-                            td { (t.last_used_at.map(timefmt::rfc3339).unwrap_or_else(|| "—".into())) }
-                            td { form.inline method="post" action=(format!("{base}/revocar")) {
-                                (csrf(token)) input type="hidden" name="token" value=(t.id);
-                                button.danger type="submit" aria-label=(format!("Revocar {}", t.name)) { "Revocar" }
-                            } }
-                        } } }
-                    } }
-                }
+                (token_table(tokens, (user, "su titular"), token, &format!("{base}/revocar")))
                 form.card method="post" action=(format!("{base}/token")) {
                     (csrf(token))
                     (field(&form_state, "name", "Nombre del nuevo token (p. ej. core-network-1)", Input::Text("text"), true))

@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use maud::{Markup, html};
 use serde_json::Value;
 
-use super::layout::{FormState, Input, csrf, field, form_errors, record, shell};
+use super::layout::{FormState, Input, csrf, field, form_errors, has_tasks, record, shell};
 use super::{
     PageError, PageResult, Visit, form_refused, html, page, same_secret, shown_in_form, submit,
 };
@@ -17,7 +17,6 @@ use crate::api::{off_worker_as, reports as api_reports, uploads};
 use crate::imei::Imei;
 use crate::registry::owners::{Activated, ActivationForm, ID_TYPES};
 use crate::registry::reports::{self, ReportForm, Reported};
-use crate::roles::Permission;
 
 /// `GET /consola`: what the person's roles let it do.
 ///
@@ -29,7 +28,7 @@ pub fn home(visit: Visit) -> PageResult {
     let body = html! {
         p { "Bienvenido, " (session.full_name) ". Sus roles: " (roles.join(", ")) "." }
         p { "Elija una tarea en el menú. Cada acción queda en el registro de auditoría a su nombre." }
-        @if session.principal.roles.is_empty() || !session.principal.may(Permission::Check) && !session.principal.may(Permission::ReadOrgs) && !session.principal.may(Permission::Report) && !session.principal.may(Permission::AdministerUsers) && !session.principal.may(Permission::Register) && !session.principal.may(Permission::ReadAudit) {
+        @if !has_tasks(&session.principal) {
             p.notice { "Sus roles no incluyen tareas de esta consola." }
         }
     };

@@ -8,8 +8,10 @@ use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
 use crate::accounts::logins::SignedIn;
+use crate::accounts::{Principal, Token};
 use crate::api::ApiError;
 use crate::roles::Permission;
+use crate::timefmt;
 
 /// Who the page is for: the header shows the signed-in person and its menu.
 pub struct Chrome<'s> {
@@ -319,6 +321,48 @@ pub fn form_errors(state: &FormState, inputs: &[String]) -> Markup {
             }
         }
     }
+}
+
+/// An account's live API tokens, each with who issued it (`holder` is the account, named
+/// `holder_name`: "usted" on its own page) and a button posting its id (field `token`) to
+/// `revoke`.
+pub fn token_table(
+    tokens: &[Token],
+    (holder, holder_name): (u64, &str),
+    csrf_token: &str,
+    revoke: &str,
+) -> Markup {
+    html! {
+        @if tokens.is_empty() { p { "Sin tokens vigentes." } } @else {
+            div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" { table {
+                thead { tr {
+                    th scope="col" { "Nombre" } th scope="col" { "Id" } th scope="col" { "Emitido por" }
+                    th scope="col" { "Creado" } th scope="col" { "Último uso" } th scope="col" { "" }
+                } }
+                tbody { @for t in tokens { tr {
+                    td { (t.name) } td { code { (t.id) } }
+                    td { @match t.issued_by {
+                        Some(by) if by == holder => (holder_name),
+                        Some(by) => { "administrador (usuario " (by) ")" },
+                        None => "consola del servidor",
+                    } }
+                    td { (timefmt::rfc3339(t.created_at)) }
+                    td { (t.last_used_at.map(timefmt::rfc3339).unwrap_or_else(|| "—".into())) }
+                    td { form.inline method="post" action=(revoke) {
+                        (csrf(csrf_token)) input type="hidden" name="token" value=(t.id);
+                        button.danger type="submit" aria-label=(format!("Revocar {}", t.name)) { "Revocar" }
+                    } }
+                } } }
+            } }
+        }
+    }
+}
+
+/// Whether `principal` has any task of the console's menu (beside its own account).
+pub fn has_tasks(principal: &Principal) -> bool {
+    MENU.iter()
+        .any(|(_, _, permission)| principal.may(*permission))
+        || principal.may(Permission::AdministerUsers)
 }
 
 /// The hidden CSRF input of a form.

@@ -104,11 +104,6 @@ pub struct Visit {
 }
 
 impl Visit {
-    /// The request's path.
-    pub fn path(&self) -> &str {
-        self.request.uri().path()
-    }
-
     /// The query's `name` parameter, decoded.
     pub fn query(&self, name: &str) -> Option<String> {
         query_param(self.request.uri().query(), name)
@@ -353,9 +348,7 @@ async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
         // who asks is known before what exists is told
         visit.signed_in()?;
     }
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let s: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let get = *method == Method::GET || *method == Method::HEAD;
     let post = *method == Method::POST;
     match (s.as_slice(), get, post) {

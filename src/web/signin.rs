@@ -43,10 +43,7 @@ pub fn form_page(visit: Visit) -> PageResult {
     if visit.session.is_some() {
         return Ok(redirect("/consola"));
     }
-    let mut state = FormState::default();
-    if visit.query("listo").is_some() {
-        state.general = None;
-    }
+    let state = FormState::default();
     let done = visit.query("listo").is_some();
     let next = next_page(visit.query("siguiente"));
     Ok(sign_in_page(

@@ -145,11 +145,15 @@ pub enum Action {
     /// A person signed out.
     #[serde(rename = "session.sign_out")]
     SignOut,
+    /// A backup of the registry was taken (by the regulator or on the `[backup]` schedule),
+    /// or failed.
+    #[serde(rename = "backup.create")]
+    BackupCreate,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -178,6 +182,7 @@ impl Action {
         Action::PasswordSet,
         Action::SignIn,
         Action::SignOut,
+        Action::BackupCreate,
     ];
 
     /// The stable name (`org.create`).
@@ -211,6 +216,7 @@ impl Action {
             Action::PasswordSet => "password.set",
             Action::SignIn => "session.sign_in",
             Action::SignOut => "session.sign_out",
+            Action::BackupCreate => "backup.create",
         }
     }
 
@@ -230,6 +236,8 @@ pub enum Outcome {
     Denied,
     /// Refused by the decree's rules (e.g. activation of a reported device); `reason` says why.
     Refused,
+    /// Allowed, but it could not be done (a backup the disk refused); `detail` says why.
+    Failed,
 }
 
 /// One event to record.

@@ -151,11 +151,13 @@ pub enum Permission {
     /// Export the negative list to affiliates abroad and import foreign lists (art. 2.2.11.6
     /// par. 1).
     Exchange,
+    /// Take an online backup of the whole registry, and list the backups taken.
+    Backup,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::AdministerOrgs,
         Permission::ReadOrgs,
         Permission::AdministerUsers,
@@ -168,6 +170,7 @@ impl Permission {
         Permission::ManageSellers,
         Permission::ConsultNegative,
         Permission::Exchange,
+        Permission::Backup,
     ];
 
     /// Its snake-case name, as the API's description names it.
@@ -185,6 +188,7 @@ impl Permission {
             Permission::ManageSellers => "manage_sellers",
             Permission::ConsultNegative => "consult_negative",
             Permission::Exchange => "exchange",
+            Permission::Backup => "backup",
         }
     }
 }
@@ -202,6 +206,7 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
             Permission::ReadAudit,
             Permission::ManageSellers,
             Permission::Exchange,
+            Permission::Backup,
         ],
     ),
     (Role::OrgAdmin, &[Permission::AdministerUsers]),
@@ -258,6 +263,7 @@ mod tests {
                     P::ReadAudit,
                     P::ManageSellers,
                     P::Exchange,
+                    P::Backup,
                 ],
             ),
             (Role::OrgAdmin, &[P::AdministerUsers]),

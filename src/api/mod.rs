@@ -29,6 +29,7 @@
 //! Every error body is RFC 7807 `application/problem+json` ([`problem`]).
 
 pub mod admin;
+pub mod backups;
 pub mod body;
 pub mod checks;
 pub mod eir;
@@ -59,6 +60,7 @@ use crate::audit::{Action, Event, Outcome};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::registry::backups::BackupSettings;
 use crate::roles::Permission;
 use crate::store::Store;
 pub use body::{BODY_BUDGET, json_body, read_body};
@@ -113,6 +115,8 @@ pub struct AppState {
     /// The web pages' cookies are `Secure` and HSTS is sent (the listener is on TLS, or
     /// `web.secure_cookies` says a proxy in front of it is).
     pub secure_cookies: bool,
+    /// Where and how often backups are taken (`[backup]`).
+    pub backup: Arc<BackupSettings>,
 }
 
 /// Argon2 computations (web sign-ins, passwords set) at once; more get 503 at once.
@@ -156,6 +160,7 @@ impl AppState {
             disk_waits: Arc::new(Semaphore::new(DISK_WAITS)),
             password_work: Arc::new(Semaphore::new(PASSWORD_WORK)),
             secure_cookies: config.tls.is_some() || config.secure_cookies,
+            backup: Arc::new(config.backup.clone()),
         }
     }
 

@@ -19,8 +19,8 @@ use hyper::{Method, Request};
 
 use super::problem::ParamLocation;
 use super::{
-    ApiError, AppState, Head, HttpResponse, Reply, admin, checks, eir, exchange, ops, owners,
-    public, reports, sellers, uploads,
+    ApiError, AppState, Head, HttpResponse, Reply, admin, backups, checks, eir, exchange, ops,
+    owners, public, reports, sellers, uploads,
 };
 use crate::accounts::Principal;
 use crate::imei::Imei;
@@ -477,6 +477,23 @@ pub static ROUTES: &[Route] = &[
         ("after", "the sequence number the previous page ended with"),
         ("limit", "entries per page, at most 1000"),
     ]),
+    // online backups (the regulator's), into backup.dir only
+    row(
+        Method::POST,
+        "/v1/admin/backups",
+        Token,
+        waits!(backups::create),
+        "Takes an online backup of the whole registry into backup.dir and answers what it holds (entries and SHA-256 per list, audit head)",
+    )
+    .needs(P::Backup),
+    row(
+        Method::GET,
+        "/v1/admin/backups",
+        Token,
+        waits!(backups::list),
+        "The backups in backup.dir, each with what it holds",
+    )
+    .needs(P::Backup),
     // the registry's write paths and lookups
     row(
         Method::POST,

@@ -1,4 +1,5 @@
-//! The `imeidb` command: `serve`, `import`, `admin bootstrap`, `audit verify`. A thin layer over the library: it reads the
+//! The `imeidb` command: `serve`, `import`, `admin bootstrap`, `audit verify`, `backup verify`,
+//! `restore`. A thin layer over the library: it reads the
 //! configuration, opens the store and hands over; errors are printed with their causes.
 
 use std::io::IsTerminal;
@@ -18,8 +19,9 @@ use imeidb::config::{CONFIG_ENV, Config, Overrides};
 use imeidb::diameter::Node;
 use imeidb::metrics::Metrics;
 use imeidb::registry::Registry;
+use imeidb::registry::backups::{self, BackupBy, BackupSettings, Restored, describe};
 use imeidb::registry::import::{ImportReport, Progress, import_csv};
-use imeidb::store::{List, Store};
+use imeidb::store::{List, Store, StoreOptions};
 
 /// imeidb: national IMEI registry server.
 ///
@@ -75,6 +77,48 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Online backups (taken by the server: POST /v1/admin/backups or the [backup] schedule).
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Restore a backup into a new data directory and prove it holds what was backed up.
+    ///
+    /// Restores the latest backup of DIR (or --backup ID) into --data-dir, which must not exist
+    /// or be empty, then opens it and compares each list's entries and SHA-256 and the audit
+    /// trail's head with what the backup recorded when it was taken, and checks the audit
+    /// chain link by link. Start a server on the new directory afterwards.
+    /// Exit status: 0 restored and exact; 1 refused, failed or different.
+    Restore {
+        /// The backup directory (backup.dir of the server that took it).
+        #[arg(long = "from", value_name = "DIR")]
+        from: PathBuf,
+        /// Which backup (default: the latest).
+        #[arg(long = "backup", value_name = "ID")]
+        id: Option<u32>,
+        /// Where to restore it: a new or empty directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Prove the backups of DIR: each one's files are there, and restored into a scratch
+    /// directory (removed afterwards) it holds exactly what it recorded when it was taken
+    /// (entries and SHA-256 per list, the audit trail's head and unbroken chain).
+    /// Exit status: 0 every backup checked is intact; 1 any is not, or DIR holds none.
+    Verify {
+        /// The backup directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Only this backup (default: every backup in DIR).
+        #[arg(long = "backup", value_name = "ID")]
+        id: Option<u32>,
+        /// Where to restore each backup while checking it (default: the system's temp dir).
+        #[arg(long, value_name = "DIR")]
+        scratch: Option<PathBuf>,
     },
 }
 
@@ -143,6 +187,10 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { common },
         } => verify_audit(&common),
+        Command::Backup {
+            command: BackupCommand::Verify { dir, id, scratch },
+        } => verify_backups(&dir, id, scratch),
+        Command::Restore { from, id, data_dir } => restore(&from, id, &data_dir),
     };
     match result {
         Ok(code) => code,
@@ -270,11 +318,21 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
             let _ = stop.send(true);
         });
         let saver = tokio::spawn(save_last_use_every_minute(accounts.clone()));
+        let scheduled = config.backup.every.map(|every| {
+            tokio::spawn(backups_on_schedule(
+                registry.clone(),
+                config.backup.clone(),
+                every,
+            ))
+        });
         imeidb::server::run(listener, state, &config.server, tls, stopped_for(stopped)).await?;
         if let Some(diameter) = diameter {
             diameter.await.context("the Diameter listener failed")??;
         }
         saver.abort();
+        if let Some(scheduled) = scheduled {
+            scheduled.abort();
+        }
         anyhow::Ok(())
     })?;
     drop(runtime);
@@ -438,6 +496,110 @@ fn verify_audit(common: &Common) -> anyhow::Result<ExitCode> {
         Err(broken) => {
             eprintln!("imeidb: audit trail BROKEN: {broken}");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Store options for a copy opened only to be proven: a small cache, no fsync.
+fn proving_options() -> StoreOptions {
+    StoreOptions {
+        block_cache_bytes: 16 << 20,
+        sync_writes: false,
+        ..StoreOptions::default()
+    }
+}
+
+/// Prints what a restored copy holds beside what its backup recorded; returns whether exact.
+fn print_restored(restored: &Restored) -> bool {
+    let info = &restored.recorded;
+    let taken = imeidb::timefmt::rfc3339(info.taken_at);
+    if restored.is_exact() {
+        println!("backup {} (taken {taken}): intact", info.id);
+        println!("  {}", describe(info));
+        true
+    } else {
+        println!("backup {} (taken {taken}): DIFFERENT", info.id);
+        for difference in restored.differences() {
+            println!("  {difference}");
+        }
+        false
+    }
+}
+
+fn verify_backups(
+    dir: &Path,
+    id: Option<u32>,
+    scratch: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let recorded = imeidb::store::backups(dir)
+        .with_context(|| format!("reading the backups in {}", dir.display()))?;
+    let ids: Vec<u32> = match id {
+        Some(id) => vec![id],
+        None => recorded.iter().map(|b| b.id).collect(),
+    };
+    if ids.is_empty() {
+        eprintln!("imeidb: {} holds no backup", dir.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let scratch = scratch.unwrap_or_else(std::env::temp_dir);
+    let mut intact = true;
+    for id in ids {
+        match backups::verify(dir, id, &scratch, &proving_options()) {
+            Ok(restored) => intact &= print_restored(&restored),
+            Err(e) => {
+                intact = false;
+                println!("backup {id}: BROKEN: {:#}", anyhow::Error::from(e));
+            }
+        }
+    }
+    Ok(if intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn restore(from: &Path, id: Option<u32>, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    init_logging("warn");
+    let restored = backups::restore(from, id, data_dir, &proving_options()).with_context(|| {
+        format!(
+            "restoring from {} into {}",
+            from.display(),
+            data_dir.display()
+        )
+    })?;
+    println!(
+        "restored backup {} into {}",
+        restored.recorded.id,
+        data_dir.display()
+    );
+    Ok(if print_restored(&restored) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Takes a backup every `every` (the `[backup]` schedule), the first one `every` after start.
+async fn backups_on_schedule(
+    registry: Registry,
+    settings: BackupSettings,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (registry, settings) = (registry.clone(), settings.clone());
+        let taken =
+            tokio::task::spawn_blocking(move || registry.backup(BackupBy::Schedule, &settings))
+                .await;
+        match taken {
+            Ok(Ok(info)) => tracing::info!(backup = info.id, "{}", describe(&info)),
+            Ok(Err(e)) => tracing::error!(error = %e, "the scheduled backup failed"),
+            Err(e) => tracing::error!(error = %e, "the scheduled backup panicked"),
         }
     }
 }

@@ -23,6 +23,7 @@ use toml::{Table, Value};
 
 use crate::diameter;
 use crate::registry::CheckPolicy;
+use crate::registry::backups::BackupSettings;
 use crate::store::StoreOptions;
 use env::{apply_env, set};
 use raw::RawConfig;
@@ -66,6 +67,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// The Diameter S13 listener.
     pub diameter: diameter::Settings,
+    /// Where and how often online backups are taken.
+    pub backup: BackupSettings,
     /// Log filter.
     pub log_level: String,
 }
@@ -341,6 +344,32 @@ mod tests {
         let env = vec![("IMEIDB_DIAMETER_PEERS".to_owned(), "mme1".to_owned())];
         let err = Config::load(None, env, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("config file"), "{err}");
+    }
+
+    #[test]
+    fn backup_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (text, key) in [
+            ("[backup]\nevery_hours = 24\n", "needs backup.dir"),
+            ("[backup]\ndir = \"b\"\nkeep = 0\n", "backup.keep"),
+            (
+                "[store]\ndata_dir = \"/srv/imeidb\"\n[backup]\ndir = \"/srv/imeidb/backups\"\n",
+                "overlaps the data directory",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        std::fs::write(&path, "[backup]\ndir = \"/backups\"\nevery_hours = 6\n").unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        assert_eq!(c.backup.dir.as_deref(), Some(Path::new("/backups")));
+        assert_eq!(c.backup.every, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(
+            (c.backup.keep, Config::default_config().backup.dir),
+            (7, None)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::diameter;
+use crate::registry::backups::BackupSettings;
 use crate::registry::{CheckPolicy, Interface};
 use crate::store::{List, StoreOptions};
 
@@ -22,7 +23,26 @@ pub(super) struct RawConfig {
     pub(super) public: RawPublic,
     pub(super) web: RawWeb,
     pub(super) diameter: RawDiameter,
+    pub(super) backup: RawBackup,
     pub(super) log: RawLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawBackup {
+    pub(super) dir: String,
+    pub(super) keep: u64,
+    pub(super) every_hours: u64,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        RawBackup {
+            dir: String::new(),
+            keep: BackupSettings::default().keep as u64,
+            every_hours: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

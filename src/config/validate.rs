@@ -2,13 +2,14 @@
 //! named, and turned into the types the components take.
 
 use crate::accounts::logins::SessionLimits;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawDiameter};
+use super::raw::{RawBackup, RawConfig, RawDiameter};
 use super::{Config, ConfigError, ServerLimits, TlsFiles};
 use crate::diameter::{self, peers};
 use crate::imsi::Mcc;
+use crate::registry::backups::BackupSettings;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus};
 use crate::store::{List, StoreOptions};
 
@@ -149,6 +150,7 @@ impl RawConfig {
                 key_file: PathBuf::from(key),
             }),
         };
+        let backup = self.backup.validate(&self.store.data_dir)?;
         Ok(Config {
             listen,
             server,
@@ -192,7 +194,57 @@ impl RawConfig {
             },
             secure_cookies: self.web.secure_cookies,
             diameter: self.diameter.validate()?,
+            backup,
             log_level: self.log.level,
+        })
+    }
+}
+
+impl RawBackup {
+    fn validate(self, data_dir: &Path) -> Result<BackupSettings, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let dir = match self.dir.trim() {
+            "" => None,
+            text => Some(PathBuf::from(text)),
+        };
+        if let Some(dir) = &dir
+            && (dir.starts_with(data_dir) || data_dir.starts_with(dir))
+        {
+            return Err(invalid(
+                "backup.dir",
+                format!(
+                    "{} overlaps the data directory {}: a backup belongs on another disk, or at least beside the data",
+                    dir.display(),
+                    data_dir.display()
+                ),
+            ));
+        }
+        if !(1..=1_000).contains(&self.keep) {
+            return Err(invalid(
+                "backup.keep",
+                format!("{} is outside 1..=1000", self.keep),
+            ));
+        }
+        if self.every_hours > 24 * 365 {
+            return Err(invalid(
+                "backup.every_hours",
+                format!("{} is outside 0..=8760 (0: no schedule)", self.every_hours),
+            ));
+        }
+        let every = match self.every_hours {
+            0 => None,
+            _ if dir.is_none() => {
+                return Err(invalid(
+                    "backup.every_hours",
+                    "a schedule needs backup.dir (where the backups go)".into(),
+                ));
+            }
+            hours => Some(Duration::from_secs(hours * 3600)),
+        };
+        Ok(BackupSettings {
+            dir,
+            keep: self.keep as usize,
+            every,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! `reports.rs`); **activation and owners** (art. 2.2.11.8, `owners.rs`); each IMEI's
 //! **history** (`history.rs`); **authorised sellers** (art. 2.2.11.3, `sellers.rs`); bulk
 //! import (`import.rs`); **registrations** over the API (`registrations.rs`); the
-//! **exchange** with affiliates abroad (art. 2.2.11.6 par. 1, `exchange.rs`).
+//! **exchange** with affiliates abroad (art. 2.2.11.6 par. 1, `exchange.rs`); online
+//! **backups** of the whole registry and the proof of a restore (`backups.rs`).
 //!
 //! One name per thing in a check, from the inside out: an IMEI's [`Listing`] (on which lists
 //! it is) and the subscriber decide, by [`CheckPolicy::decide`], a [`Decision`]: its
@@ -15,6 +16,7 @@
 //! protocol and count it (`metrics.rs`: an answer, or `Unanswered` when the request was
 //! malformed or failed).
 
+pub mod backups;
 pub mod exchange;
 pub mod history;
 pub mod import;

@@ -16,6 +16,7 @@
 //! - Checks take no global lock and allocate nothing.
 
 mod audit;
+mod backup;
 mod directory;
 mod filter;
 mod index;
@@ -31,6 +32,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use audit::{AuditHead, SealAudit};
+pub use backup::{
+    AuditDigest, BackupInfo, Digests, ListDigest, backups, restore_backup, verify_backup_files,
+};
 pub use directory::RawRecord;
 pub use mutation::{Mutation, OwnedSeal, Puts};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, ReporterKind};
@@ -129,6 +133,40 @@ pub enum StoreError {
         /// The list.
         list: List,
     },
+    /// A backup could not be taken, verified or restored.
+    #[error("{what}")]
+    Backup {
+        /// What was being done.
+        what: &'static str,
+        /// What RocksDB said.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// A backup is being taken already.
+    #[error("a backup is being taken already; try again when it ends")]
+    BackupRunning,
+    /// A backup's record (`imeidb-backup-<id>.json`) does not say what the backup holds.
+    #[error("the backup record {} is unreadable: {problem}", path.display())]
+    BackupRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The backup asked for is not in the directory.
+    #[error("{} holds no backup{}", dir.display(), id.map(|id| format!(" with id {id}")).unwrap_or_default())]
+    NoBackup {
+        /// The backup directory.
+        dir: PathBuf,
+        /// The id asked for; `None`: any.
+        id: Option<u32>,
+    },
+    /// A restore was pointed at a directory that holds something.
+    #[error("{} is not empty: a restore writes only into a new or empty directory", path.display())]
+    RestoreTarget {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The audit trail's recorded head is not 40 bytes.
     #[error("the audit trail's head record is corrupt")]
     CorruptAuditHead,
@@ -175,6 +213,8 @@ pub struct Store {
     sizes: [AtomicU64; 2],
     /// Serialises writes (see the module doc) and guards the heads every write extends.
     write_lock: Mutex<Heads>,
+    /// Held while a backup is taken: one at a time.
+    backup_running: Mutex<()>,
     metrics: StoreMetrics,
     /// How long opening took, filter build included.
     open_time: Duration,
@@ -215,6 +255,7 @@ impl Store {
             indexes: [ListIndex::new(), ListIndex::new()],
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
             write_lock: Mutex::new(heads),
+            backup_running: Mutex::new(()),
             metrics: StoreMetrics::new(metrics),
             open_time: Duration::ZERO,
         };

@@ -39,7 +39,7 @@ const CF_NEGATIVE_LOG: &str = "negative_log";
 const NEGATIVE_SEQ_KEY: &[u8] = b"negative_seq";
 const NEGATIVE_BULK_KEY: &[u8] = b"negative_bulk_seq";
 const SCHEMA_KEY: &[u8] = b"schema_version";
-const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
+pub(super) const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 /// Bumped when the key or value layout changes incompatibly.
 const SCHEMA_VERSION: u8 = 1;
 
@@ -141,16 +141,26 @@ impl RocksStore {
         }
     }
 
-    fn meta_cf(&self) -> &ColumnFamily {
+    pub(super) fn meta_cf(&self) -> &ColumnFamily {
         self.db
             .cf_handle(CF_META)
             .expect("column family created at open")
     }
 
-    fn cf(&self, list: List) -> &ColumnFamily {
+    pub(super) fn cf(&self, list: List) -> &ColumnFamily {
         self.db
             .cf_handle(cf_name(list))
             .expect("column family created at open")
+    }
+
+    /// The database, for the backups (`backup.rs`).
+    pub(super) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// The data directory.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// RocksDB's estimate of the number of entries in `list` (exact enough to size a filter).

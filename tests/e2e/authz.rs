@@ -442,6 +442,21 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin", "auditor"],
             200,
         ),
+        // online backups, into backup.dir only
+        e(
+            Method::POST,
+            "/v1/admin/backups".into(),
+            None,
+            &["regulator_admin"],
+            201,
+        ),
+        e(
+            Method::GET,
+            "/v1/admin/backups".into(),
+            None,
+            &["regulator_admin"],
+            200,
+        ),
         // reports, recovery, history, consultation
         e(
             Method::POST,
@@ -654,6 +669,8 @@ async fn every_endpoint_for_every_caller() {
     let mut config = test_config(dir.path());
     config.open_checks = false;
     config.public_per_minute = 10_000; // the matrix calls the public routes as every caller
+    let backups = tempfile::tempdir().unwrap();
+    config.backup.dir = Some(backups.path().join("backups"));
     let server = TestServer::start_with(config).await;
     let mut client = Client::h1(server.addr).await;
     let world = world(&server, &mut client).await;

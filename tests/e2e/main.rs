@@ -4,6 +4,7 @@
 mod adversarial;
 mod authority;
 mod authz;
+mod backups;
 mod browser;
 mod checks;
 mod cli;

@@ -893,13 +893,15 @@ mod logins {
     fn sessions_expire_when_idle() {
         let dir = tempfile::tempdir().unwrap();
         let (accounts, _, _, _, user) = with_password(dir.path());
+        // two seconds, not one: the clock is read in whole seconds, so a session made at the
+        // end of one second and read at the start of the next is a second "old"
         accounts.set_session_limits(SessionLimits {
-            idle_secs: 1,
+            idle_secs: 2,
             max_secs: 3600,
         });
         let cookie = signed_in(&accounts, &user.email);
         assert!(accounts.session(&cookie).is_ok());
-        std::thread::sleep(std::time::Duration::from_millis(2100));
+        std::thread::sleep(std::time::Duration::from_millis(3100));
         assert!(matches!(
             accounts.session(&cookie),
             Err(AccountsError::Unauthenticated)

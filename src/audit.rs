@@ -149,11 +149,14 @@ pub enum Action {
     /// or failed.
     #[serde(rename = "backup.create")]
     BackupCreate,
+    /// A read replica fetched a snapshot of both lists (IMEIs only).
+    #[serde(rename = "replication.snapshot")]
+    ReplicationSnapshot,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Bootstrap,
         Action::OrgCreate,
         Action::OrgUpdate,
@@ -183,6 +186,7 @@ impl Action {
         Action::SignIn,
         Action::SignOut,
         Action::BackupCreate,
+        Action::ReplicationSnapshot,
     ];
 
     /// The stable name (`org.create`).
@@ -217,6 +221,7 @@ impl Action {
             Action::SignIn => "session.sign_in",
             Action::SignOut => "session.sign_out",
             Action::BackupCreate => "backup.create",
+            Action::ReplicationSnapshot => "replication.snapshot",
         }
     }
 

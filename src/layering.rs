@@ -21,6 +21,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("accounts", 3),
     ("registry", 4),
     ("diameter", 5),
+    ("replication", 5),
     ("config", 6),
     ("api", 7),
     ("web", 8),

@@ -26,6 +26,7 @@
 //! | 3 | [`accounts`] | organisations, users, tokens, and who may act on whose account |
 //! | 4 | [`registry`] | the decree's rules: the network check and roaming exemption, registrations, reports and recovery, activation and owners, history, authorised sellers, bulk import, the exchange |
 //! | 5 | [`diameter`] | the 4G EIR: Diameter S13 (TS 29.272 ME-Identity-Check) over RFC 6733, with its peer table |
+//! | 5 | [`replication`] | the change feed to read replicas over NATS JetStream, the snapshot, and replica mode |
 //! | 6 | [`config`] | the TOML file, `IMEIDB_*` overrides and flags, validated once |
 //! | 7 | [`api`] | HTTP: the route table, one file per area, RFC 7807 problems |
 //! | 8 | [`web`] | the web pages: the public IMEI check, sign-in, the consoles; HTML over the same domain calls as the API |
@@ -35,7 +36,7 @@
 //! each article of the decree is enforced.
 //!
 //! The binary (`src/bin/imeidb.rs`) is a thin CLI over these: `serve`, `import`,
-//! `admin bootstrap` and `audit verify`.
+//! `admin bootstrap`, `audit verify`, `backup verify` and `restore`.
 
 pub mod accounts;
 pub mod api;
@@ -51,6 +52,7 @@ pub mod layering;
 pub mod metrics;
 pub mod net;
 pub mod registry;
+pub mod replication;
 pub mod roles;
 pub mod server;
 pub mod store;

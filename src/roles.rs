@@ -153,11 +153,13 @@ pub enum Permission {
     Exchange,
     /// Take an online backup of the whole registry, and list the backups taken.
     Backup,
+    /// Fetch a snapshot of both lists (IMEIs only) to start a read replica.
+    Replicate,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::AdministerOrgs,
         Permission::ReadOrgs,
         Permission::AdministerUsers,
@@ -171,6 +173,7 @@ impl Permission {
         Permission::ConsultNegative,
         Permission::Exchange,
         Permission::Backup,
+        Permission::Replicate,
     ];
 
     /// Its snake-case name, as the API's description names it.
@@ -189,6 +192,7 @@ impl Permission {
             Permission::ConsultNegative => "consult_negative",
             Permission::Exchange => "exchange",
             Permission::Backup => "backup",
+            Permission::Replicate => "replicate",
         }
     }
 }
@@ -207,6 +211,7 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
             Permission::ManageSellers,
             Permission::Exchange,
             Permission::Backup,
+            Permission::Replicate,
         ],
     ),
     (Role::OrgAdmin, &[Permission::AdministerUsers]),
@@ -219,6 +224,7 @@ const PERMISSIONS: &[(Role, &[Permission])] = &[
             Permission::Recover,
             Permission::Register,
             Permission::ManageSellers,
+            Permission::Replicate,
         ],
     ),
     (Role::Importer, &[Permission::Register]),
@@ -264,6 +270,7 @@ mod tests {
                     P::ManageSellers,
                     P::Exchange,
                     P::Backup,
+                    P::Replicate,
                 ],
             ),
             (Role::OrgAdmin, &[P::AdministerUsers]),
@@ -276,6 +283,7 @@ mod tests {
                     P::Recover,
                     P::Activate,
                     P::ManageSellers,
+                    P::Replicate,
                 ],
             ),
             (Role::Importer, &[P::Register]),

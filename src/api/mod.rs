@@ -41,6 +41,7 @@ pub mod ops;
 pub mod owners;
 pub mod problem;
 pub mod public;
+pub mod replication;
 pub mod reply;
 pub mod reports;
 pub mod routes;
@@ -61,6 +62,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::registry::backups::BackupSettings;
+use crate::replication::{Replica, ReplicaStatus, Role};
 use crate::roles::Permission;
 use crate::store::Store;
 pub use body::{BODY_BUDGET, json_body, read_body};
@@ -117,6 +119,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Where and how often backups are taken (`[backup]`).
     pub backup: Arc<BackupSettings>,
+    /// Replication snapshots served at once, at most [`replication::SNAPSHOTS`].
+    pub snapshots: Arc<Semaphore>,
+    /// On a read replica: its status (caught up?) and the central it refers writes to.
+    pub replica: Option<Replica>,
 }
 
 /// Argon2 computations (web sign-ins, passwords set) at once; more get 503 at once.
@@ -161,6 +167,9 @@ impl AppState {
             password_work: Arc::new(Semaphore::new(PASSWORD_WORK)),
             secure_cookies: config.tls.is_some() || config.secure_cookies,
             backup: Arc::new(config.backup.clone()),
+            snapshots: Arc::new(Semaphore::new(replication::SNAPSHOTS)),
+            replica: (config.replication.role == Role::Replica)
+                .then(|| Arc::new(ReplicaStatus::new(&config.replication.central_url))),
         }
     }
 
@@ -314,6 +323,14 @@ pub async fn route_waiting(
                     }
                 },
             }
+        }
+        // a replica holds no accounts: it sends whoever needs one to the central
+        Ok((route, _)) if state.replica.is_some() && route.access == Access::Token => {
+            Err(ApiError::ReadOnlyReplica {
+                central: (state.replica.as_ref())
+                    .map(|r| r.central_url.clone())
+                    .unwrap_or_default(),
+            })
         }
         // a route that needs a token, a path with another method, or no route: who asks is
         // known before what exists is told
@@ -561,7 +578,8 @@ pub async fn off_worker_as<T: Send + 'static>(
     .await
 }
 
-/// Whether the server is ready to answer checks.
+/// Whether the server is ready to answer checks: started, not stopping, and on a replica,
+/// caught up with the central within `replication.max_lag_secs`.
 pub fn is_ready(state: &AppState) -> bool {
-    state.ready.load(Ordering::Relaxed)
+    state.ready.load(Ordering::Relaxed) && state.replica.as_ref().is_none_or(|r| r.caught_up())
 }

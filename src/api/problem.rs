@@ -112,6 +112,12 @@ pub enum ApiError {
         /// What, and what to do.
         detail: &'static str,
     },
+    /// The server is a read replica: it answers checks only; everything else goes to the
+    /// central.
+    ReadOnlyReplica {
+        /// The central's base URL.
+        central: String,
+    },
     /// The server is starting or stopping.
     NotReady,
     /// Something failed inside; details are in the log.
@@ -314,6 +320,11 @@ impl ApiError {
                 "Too many uploads running",
             ),
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "NF_CONGESTION", "Busy"),
+            ApiError::ReadOnlyReplica { .. } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "READ_ONLY_REPLICA",
+                "Read replica",
+            ),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NF_SERVICE_FAILOVER",
@@ -354,6 +365,9 @@ impl ApiError {
                 Some((*detail).to_owned())
             }
             ApiError::MethodNotAllowed { allow } => Some(format!("allowed: {allow}")),
+            ApiError::ReadOnlyReplica { central } => Some(format!(
+                "this server is a read replica: it answers network checks and public lookups only; send reports, registrations, activations and administration to the central registry at {central}"
+            )),
             ApiError::InvalidParams { .. }
             | ApiError::Unprocessable { .. }
             | ApiError::Unauthenticated

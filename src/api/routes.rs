@@ -20,7 +20,7 @@ use hyper::{Method, Request};
 use super::problem::ParamLocation;
 use super::{
     ApiError, AppState, Head, HttpResponse, Reply, admin, backups, checks, eir, exchange, ops,
-    owners, public, reports, sellers, uploads,
+    owners, public, replication, reports, sellers, uploads,
 };
 use crate::accounts::Principal;
 use crate::imei::Imei;
@@ -494,6 +494,15 @@ pub static ROUTES: &[Route] = &[
         "The backups in backup.dir, each with what it holds",
     )
     .needs(P::Backup),
+    // read replicas start from this (the central's; IMEIs only)
+    row(
+        Method::GET,
+        "/v1/replication/snapshot",
+        Token,
+        waits!(replication::snapshot),
+        "Both lists' IMEIs (no records) with the number of the last change they include, for a read replica to start from (binary: see src/replication/feed.rs)",
+    )
+    .needs(P::Replicate),
     // the registry's write paths and lookups
     row(
         Method::POST,

@@ -21,6 +21,8 @@ use imeidb::metrics::Metrics;
 use imeidb::registry::Registry;
 use imeidb::registry::backups::{self, BackupBy, BackupSettings, Restored, describe};
 use imeidb::registry::import::{ImportReport, Progress, import_csv};
+use imeidb::replication::metrics::ReplicationMetrics;
+use imeidb::replication::{Role, publisher, replica};
 use imeidb::store::{List, Store, StoreOptions};
 
 /// imeidb: national IMEI registry server.
@@ -318,6 +320,22 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
             let _ = stop.send(true);
         });
         let saver = tokio::spawn(save_last_use_every_minute(accounts.clone()));
+        let feed = match config.replication.role {
+            Role::Standalone => None,
+            Role::Central => Some(tokio::spawn(publisher::run(
+                Arc::clone(registry.store()),
+                config.replication.clone(),
+                ReplicationMetrics::new(&state.metrics),
+                stopped_for(stopped.clone()),
+            ))),
+            Role::Replica => Some(tokio::spawn(replica::run(
+                Arc::clone(registry.store()),
+                config.replication.clone(),
+                ReplicationMetrics::new(&state.metrics),
+                state.replica.clone().expect("a replica's state has its status"),
+                stopped_for(stopped.clone()),
+            ))),
+        };
         let scheduled = config.backup.every.map(|every| {
             tokio::spawn(backups_on_schedule(
                 registry.clone(),
@@ -332,6 +350,9 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
         saver.abort();
         if let Some(scheduled) = scheduled {
             scheduled.abort();
+        }
+        if let Some(feed) = feed {
+            let _ = feed.await;
         }
         anyhow::Ok(())
     })?;

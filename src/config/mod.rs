@@ -24,6 +24,7 @@ use toml::{Table, Value};
 use crate::diameter;
 use crate::registry::CheckPolicy;
 use crate::registry::backups::BackupSettings;
+use crate::replication;
 use crate::store::StoreOptions;
 use env::{apply_env, set};
 use raw::RawConfig;
@@ -69,6 +70,8 @@ pub struct Config {
     pub diameter: diameter::Settings,
     /// Where and how often online backups are taken.
     pub backup: BackupSettings,
+    /// Central, replica or neither.
+    pub replication: replication::Settings,
     /// Log filter.
     pub log_level: String,
 }
@@ -369,6 +372,56 @@ mod tests {
         assert_eq!(
             (c.backup.keep, Config::default_config().backup.dir),
             (7, None)
+        );
+    }
+
+    #[test]
+    fn replication_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let replica = "[auth]\nopen_checks = true\n[replication]\nrole = \"replica\"\ncentral_url = \"http://c:8080\"\ntoken = \"t\"\nname = \"r1\"\n";
+        for (text, key) in [
+            ("[replication]\nrole = \"leader\"\n", "replication.role"),
+            (
+                "[replication]\nsubject = \"imeidb.*\"\n",
+                "replication.subject",
+            ),
+            ("[replication]\nstream = \"a.b\"\n", "replication.stream"),
+            (
+                "[replication]\nrole = \"central\"\nnats_url = \"\"\n",
+                "replication.nats_url",
+            ),
+            (
+                &replica.replace("http://c:8080", "c:8080"),
+                "replication.central_url",
+            ),
+            (
+                &replica.replace("token = \"t\"", "token = \"\""),
+                "replication.token",
+            ),
+            (
+                &replica.replace("name = \"r1\"", "name = \"r 1\""),
+                "replication.name",
+            ),
+            (
+                &replica.replace("open_checks = true", "open_checks = false"),
+                "auth.open_checks",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        std::fs::write(&path, replica).unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        assert_eq!(c.replication.role, replication::Role::Replica);
+        assert!(!c.store.outbox, "a replica keeps no outbox");
+        std::fs::write(&path, "[replication]\nrole = \"central\"\n").unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        assert!(c.store.outbox, "a central numbers its changes");
+        assert!(
+            !Config::default_config().store.outbox,
+            "standalone: no outbox to grow"
         );
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::diameter;
 use crate::registry::backups::BackupSettings;
 use crate::registry::{CheckPolicy, Interface};
+use crate::replication;
 use crate::store::{List, StoreOptions};
 
 /// The file as written, before validation.
@@ -24,7 +25,39 @@ pub(super) struct RawConfig {
     pub(super) web: RawWeb,
     pub(super) diameter: RawDiameter,
     pub(super) backup: RawBackup,
+    pub(super) replication: RawReplication,
     pub(super) log: RawLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawReplication {
+    pub(super) role: String,
+    pub(super) nats_url: String,
+    pub(super) stream: String,
+    pub(super) subject: String,
+    pub(super) retention_hours: u64,
+    pub(super) central_url: String,
+    pub(super) token: String,
+    pub(super) name: String,
+    pub(super) max_lag_secs: u64,
+}
+
+impl Default for RawReplication {
+    fn default() -> Self {
+        let d = replication::Settings::default();
+        RawReplication {
+            role: "standalone".into(),
+            nats_url: d.nats_url,
+            stream: d.stream,
+            subject: d.subject,
+            retention_hours: d.retention.as_secs() / 3600,
+            central_url: d.central_url,
+            token: d.token,
+            name: d.name,
+            max_lag_secs: d.max_lag.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

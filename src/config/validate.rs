@@ -5,12 +5,13 @@ use crate::accounts::logins::SessionLimits;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawBackup, RawConfig, RawDiameter};
+use super::raw::{RawBackup, RawConfig, RawDiameter, RawReplication};
 use super::{Config, ConfigError, ServerLimits, TlsFiles};
 use crate::diameter::{self, peers};
 use crate::imsi::Mcc;
 use crate::registry::backups::BackupSettings;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus};
+use crate::replication::{self, Role};
 use crate::store::{List, StoreOptions};
 
 impl RawConfig {
@@ -108,6 +109,7 @@ impl RawConfig {
                 List::Positive => self.store.positive_filter_fp_rate,
                 List::Negative => self.store.negative_filter_fp_rate,
             }),
+            outbox: false, // set below from [replication]
         };
         if self.check.home_mccs.is_empty() {
             return Err(invalid("check.home_mccs", "name at least one MCC".into()));
@@ -151,6 +153,11 @@ impl RawConfig {
             }),
         };
         let backup = self.backup.validate(&self.store.data_dir)?;
+        let replication = self.replication.validate(self.auth.open_checks)?;
+        let store = StoreOptions {
+            outbox: replication.role == Role::Central,
+            ..store
+        };
         Ok(Config {
             listen,
             server,
@@ -195,7 +202,118 @@ impl RawConfig {
             secure_cookies: self.web.secure_cookies,
             diameter: self.diameter.validate()?,
             backup,
+            replication,
             log_level: self.log.level,
+        })
+    }
+}
+
+impl RawReplication {
+    fn validate(self, open_checks: bool) -> Result<replication::Settings, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        let role = match self.role.trim() {
+            "standalone" => Role::Standalone,
+            "central" => Role::Central,
+            "replica" => Role::Replica,
+            other => {
+                return Err(invalid(
+                    "replication.role",
+                    format!("{other:?} is not standalone, central or replica"),
+                ));
+            }
+        };
+        let name_ok = |text: &str| {
+            !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name_ok(&self.stream) {
+            return Err(invalid(
+                "replication.stream",
+                format!(
+                    "{:?} is not a stream name (letters, digits, - and _)",
+                    self.stream
+                ),
+            ));
+        }
+        let subject_ok = !self.subject.is_empty()
+            && self.subject.split('.').all(|token| {
+                !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'*' && b != b'>')
+            });
+        if !subject_ok {
+            return Err(invalid(
+                "replication.subject",
+                format!(
+                    "{:?} is not a NATS subject without wildcards (e.g. imeidb.changes)",
+                    self.subject
+                ),
+            ));
+        }
+        if role != Role::Standalone && self.nats_url.trim().is_empty() {
+            return Err(invalid(
+                "replication.nats_url",
+                "a central or a replica needs NATS (e.g. nats://127.0.0.1:4222)".into(),
+            ));
+        }
+        if !(1..=24 * 365).contains(&self.retention_hours) {
+            return Err(invalid(
+                "replication.retention_hours",
+                format!("{} is outside 1..=8760", self.retention_hours),
+            ));
+        }
+        if !(1..=86_400).contains(&self.max_lag_secs) {
+            return Err(invalid(
+                "replication.max_lag_secs",
+                format!("{} is outside 1..=86400", self.max_lag_secs),
+            ));
+        }
+        if role == Role::Replica {
+            if !self.central_url.starts_with("http://") || self.central_url.len() <= 7 {
+                return Err(invalid(
+                    "replication.central_url",
+                    format!(
+                        "{:?} is not the central's http:// base URL (e.g. http://central.registry:8080)",
+                        self.central_url
+                    ),
+                ));
+            }
+            if self.token.trim().is_empty() {
+                return Err(invalid(
+                    "replication.token",
+                    "a replica needs an API token of the central with the replicate permission (an operator's); set IMEIDB_REPLICATION_TOKEN".into(),
+                ));
+            }
+            if !name_ok(&self.name) {
+                return Err(invalid(
+                    "replication.name",
+                    format!(
+                        "{:?} is not a replica name (letters, digits, - and _; one per replica: it names its durable consumer)",
+                        self.name
+                    ),
+                ));
+            }
+            if !open_checks {
+                return Err(invalid(
+                    "auth.open_checks",
+                    "a replica holds no accounts: it answers checks without a token, so it must listen where only the core network reaches and set auth.open_checks = true".into(),
+                ));
+            }
+        }
+        Ok(replication::Settings {
+            role,
+            nats_url: self.nats_url.trim().to_owned(),
+            stream: self.stream,
+            subject: self.subject,
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            central_url: self.central_url.trim_end_matches('/').to_owned(),
+            token: self.token.trim().to_owned(),
+            name: self.name,
+            max_lag: Duration::from_secs(self.max_lag_secs),
         })
     }
 }

@@ -22,7 +22,9 @@ mod filter;
 mod index;
 pub mod metrics;
 mod mutation;
+mod outbox;
 pub mod records;
+mod replica;
 mod rocks;
 mod shards;
 
@@ -37,6 +39,7 @@ pub use backup::{
 };
 pub use directory::RawRecord;
 pub use mutation::{Mutation, OwnedSeal, Puts};
+pub use outbox::{CHANGE_BYTES, Change};
 pub use records::{List, ListRecord, NegativeRecord, PositiveRecord, ReportKind, ReporterKind};
 
 use crate::imei::Imei;
@@ -62,6 +65,9 @@ pub struct StoreOptions {
     pub max_wal_bytes: u64,
     /// False-positive rate of the in-memory filter of each list, indexed by [`List::index`].
     pub filter_fp_rate: [f64; 2],
+    /// Number every list change in the outbox for the replication publisher (`outbox.rs`).
+    /// Off on a read replica, whose changes come from the central and go nowhere.
+    pub outbox: bool,
 }
 
 impl Default for StoreOptions {
@@ -76,6 +82,7 @@ impl Default for StoreOptions {
             // a lookup in the exact index: at 0.5 a member costs one probe. The negative list is
             // asked mostly about non-members, which the filter should answer alone.
             filter_fp_rate: [0.5, 0.01],
+            outbox: true,
         }
     }
 }
@@ -173,6 +180,9 @@ pub enum StoreError {
     /// An audit entry's key is not an 8-byte sequence number.
     #[error("an audit trail key is corrupt")]
     CorruptAuditKey,
+    /// An outbox entry is not a change.
+    #[error("an outbox entry is corrupt")]
+    CorruptOutbox,
     /// A stored value could not be decoded.
     #[error("the {list} list entry of {} is corrupt", imei.redacted())]
     CorruptValue {
@@ -192,6 +202,10 @@ struct Heads {
     history_seq: u64,
     /// The next negative-list change number.
     negative_seq: u64,
+    /// The next outbox number (changes of either list).
+    outbox_seq: u64,
+    /// On a read replica: the last central change applied.
+    replicated: u64,
 }
 
 /// Whether an insert added an entry or replaced one.
@@ -215,6 +229,10 @@ pub struct Store {
     write_lock: Mutex<Heads>,
     /// Held while a backup is taken: one at a time.
     backup_running: Mutex<()>,
+    /// Whether list changes go into the outbox.
+    outbox: bool,
+    /// Woken when changes were committed (see [`Store::changes_committed`]).
+    committed: tokio::sync::Notify,
     metrics: StoreMetrics,
     /// How long opening took, filter build included.
     open_time: Duration,
@@ -245,6 +263,8 @@ impl Store {
             audit: rocks.audit_head()?,
             history_seq: rocks.history_seq()?,
             negative_seq: rocks.negative_seq()?,
+            outbox_seq: rocks.outbox_seq()?,
+            replicated: rocks.replicated()?,
         };
         let mut store = Store {
             rocks,
@@ -256,6 +276,8 @@ impl Store {
             sizes: [AtomicU64::new(0), AtomicU64::new(0)],
             write_lock: Mutex::new(heads),
             backup_running: Mutex::new(()),
+            outbox: options.outbox,
+            committed: tokio::sync::Notify::new(),
             metrics: StoreMetrics::new(metrics),
             open_time: Duration::ZERO,
         };
@@ -451,6 +473,15 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let runs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // a store that ever numbered its changes keeps marking bulk loads, even when opened
+        // without the outbox (an `imeidb import` run without the central's configuration)
+        if self.outbox || heads.outbox_seq > 1 {
+            // before the load: a crash between the two costs replicas a needless snapshot,
+            // never a missed change
+            self.rocks
+                .append_outbox(heads.outbox_seq, outbox::Change::Bulk(list))?;
+            heads.outbox_seq += 1;
+        }
         self.rocks.ingest(list, count, runs, &entry)?;
         if list == List::Negative {
             // not logged change by change: deltas across it must fetch the full list

@@ -87,6 +87,8 @@ pub struct Mutation {
     pub records: Vec<RawRecord>,
     /// The audit entry recording the change.
     pub audit: Option<OwnedSeal>,
+    /// On a read replica: the number of the last central change this mutation applies.
+    pub replicated: Option<u64>,
 }
 
 impl Mutation {
@@ -97,6 +99,7 @@ impl Mutation {
             && self.history.is_empty()
             && self.records.is_empty()
             && self.audit.is_none()
+            && self.replicated.is_none()
     }
 }
 
@@ -124,15 +127,24 @@ impl Store {
             .audit
             .as_ref()
             .map(|seal| next_entry(heads.audit, seal.as_ref()));
-        heads.negative_seq = self.rocks.write_mutation(
+        let (negative_seq, outbox_seq) = self.rocks.write_mutation(
             &mutation,
             heads.history_seq,
             heads.negative_seq,
+            self.outbox.then_some(heads.outbox_seq),
             sealed
                 .as_ref()
                 .map(|(entry, head)| (*head, entry.as_slice())),
         )?;
+        heads.negative_seq = negative_seq;
+        if let Some(next) = outbox_seq.filter(|&next| next != heads.outbox_seq) {
+            heads.outbox_seq = next;
+            self.committed.notify_one();
+        }
         heads.history_seq += mutation.history.len() as u64;
+        if let Some(through) = mutation.replicated {
+            heads.replicated = through;
+        }
         if let Some((_, head)) = sealed {
             heads.audit = head;
         }

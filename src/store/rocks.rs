@@ -8,7 +8,8 @@
 //! `history` for every state change of an IMEI, keyed by the IMEI key then a global 8-byte
 //! sequence number, so one IMEI's history is one contiguous, ordered range; `negative_log`
 //! for every change of the negative list (listed, removed), keyed by its sequence number, for
-//! the exchange's deltas. Checks never read RocksDB (the
+//! the exchange's deltas; `outbox` for every change of either list, keyed by its sequence
+//! number, until the replication publisher has handed it to NATS (`outbox.rs`). Checks never read RocksDB (the
 //! store answers them from memory); it serves record reads, writes and the start-up scan.
 //! Tables carry a whole-key Bloom filter and a hash index inside each data block.
 //!
@@ -27,6 +28,7 @@ use rocksdb::{
     ReadOptions, SstFileWriter, WriteBatch, WriteOptions,
 };
 
+use super::outbox::Change;
 use super::{AuditHead, List, RawRecord, StoreError, StoreOptions};
 use crate::imei::Imei;
 
@@ -38,6 +40,9 @@ const HISTORY_SEQ_KEY: &[u8] = b"history_seq";
 const CF_NEGATIVE_LOG: &str = "negative_log";
 const NEGATIVE_SEQ_KEY: &[u8] = b"negative_seq";
 const NEGATIVE_BULK_KEY: &[u8] = b"negative_bulk_seq";
+const CF_OUTBOX: &str = "outbox";
+const REPLICATED_KEY: &[u8] = b"replicated_through";
+const OUTBOX_SEQ_KEY: &[u8] = b"outbox_seq";
 const SCHEMA_KEY: &[u8] = b"schema_version";
 pub(super) const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 /// Bumped when the key or value layout changes incompatibly.
@@ -100,6 +105,7 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(CF_AUDIT, Options::default()),
             ColumnFamilyDescriptor::new(CF_HISTORY, Options::default()),
             ColumnFamilyDescriptor::new(CF_NEGATIVE_LOG, Options::default()),
+            ColumnFamilyDescriptor::new(CF_OUTBOX, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
             if is_lock_error(&source) {
@@ -336,8 +342,9 @@ impl RocksStore {
         mutation: &super::Mutation,
         history_seq: u64,
         negative_seq: u64,
+        outbox_seq: Option<u64>,
         audit: Option<(AuditHead, &[u8])>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, Option<u64>), StoreError> {
         // Sized up front: a 50,000-line upload batch grew its buffer a dozen times, copying it.
         let bytes = mutation.puts.record_bytes() + 16 * mutation.puts.len();
         let mut batch = WriteBatch::with_capacity_bytes(bytes + 1024);
@@ -369,6 +376,21 @@ impl RocksStore {
                 next_negative.to_be_bytes(),
             );
         }
+        let next_outbox = outbox_seq.map(|first| {
+            let outbox = self.named_cf(CF_OUTBOX);
+            let changes = (mutation.puts.iter())
+                .map(|(list, imei, _)| Change::Listed(list, imei))
+                .chain((mutation.deletes.iter()).map(|&(list, imei)| Change::Removed(list, imei)));
+            let mut next = first;
+            for change in changes {
+                batch.put_cf(outbox, next.to_be_bytes(), change.encode());
+                next += 1;
+            }
+            if next != first {
+                batch.put_cf(self.meta_cf(), OUTBOX_SEQ_KEY, next.to_be_bytes());
+            }
+            next
+        });
         // looked up once: `cf_handle` is a map lookup by name, which would otherwise run per entry
         let lists = List::ALL.map(|list| self.cf(list));
         for (list, imei, value) in mutation.puts.iter() {
@@ -393,10 +415,106 @@ impl RocksStore {
             batch.put_cf(self.named_cf(CF_AUDIT), head.seq.to_be_bytes(), entry);
             batch.put_cf(self.meta_cf(), AUDIT_HEAD_KEY, head.to_bytes());
         }
+        if let Some(through) = mutation.replicated {
+            batch.put_cf(self.meta_cf(), REPLICATED_KEY, through.to_be_bytes());
+        }
         self.db
             .write_opt(batch, &self.write_opts)
             .map_err(StoreError::Write)?;
-        Ok(next_negative)
+        Ok((next_negative, next_outbox))
+    }
+
+    /// The last central change a replica applied (0: none).
+    pub(super) fn replicated(&self) -> Result<u64, StoreError> {
+        self.counter(REPLICATED_KEY, 0)
+    }
+
+    /// Calls `f(list, chunk)` with the IMEIs of both lists as of a snapshot taken now, after
+    /// calling `snapshot_taken`, until `f` returns `false`.
+    pub(super) fn snapshot_keys(
+        &self,
+        snapshot_taken: impl FnOnce() -> bool,
+        chunk_len: usize,
+        mut f: impl FnMut(List, &[Imei]) -> bool,
+    ) -> Result<(), StoreError> {
+        let snapshot = self.db.snapshot();
+        if !snapshot_taken() {
+            return Ok(());
+        }
+        let mut chunk = Vec::with_capacity(chunk_len);
+        for list in List::ALL {
+            let mut read_opts = ReadOptions::default();
+            read_opts.fill_cache(false);
+            read_opts.set_readahead_size(4 << 20);
+            let mut iter = snapshot.raw_iterator_cf_opt(self.cf(list), read_opts);
+            iter.seek_to_first();
+            while let Some(key) = iter.key() {
+                chunk.push(Imei::from_key(key).ok_or(StoreError::CorruptKey { list })?);
+                if chunk.len() == chunk_len {
+                    if !f(list, &chunk) {
+                        return Ok(());
+                    }
+                    chunk.clear();
+                }
+                iter.next();
+            }
+            iter.status().map_err(StoreError::Read)?;
+            if !chunk.is_empty() && !f(list, &chunk) {
+                return Ok(());
+            }
+            chunk.clear();
+        }
+        Ok(())
+    }
+
+    /// The next free outbox number.
+    pub(super) fn outbox_seq(&self) -> Result<u64, StoreError> {
+        self.counter(OUTBOX_SEQ_KEY, 1)
+    }
+
+    /// Appends one change to the outbox as number `seq` (a bulk load's marker), durably.
+    pub(super) fn append_outbox(&self, seq: u64, change: Change) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.named_cf(CF_OUTBOX), seq.to_be_bytes(), change.encode());
+        batch.put_cf(self.meta_cf(), OUTBOX_SEQ_KEY, (seq + 1).to_be_bytes());
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(StoreError::Write)
+    }
+
+    /// Calls `f(seq, change)` for the outbox entries after `after`, in order, until it returns
+    /// `false`.
+    pub(super) fn outbox_after(
+        &self,
+        after: u64,
+        mut f: impl FnMut(u64, Change) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.named_cf(CF_OUTBOX));
+        iter.seek(after.saturating_add(1).to_be_bytes());
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let seq = <[u8; 8]>::try_from(key).map(u64::from_be_bytes);
+            let (Ok(seq), Some(change)) = (seq, Change::decode(value)) else {
+                return Err(StoreError::CorruptOutbox);
+            };
+            if !f(seq, change) {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(StoreError::Read)
+    }
+
+    /// Deletes the outbox entries numbered `through` and below.
+    pub(super) fn prune_outbox(&self, through: u64) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.named_cf(CF_OUTBOX),
+            0u64.to_be_bytes(),
+            through.saturating_add(1).to_be_bytes(),
+        );
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(StoreError::Write)
     }
 
     fn counter(&self, key: &[u8], default: u64) -> Result<u64, StoreError> {

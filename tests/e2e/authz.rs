@@ -457,6 +457,14 @@ fn endpoints(world: &World) -> Vec<Endpoint> {
             &["regulator_admin"],
             200,
         ),
+        // a read replica's snapshot: operators run replicas
+        e(
+            Method::GET,
+            "/v1/replication/snapshot".into(),
+            None,
+            &["regulator_admin", "operator"],
+            200,
+        ),
         // reports, recovery, history, consultation
         e(
             Method::POST,

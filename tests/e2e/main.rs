@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod direct;
 mod registry;
+mod replication;
 mod s13;
 mod s13_interop;
 mod support;

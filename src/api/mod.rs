@@ -304,6 +304,18 @@ pub async fn route_waiting(
         Found::Nothing => Err(ApiError::NotFound),
     };
     let result = match target {
+        // a replica holds no accounts and no sellers: it sends whoever needs them to the
+        // central
+        Ok((route, _))
+            if state.replica.is_some()
+                && (route.access == Access::Token || route.path == public::SELLERS_PATH) =>
+        {
+            Err(ApiError::ReadOnlyReplica {
+                central: (state.replica.as_ref())
+                    .map(|r| r.central_url.clone())
+                    .unwrap_or_default(),
+            })
+        }
         Ok((route, params)) if route.access != Access::Token => {
             match admit(state, peer, route.access, request.authorization()) {
                 Err(e) => Err(e),
@@ -323,14 +335,6 @@ pub async fn route_waiting(
                     }
                 },
             }
-        }
-        // a replica holds no accounts: it sends whoever needs one to the central
-        Ok((route, _)) if state.replica.is_some() && route.access == Access::Token => {
-            Err(ApiError::ReadOnlyReplica {
-                central: (state.replica.as_ref())
-                    .map(|r| r.central_url.clone())
-                    .unwrap_or_default(),
-            })
         }
         // a route that needs a token, a path with another method, or no route: who asks is
         // known before what exists is told

@@ -11,6 +11,9 @@ use super::routes::{Call, path_imei};
 use super::sellers::seller_json;
 use super::{ApiError, AppState, Head, HttpResponse, Reply, json_reply, json_value, off_worker};
 
+/// The public sellers search: answered by the central only (a replica holds no sellers).
+pub const SELLERS_PATH: &str = "/v1/public/sellers";
+
 /// `GET /v1/public/imeis/{imei}`: whether an IMEI is reported stolen or lost and whether it is
 /// registered, nothing else. From memory.
 ///

@@ -296,7 +296,7 @@ pub static ROUTES: &[Route] = &[
     ),
     row(
         Method::GET,
-        "/v1/public/sellers",
+        public::SELLERS_PATH,
         Public,
         waits!(public::sellers),
         "Authorised sellers valid today",

@@ -248,7 +248,15 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
     };
     let store = Arc::new(store);
     let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
-    if !accounts.is_bootstrapped() {
+    if config.replication.role == Role::Replica
+        && (accounts.is_bootstrapped() || (store.replicated_through() == 0 && !store.is_empty()))
+    {
+        anyhow::bail!(
+            "{} holds a registry of its own (accounts, or lists that did not come from a central): a replica holds only what it replicates; start it on a new, empty data directory",
+            config.data_dir.display()
+        );
+    }
+    if config.replication.role != Role::Replica && !accounts.is_bootstrapped() {
         tracing::warn!(
             "no organisation exists yet: run `imeidb admin bootstrap --org FILE` (server stopped) to create the regulator and its first token"
         );

@@ -156,6 +156,8 @@ impl RawConfig {
         let replication = self.replication.validate(self.auth.open_checks)?;
         let store = StoreOptions {
             outbox: replication.role == Role::Central,
+            // a replica reads again from the stream whatever its disk loses (replica.rs)
+            sync_writes: store.sync_writes && replication.role != Role::Replica,
             ..store
         };
         Ok(Config {

@@ -115,7 +115,7 @@ impl Registry {
         )?;
         match &settings.dir {
             None => Ok(Vec::new()),
-            Some(dir) => Ok(store::backups(dir)?),
+            Some(dir) => Ok(self.store.backups_in(dir)?),
         }
     }
 }
@@ -211,10 +211,17 @@ pub fn verify(
     options: &StoreOptions,
 ) -> Result<Restored, StoreError> {
     store::verify_backup_files(dir, id)?;
-    let copy = scratch.join(format!("imeidb-verify-{}-{id}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&copy);
-    let proven = restore(dir, Some(id), &copy, options);
-    let _ = std::fs::remove_dir_all(&copy);
+    // the copy holds the whole registry, owners' IDs included: in a directory only this user
+    // may enter, made fresh (never one that was there: it could be a link elsewhere)
+    let private = scratch.join(format!("imeidb-verify-{}-{id}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&private).map_err(|source| StoreError::Io {
+        what: "creating a private scratch directory for the verification",
+        source,
+    })?;
+    let proven = restore(dir, Some(id), &private.join("data"), options);
+    let _ = std::fs::remove_dir_all(&private);
     proven
 }
 

@@ -212,7 +212,8 @@ impl SnapshotReader {
                     };
                     let sizes = [word(24), word(32)];
                     self.snapshot.last_change = word(16);
-                    if sizes.iter().any(|&s| s > 1 << 34) {
+                    // 1,000 M entries per list: ten times a country's devices (8 GB of keys)
+                    if sizes.iter().any(|&s| s > 1_000_000_000) {
                         return Err(bad("a list size is beyond any registry"));
                     }
                     self.hash.update(&self.pending);

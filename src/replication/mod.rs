@@ -140,10 +140,27 @@ pub fn write_snapshot(
     let store = registry.store();
     // both callbacks write to the same receiver, one after the other
     let sink = std::cell::RefCell::new((SnapshotWriter::default(), out, true));
-    let mut included = (0, [0u64; 2]);
+    let mut audited = Ok(());
     store.export_members(
         |last, sizes| {
-            included = (last, sizes);
+            // on the record before the first byte leaves, whatever happens to the rest
+            let event = Event {
+                actor: principal.actor(),
+                action: Action::ReplicationSnapshot,
+                target: TARGET.into(),
+                outcome: Outcome::Done,
+                reason: None,
+                detail: Some(format!(
+                    "up to change {last}: {} positive, {} negative",
+                    sizes[0], sizes[1]
+                )),
+            };
+            audited = store
+                .append_audit(&audit::seal(&event, now_unix()))
+                .map(|_| ());
+            if audited.is_err() {
+                return false;
+            }
             let (writer, out, open) = &mut *sink.borrow_mut();
             *open = out(writer.begin(last, sizes));
             *open
@@ -154,29 +171,11 @@ pub fn write_snapshot(
             *open
         },
     )?;
+    audited?;
     let (writer, mut out, open) = sink.into_inner();
     if open {
         out(writer.finish());
     }
-    let event = Event {
-        actor: principal.actor(),
-        action: Action::ReplicationSnapshot,
-        target: TARGET.into(),
-        outcome: Outcome::Done,
-        reason: None,
-        detail: Some(format!(
-            "up to change {}: {} positive, {} negative{}",
-            included.0,
-            included.1[0],
-            included.1[1],
-            if open {
-                ""
-            } else {
-                " (the receiver went away)"
-            }
-        )),
-    };
-    store.append_audit(&audit::seal(&event, now_unix()))?;
     Ok(())
 }
 

@@ -27,11 +27,26 @@ pub async fn run(
 ) {
     let work = async {
         loop {
-            if let Err(e) = publish(&store, &settings, &metrics).await {
-                metrics.connected.set(0);
-                tracing::warn!(error = %e, nats = %settings.nats_url, "change feed: NATS unavailable; writes go on, publishing resumes when it is back");
+            match publish(&store, &settings, &metrics).await {
+                Err(Stop::Ahead {
+                    published,
+                    committed,
+                }) => {
+                    tracing::error!(
+                        published,
+                        committed,
+                        stream = %settings.stream,
+                        "change feed STOPPED: the stream holds changes up to {published}, this registry's last is {committed} (restored from an older backup, or the stream is another registry's); nothing is published or forgotten until the stream is replaced: set replication.stream to a new name and let the replicas start from a snapshot"
+                    );
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                Err(Stop::Nats(e)) => {
+                    metrics.connected.set(0);
+                    tracing::warn!(error = %e, nats = %settings.nats_url, "change feed: NATS unavailable; writes go on, publishing resumes when it is back");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Ok(()) => {}
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     };
     tokio::select! {
@@ -73,11 +88,26 @@ pub async fn last_in_stream(
     }
 }
 
+/// Why publishing stopped.
+enum Stop {
+    /// NATS failed: retry.
+    Nats(async_nats::Error),
+    /// The stream holds changes this registry never committed: publishing (or forgetting)
+    /// anything would mix two histories under one numbering.
+    Ahead { published: u64, committed: u64 },
+}
+
+impl<E: Into<async_nats::Error>> From<E> for Stop {
+    fn from(e: E) -> Stop {
+        Stop::Nats(e.into())
+    }
+}
+
 async fn publish(
     store: &Arc<Store>,
     settings: &Settings,
     metrics: &ReplicationMetrics,
-) -> Result<(), async_nats::Error> {
+) -> Result<(), Stop> {
     let client = connect(settings, "imeidb central").await?;
     let js = jetstream::new(client);
     let stream = stream(&js, settings).await?;
@@ -97,11 +127,10 @@ async fn publish(
         let committed = store.last_change();
         metrics.committed.set(committed as i64);
         if published > committed {
-            tracing::error!(
+            return Err(Stop::Ahead {
                 published,
                 committed,
-                "change feed: the stream holds changes this registry does not (restored from an older backup?); replicas must be re-bootstrapped from a new stream"
-            );
+            });
         }
         if pruned < published && pruned_at.elapsed() >= PRUNE_EVERY {
             let (store, through) = (Arc::clone(store), published);

@@ -1,7 +1,9 @@
 //! A read replica: fetches a snapshot from the central, then follows the change feed with a
 //! durable JetStream consumer, applying each message's changes in order and idempotently (a
 //! change numbered at or below what was applied is skipped), with the number of the last one
-//! in the same batch, so a replica killed at any moment resumes where its store says.
+//! in the same batch, so a replica killed at any moment resumes where its store says. Its
+//! writes are not fsynced (`config` turns `store.sync_writes` off on a replica): what a power
+//! loss takes from its disk it reads again from the stream.
 //!
 //! A message that skips changes (the stream no longer holds them), that cannot be read, or
 //! that carries a bulk load makes it fetch a fresh snapshot: it says so in its log, and
@@ -34,6 +36,8 @@ pub async fn run(
     let work = async {
         loop {
             if let Err(e) = follow(&store, &settings, &metrics, &status).await {
+                // cut off from the stream, it cannot say how far behind it is: not ready
+                status.set_caught_up(false);
                 metrics.connected.set(0);
                 tracing::warn!(error = %e, central = %settings.central_url, nats = %settings.nats_url, "replica: cannot follow the central; checks go on from what was applied, retrying");
             }
@@ -74,8 +78,8 @@ async fn follow(
     })?;
     metrics.connected.set(1);
     if store.replicated_through() == 0 {
+        status.set_caught_up(false);
         bootstrap(store, settings, metrics, "first start").await?;
-        let _ = stream.delete_consumer(&settings.name).await;
     }
     let consumer = consumer_from(&stream, settings, store.replicated_through()).await?;
     let mut messages = consumer
@@ -123,9 +127,9 @@ async fn follow(
                             Resync::Bulk(list) => format!("the central bulk-loaded the {list} list"),
                             Resync::Unreadable(e) => format!("a message is unreadable: {e}"),
                         };
+                        status.set_caught_up(false); // the lists are replaced meanwhile
                         bootstrap(store, settings, metrics, &why).await?;
-                        stream.delete_consumer(&settings.name).await?;
-                        return Ok(()); // follow again from the snapshot's change
+                        return Ok(()); // follow again, from the snapshot's change
                     }
                 }
             }
@@ -184,16 +188,18 @@ async fn apply(
     .map_err(Into::into)
 }
 
-/// The durable consumer `settings.name`, created (from the change after `applied`) if
-/// missing.
+/// The durable consumer `settings.name`, made afresh from the change after `applied`.
+///
+/// The replica's store, not the consumer's acknowledgements, says where it is: a replica
+/// does not fsync what it applies (it can always read it again from the stream), so after a
+/// power loss its store may be behind what it acknowledged. Each time it (re)connects, its
+/// consumer starts at the first message it needs.
 async fn consumer_from(
     stream: &stream::Stream,
     settings: &Settings,
     applied: u64,
 ) -> Result<consumer::Consumer<pull::Config>, Error> {
-    if let Ok(existing) = stream.get_consumer::<pull::Config>(&settings.name).await {
-        return Ok(existing);
-    }
+    let _ = stream.delete_consumer(&settings.name).await; // none yet is fine
     let start = position(stream, applied + 1).await?;
     Ok(stream
         .create_consumer(pull::Config {
@@ -269,13 +275,18 @@ async fn bootstrap(
     Ok(())
 }
 
+/// How long a snapshot may send nothing before it is given up on.
+const STALLED: Duration = Duration::from_secs(60);
+
 /// `GET {central}/v1/replication/snapshot` over HTTP/1.1, read as it arrives.
 async fn fetch_snapshot(settings: &Settings) -> Result<feed::Snapshot, Error> {
     let base = settings.central_url.trim_end_matches('/');
     let authority = base
         .strip_prefix("http://")
         .ok_or("replication.central_url must start with http://")?;
-    let tcp = tokio::net::TcpStream::connect(authority).await?;
+    let tcp = tokio::time::timeout(STALLED, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| format!("no connection to the central at {authority} in 60 s"))??;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
     let driver = tokio::spawn(connection);
@@ -286,11 +297,17 @@ async fn fetch_snapshot(settings: &Settings) -> Result<feed::Snapshot, Error> {
             format!("Bearer {}", settings.token),
         )
         .body(Empty::<Bytes>::new())?;
-    let response = sender.send_request(request).await?;
+    let response = tokio::time::timeout(STALLED, sender.send_request(request))
+        .await
+        .map_err(|_| "the central did not answer the snapshot request in 60 s")??;
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
-        let text = body.collect().await?.to_bytes();
+        let text = http_body_util::Limited::new(body, 4096)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         return Err(format!(
             "the central answered {status} to the snapshot request: {}",
             String::from_utf8_lossy(&text[..text.len().min(500)])
@@ -298,7 +315,11 @@ async fn fetch_snapshot(settings: &Settings) -> Result<feed::Snapshot, Error> {
         .into());
     }
     let mut reader = SnapshotReader::default();
-    while let Some(frame) = body.frame().await {
+    // a central that stops sending is given up on, not waited for
+    while let Some(frame) = tokio::time::timeout(STALLED, body.frame())
+        .await
+        .map_err(|_| "the snapshot stalled for 60 s")?
+    {
         if let Ok(data) = frame?.into_data() {
             reader.feed(&data)?;
         }

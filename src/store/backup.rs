@@ -117,11 +117,11 @@ fn read_record(dir: &Path, id: u32) -> Result<BackupInfo, StoreError> {
     })
 }
 
-/// The backups in `dir`, oldest first, with what each was recorded to hold.
+/// The backups in `dir`, oldest first, with what each was recorded to hold; a backup whose
+/// record is missing or unreadable is left out (and logged): it cannot be proven.
 ///
 /// # Errors
-/// [`StoreError::Backup`] if `dir` is not a backup directory, [`StoreError::Io`] or
-/// [`StoreError::BackupRecord`] if a backup's record is missing or unreadable.
+/// [`StoreError::Backup`] if `dir` is not a backup directory.
 pub fn backups(dir: &Path) -> Result<Vec<BackupInfo>, StoreError> {
     if !dir.join("meta").is_dir() {
         return Ok(Vec::new());
@@ -129,10 +129,18 @@ pub fn backups(dir: &Path) -> Result<Vec<BackupInfo>, StoreError> {
     let engine = open_engine(dir)?;
     let mut found = engine.get_backup_info();
     found.sort_by_key(|b| b.backup_id);
-    found
-        .into_iter()
-        .map(|b| read_record(dir, b.backup_id))
-        .collect()
+    let mut recorded = Vec::with_capacity(found.len());
+    for backup in found {
+        match read_record(dir, backup.backup_id) {
+            Ok(info) => recorded.push(info),
+            // taken, but its record never written (a crash, a full disk): it cannot be proven,
+            // and must not keep the others from being listed, verified or restored
+            Err(e) => {
+                tracing::warn!(backup = backup.backup_id, error = %e, "a backup without a readable record is left out")
+            }
+        }
+    }
+    Ok(recorded)
 }
 
 /// Checks that every file of backup `id` in `dir` is there. (Their contents are proven by
@@ -158,9 +166,16 @@ pub fn restore_backup(
     id: Option<u32>,
     data_dir: &Path,
 ) -> Result<BackupInfo, StoreError> {
-    let occupied = std::fs::read_dir(data_dir)
-        .map(|mut entries| entries.next().is_some())
-        .unwrap_or(false);
+    let occupied = match std::fs::read_dir(data_dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(source) => {
+            return Err(StoreError::Io {
+                what: "reading the directory to restore into",
+                source,
+            });
+        }
+    };
     if occupied {
         return Err(StoreError::RestoreTarget {
             path: data_dir.to_path_buf(),
@@ -210,6 +225,19 @@ impl Store {
         let taken = copy_checkpoint(&staging, dir, keep, now);
         remove_dir_if_there(&staging)?;
         taken
+    }
+
+    /// [`backups`] of `dir`, never while this store is writing a backup there (RocksDB leaves
+    /// a backup directory opened twice at once, during a write, undefined).
+    ///
+    /// # Errors
+    /// As [`backups`].
+    pub fn backups_in(&self, dir: &Path) -> Result<Vec<BackupInfo>, StoreError> {
+        let _one = self
+            .backup_running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        backups(dir)
     }
 
     /// What the store holds now, from one RocksDB snapshot (writes go on meanwhile; they are

@@ -131,7 +131,9 @@ impl Store {
             &mutation,
             heads.history_seq,
             heads.negative_seq,
-            self.outbox.then_some(heads.outbox_seq),
+            // a store that ever numbered its changes keeps numbering them (opened once
+            // without the outbox, it would leave replicas a hole they cannot see)
+            (self.outbox || heads.outbox_seq > 1).then_some(heads.outbox_seq),
             sealed
                 .as_ref()
                 .map(|(entry, head)| (*head, entry.as_slice())),

@@ -73,14 +73,24 @@ impl Store {
         let records = List::ALL.map(empty_record);
         // one applier per replica: nothing else moves this between here and the batch
         let applied = self.replicated_through();
+        // a batch writes its puts before its deletes: keep only each IMEI's last change, so
+        // "removed, then listed again" ends listed, as it did on the central
+        let mut last: std::collections::HashMap<(List, Imei), bool> = Default::default();
+        for &(_, change) in changes.iter().filter(|&&(seq, _)| seq > applied) {
+            match change {
+                Change::Listed(list, imei) => last.insert((list, imei), true),
+                Change::Removed(list, imei) => last.insert((list, imei), false),
+                Change::Bulk(_) => None,
+            };
+        }
         self.transact(|_: &Store| {
-            let mut puts = Puts::with_capacity(changes.len(), 0);
+            let mut puts = Puts::with_capacity(last.len(), 0);
             let mut deletes = Vec::new();
-            for &(_, change) in changes.iter().filter(|&&(seq, _)| seq > applied) {
-                match change {
-                    Change::Listed(list, imei) => puts.push(list, imei, &records[list.index()]),
-                    Change::Removed(list, imei) => deletes.push((list, imei)),
-                    Change::Bulk(_) => {}
+            for (&(list, imei), &listed) in &last {
+                if listed {
+                    puts.push(list, imei, &records[list.index()]);
+                } else {
+                    deletes.push((list, imei));
                 }
             }
             Ok::<_, StoreError>((
@@ -275,6 +285,21 @@ mod tests {
         );
         assert!(!replica.contains(List::Positive, imei(1)));
         assert!(replica.contains(List::Negative, imei(2_000)));
+        // one message may remove an IMEI and list it again, or the reverse: the last change wins
+        let (x, y) = (imei(3_000), imei(3_001));
+        let churn = [
+            (1_004, Change::Listed(List::Negative, x)),
+            (1_005, Change::Removed(List::Negative, x)),
+            (1_006, Change::Listed(List::Negative, x)),
+            (1_007, Change::Listed(List::Negative, y)),
+            (1_008, Change::Removed(List::Negative, y)),
+        ];
+        replica.apply_replicated(&churn, 1_008).unwrap();
+        assert!(replica.contains(List::Negative, x));
+        assert!(!replica.contains(List::Negative, y));
+        drop(replica);
+        let replica = open(&dir.path().join("r"));
+        assert!(replica.contains(List::Negative, x) && !replica.contains(List::Negative, y));
         // a replica stores no record beyond an empty one
         assert_eq!(
             replica.get::<PositiveRecord>(imei(3)).unwrap(),

@@ -162,6 +162,12 @@ pub fn explain(error: &ApiError) -> (&'static str, String) {
             "El servidor está atendiendo muchas solicitudes como esta. Intente de nuevo en unos segundos."
                 .into(),
         ),
+        ApiError::ReadOnlyReplica { central } => (
+            "Réplica de consulta",
+            format!(
+                "Este servidor es una réplica del registro: solo responde la consulta pública de un IMEI. Para entrar, reportar, cargar o administrar use el registro central: {central}"
+            ),
+        ),
         ApiError::NotFound | ApiError::ResourceNotFound { .. } => (
             "No encontrado",
             "Esta página o este registro no existe.".into(),

@@ -344,6 +344,14 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
 }
 
 async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
+    // a replica holds no accounts and no sellers: only the public check is served there
+    if let Some(replica) = &visit.state.replica
+        && !matches!(path, "/" | "/estilo.css" | "/carga.js")
+    {
+        return Err(PageError::Api(ApiError::ReadOnlyReplica {
+            central: replica.central_url.clone(),
+        }));
+    }
     if (path == "/consola" || path.starts_with("/consola/")) && visit.session.is_none() {
         // who asks is known before what exists is told
         visit.signed_in()?;

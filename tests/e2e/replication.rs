@@ -407,6 +407,19 @@ fn a_replica_that_finds_a_gap_in_the_stream_fetches_a_snapshot_and_says_so() {
             Some(1.0)
         );
     });
+    runtime.block_on(async {
+        // the public check is served; sign-in, consoles and sellers are the central's
+        let mut rc = Client::h1(r.addr).await;
+        assert_eq!(rc.get("/").await.status, 200);
+        for path in ["/entrar", "/consola", "/vendedores", "/v1/public/sellers"] {
+            let reply = rc.get(path).await;
+            assert_eq!(reply.status, 421, "{path}");
+            assert!(
+                String::from_utf8_lossy(&reply.body).contains(&c.addr.to_string()),
+                "{path}"
+            );
+        }
+    });
     let log: Vec<String> = r.lines.try_iter().collect();
     assert!(
         log.iter().any(|l| l.contains("gap: needed change 6")),
@@ -417,4 +430,22 @@ fn a_replica_that_finds_a_gap_in_the_stream_fetches_a_snapshot_and_says_so() {
         assert!(exit.success());
     }
     assert_eq!(members(&r_data), members(&c_data));
+    // a replica never starts on a registry's data (accounts, records with owners' IDs)
+    let refused = crate::support::imeidb()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&c_data)
+        .env("IMEIDB_DIAMETER_LISTEN", "")
+        .env("IMEIDB_AUTH_OPEN_CHECKS", "true")
+        .env("IMEIDB_REPLICATION_ROLE", "replica")
+        .env("IMEIDB_REPLICATION_CENTRAL_URL", "http://127.0.0.1:9")
+        .env("IMEIDB_REPLICATION_TOKEN", "x")
+        .env("IMEIDB_REPLICATION_NAME", "wrong")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("holds a registry of its own"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

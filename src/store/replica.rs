@@ -74,19 +74,29 @@ impl Store {
         // one applier per replica: nothing else moves this between here and the batch
         let applied = self.replicated_through();
         // a batch writes its puts before its deletes: keep only each IMEI's last change, so
-        // "removed, then listed again" ends listed, as it did on the central
-        let mut last: std::collections::HashMap<(List, Imei), bool> = Default::default();
-        for &(_, change) in changes.iter().filter(|&&(seq, _)| seq > applied) {
-            match change {
-                Change::Listed(list, imei) => last.insert((list, imei), true),
-                Change::Removed(list, imei) => last.insert((list, imei), false),
+        // "removed, then listed again" ends listed, as it did on the central. Sorted by IMEI
+        // (a stable sort keeps each IMEI's changes in order): the memtable and the index take
+        // sorted keys several times faster than the order they were changed in.
+        let mut last: Vec<(usize, Imei, bool)> = (changes.iter())
+            .filter(|&&(seq, _)| seq > applied)
+            .filter_map(|&(_, change)| match change {
+                Change::Listed(list, imei) => Some((list.index(), imei, true)),
+                Change::Removed(list, imei) => Some((list.index(), imei, false)),
                 Change::Bulk(_) => None,
-            };
+            })
+            .collect();
+        last.sort_by_key(|&(list, imei, _)| (list, imei));
+        let mut keep = vec![true; last.len()];
+        for i in 1..last.len() {
+            if (last[i].0, last[i].1) == (last[i - 1].0, last[i - 1].1) {
+                keep[i - 1] = false; // a later change of the same IMEI follows
+            }
         }
         self.transact(|_: &Store| {
             let mut puts = Puts::with_capacity(last.len(), 0);
             let mut deletes = Vec::new();
-            for (&(list, imei), &listed) in &last {
+            for (&(list, imei, listed), _) in last.iter().zip(&keep).filter(|(_, k)| **k) {
+                let list = List::ALL[list];
                 if listed {
                     puts.push(list, imei, &records[list.index()]);
                 } else {

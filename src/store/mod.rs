@@ -231,6 +231,11 @@ pub struct Store {
     backup_running: Mutex<()>,
     /// Whether list changes go into the outbox.
     outbox: bool,
+    /// The last change numbered (`Heads::outbox_seq - 1`) and, on a replica, the last one
+    /// applied (`Heads::replicated`), mirrored out of the write lock: the replication tasks run
+    /// on async workers and must not wait for a write's fsync to read them.
+    last_change: AtomicU64,
+    replicated: AtomicU64,
     /// Woken when changes were committed (see [`Store::changes_committed`]).
     committed: tokio::sync::Notify,
     metrics: StoreMetrics,
@@ -266,6 +271,7 @@ impl Store {
             outbox_seq: rocks.outbox_seq()?,
             replicated: rocks.replicated()?,
         };
+        let (last_change, replicated) = (heads.outbox_seq - 1, heads.replicated);
         let mut store = Store {
             rocks,
             filters: [
@@ -277,6 +283,8 @@ impl Store {
             write_lock: Mutex::new(heads),
             backup_running: Mutex::new(()),
             outbox: options.outbox,
+            last_change: AtomicU64::new(last_change),
+            replicated: AtomicU64::new(replicated),
             committed: tokio::sync::Notify::new(),
             metrics: StoreMetrics::new(metrics),
             open_time: Duration::ZERO,
@@ -481,6 +489,8 @@ impl Store {
             self.rocks
                 .append_outbox(heads.outbox_seq, outbox::Change::Bulk(list))?;
             heads.outbox_seq += 1;
+            self.last_change
+                .store(heads.outbox_seq - 1, Ordering::Release);
         }
         self.rocks.ingest(list, count, runs, &entry)?;
         if list == List::Negative {

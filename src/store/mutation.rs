@@ -141,11 +141,13 @@ impl Store {
         heads.negative_seq = negative_seq;
         if let Some(next) = outbox_seq.filter(|&next| next != heads.outbox_seq) {
             heads.outbox_seq = next;
+            self.last_change.store(next - 1, Ordering::Release);
             self.committed.notify_one();
         }
         heads.history_seq += mutation.history.len() as u64;
         if let Some(through) = mutation.replicated {
             heads.replicated = through;
+            self.replicated.store(through, Ordering::Release);
         }
         if let Some((_, head)) = sealed {
             heads.audit = head;

@@ -7,7 +7,7 @@
 //! ingested as table files, not change by change) leaves one [`Change::Bulk`] marker, written
 //! before the load: a replica that meets it fetches a fresh snapshot.
 
-use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 
 use super::{List, Store, StoreError};
 use crate::imei::Imei;
@@ -60,13 +60,10 @@ impl Change {
 }
 
 impl Store {
-    /// The number of the last change committed (0 before the first).
+    /// The number of the last change committed (0 before the first). Never waits for a
+    /// write.
     pub fn last_change(&self) -> u64 {
-        self.write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .outbox_seq
-            - 1
+        self.last_change.load(Ordering::Acquire)
     }
 
     /// Calls `f(seq, change)` for each change still in the outbox after `after`, in order,

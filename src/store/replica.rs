@@ -6,6 +6,7 @@
 //! empty (no owner, subscriber, reporter or case reference ever reaches it).
 
 use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 
 use super::{
     Change, List, ListRecord, Mutation, NegativeRecord, PositiveRecord, Puts, Store, StoreError,
@@ -52,11 +53,9 @@ impl Store {
     }
 
     /// On a read replica: the number of the last central change applied (0: none yet).
+    /// Never waits for a write.
     pub fn replicated_through(&self) -> u64 {
-        self.write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .replicated
+        self.replicated.load(Ordering::Acquire)
     }
 
     /// On a read replica: applies the central's `changes` (in order; those numbered at or

@@ -40,9 +40,10 @@ pub async fn run(
                     );
                     tokio::time::sleep(Duration::from_secs(60)).await;
                 }
-                Err(Stop::Nats(e)) => {
+                Err(Stop::Retry(e)) => {
                     metrics.connected.set(0);
-                    tracing::warn!(error = %e, nats = %settings.nats_url, "change feed: NATS unavailable; writes go on, publishing resumes when it is back");
+                    // NATS down, or the outbox unreadable: say which, retry either way
+                    tracing::warn!(error = %e, nats = %settings.nats_url, "change feed paused; writes go on, publishing resumes by itself");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 Ok(()) => {}
@@ -90,8 +91,8 @@ pub async fn last_in_stream(
 
 /// Why publishing stopped.
 enum Stop {
-    /// NATS failed: retry.
-    Nats(async_nats::Error),
+    /// NATS failed, or the outbox could not be read: retry.
+    Retry(async_nats::Error),
     /// The stream holds changes this registry never committed: publishing (or forgetting)
     /// anything would mix two histories under one numbering.
     Ahead { published: u64, committed: u64 },
@@ -99,7 +100,7 @@ enum Stop {
 
 impl<E: Into<async_nats::Error>> From<E> for Stop {
     fn from(e: E) -> Stop {
-        Stop::Nats(e.into())
+        Stop::Retry(e.into())
     }
 }
 

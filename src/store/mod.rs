@@ -204,8 +204,6 @@ struct Heads {
     negative_seq: u64,
     /// The next outbox number (changes of either list).
     outbox_seq: u64,
-    /// On a read replica: the last central change applied.
-    replicated: u64,
 }
 
 /// Whether an insert added an entry or replaced one.
@@ -231,10 +229,11 @@ pub struct Store {
     backup_running: Mutex<()>,
     /// Whether list changes go into the outbox.
     outbox: bool,
-    /// The last change numbered (`Heads::outbox_seq - 1`) and, on a replica, the last one
-    /// applied (`Heads::replicated`), mirrored out of the write lock: the replication tasks run
-    /// on async workers and must not wait for a write's fsync to read them.
+    /// The last change numbered (`Heads::outbox_seq - 1`), mirrored out of the write lock: the
+    /// publisher runs on an async worker and must not wait for a write's fsync to read it.
     last_change: AtomicU64,
+    /// On a read replica: the last central change applied. Written under the write lock with
+    /// the batch that applied it; read without it, by the replica's task.
     replicated: AtomicU64,
     /// Woken when changes were committed (see [`Store::changes_committed`]).
     committed: tokio::sync::Notify,
@@ -269,9 +268,8 @@ impl Store {
             history_seq: rocks.history_seq()?,
             negative_seq: rocks.negative_seq()?,
             outbox_seq: rocks.outbox_seq()?,
-            replicated: rocks.replicated()?,
         };
-        let (last_change, replicated) = (heads.outbox_seq - 1, heads.replicated);
+        let (last_change, replicated) = (heads.outbox_seq - 1, rocks.replicated()?);
         let mut store = Store {
             rocks,
             filters: [

@@ -146,7 +146,6 @@ impl Store {
         }
         heads.history_seq += mutation.history.len() as u64;
         if let Some(through) = mutation.replicated {
-            heads.replicated = through;
             self.replicated.store(through, Ordering::Release);
         }
         if let Some((_, head)) = sealed {

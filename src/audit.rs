@@ -43,6 +43,11 @@ pub enum Actor {
         /// no token did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<String>,
+        /// Who issued the credential that acted, when not the user itself: the administrator
+        /// who issued the token, or the one-time code the password was set with, and so could
+        /// have held it. Absent when the user made its own credential.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_by: Option<u64>,
     },
     /// Someone not signed in, known only by the address it came from: a failed sign-in.
     Client {
@@ -559,6 +564,7 @@ mod tests {
                     roles: vec![Role::Auditor],
                     token: None,
                     session: None,
+                    issued_by: None,
                 },
                 action: Action::NegativeConsult,
                 target: format!("imei/{n}"),

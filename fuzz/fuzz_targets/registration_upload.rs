@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use imeidb::accounts::Principal;
+use imeidb::accounts::{Credential, Principal};
 use imeidb::roles::{OrgKind, Role};
 use imeidb::accounts::token::TokenId;
 use imeidb::metrics::Metrics;
@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
         org: u64::from(flag % 3) + 1, // a few registrants, so "registered by another" happens
         org_kind: OrgKind::Importer,
         roles: vec![Role::Importer],
-        token: TokenId(1),
+        credential: Credential::Token(TokenId(1)),
+        issued_by: None,
     };
     let registry = registry();
     let before = registry.store().len(List::Positive);

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use imeidb::accounts::Principal;
+use imeidb::accounts::{Credential, Principal};
 use imeidb::roles::{OrgKind, Role};
 use imeidb::accounts::token::TokenId;
 use imeidb::imei::Imei;
@@ -47,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Role::Authority
         }],
-        token: TokenId(1),
+        credential: Credential::Token(TokenId(1)),
+        issued_by: None,
     };
     let registry = registry();
     let store = registry.store();

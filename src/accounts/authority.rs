@@ -273,6 +273,7 @@ mod tests {
             org_kind: kind,
             roles: roles.to_vec(),
             credential: Credential::Token(TokenId(user)),
+            issued_by: None,
         }
     }
 

@@ -88,6 +88,14 @@ pub(super) struct Login {
     /// When that code expires, Unix seconds.
     #[serde(default)]
     pub(super) setup_expires_at: u64,
+    /// Who issued the pending code, when not the user itself (an administrator, who may have
+    /// kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) setup_by: Option<u64>,
+    /// Who issued the code the password was set with, when not the user itself: sessions
+    /// opened with the password name it in the audit trail (rule 4 of `authority.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) password_from: Option<u64>,
 }
 
 /// A live web session. The cookie holds its id and a secret; only the secret's hash is kept.
@@ -192,7 +200,7 @@ impl Accounts {
         let verdict = authority::may_issue_password_setup(principal, &holder, live, own_credential);
         let none = FieldErrors::default();
         self.enforce(principal, Action::PasswordSetup, &target, verdict, &none)?;
-        let (code, login) = setup_code(user)?;
+        let (code, login) = setup_code(user, Some(principal.user))?;
         let had_password = (self.read().logins.get(&user)).is_some_and(|l| l.password.is_some());
         let detail = if had_password {
             "one-time code issued; the password the account had is cleared and its sessions ended"
@@ -256,6 +264,7 @@ impl Accounts {
         let (user, _) = (pending(&self.read()))
             .filter(|(u, _)| u.id == user.id)
             .ok_or_else(wrong_code)?;
+        let from = (self.read().logins.get(&user.id)).and_then(|l| l.setup_by);
         if email_signs_in(&self.read(), &user.email, user.id).is_some() {
             return Err(taken());
         }
@@ -265,11 +274,13 @@ impl Accounts {
             password_set_at: Some(now),
             setup_sha256: None,
             setup_expires_at: 0,
+            setup_by: None,
+            password_from: from,
         };
         let change = Change {
             puts: vec![(login_key(user.id), encode(&login))],
             event: Event {
-                actor: person(&user, &org, None),
+                actor: person(&user, &org, None, from),
                 action: Action::PasswordSet,
                 target: format!("user/{}", user.id),
                 outcome: Outcome::Done,
@@ -356,10 +367,11 @@ impl Accounts {
                 None => SignInRefusal::WrongCredentials,
             });
         };
-        let (user, org) = {
+        let (user, org, from) = {
             let state = self.read();
             let (user, org) = acting_user(&state, user.id).map_err(SignInRefusal::Disabled)?;
-            (user.clone(), org.clone())
+            let from = (state.logins.get(&user.id)).and_then(|l| l.password_from);
+            (user.clone(), org.clone(), from)
         };
         self.lock_sessions().failures.remove(&user.id);
         let mut bytes = [0u8; 40];
@@ -372,7 +384,7 @@ impl Accounts {
         let mut csrf = [0u8; 16];
         let _ = getrandom::getrandom(&mut csrf);
         let event = Event {
-            actor: person(&user, &org, Some(id)),
+            actor: person(&user, &org, Some(id), from),
             action: Action::SignIn,
             target: format!("user/{}", user.id),
             outcome: Outcome::Done,
@@ -457,6 +469,7 @@ impl Accounts {
                     org_kind: org.kind,
                     roles: user.roles.clone(),
                     credential: Credential::Session(id),
+                    issued_by: (state.logins.get(&user.id)).and_then(|l| l.password_from),
                 },
                 csrf,
                 full_name: user.full_name.clone(),
@@ -573,7 +586,8 @@ pub(super) fn holds_web_credential(state: &State, user: u64, now: u64) -> bool {
 }
 
 /// A fresh one-time code for `user`, and the record that holds its hash (and no password).
-pub(super) fn setup_code(user: u64) -> Result<(String, Login), AccountsError> {
+/// A fresh one-time code for `user`, issued by `by` (`None`: the console).
+pub(super) fn setup_code(user: u64, by: Option<u64>) -> Result<(String, Login), AccountsError> {
     let mut secret = [0u8; 16];
     getrandom::getrandom(&mut secret).map_err(|_| token::RandomError)?;
     let code = token::hex(&secret);
@@ -583,6 +597,8 @@ pub(super) fn setup_code(user: u64) -> Result<(String, Login), AccountsError> {
         password_set_at: None,
         setup_sha256: Some(token::hex(&Sha256::digest(code.as_bytes()))),
         setup_expires_at: now_unix() + SETUP_CODE_SECS,
+        setup_by: by.filter(|&by| by != user),
+        password_from: None,
     };
     Ok((code, login))
 }
@@ -592,14 +608,16 @@ pub(super) fn login_key(user: u64) -> Vec<u8> {
     format!("login/{user:016x}").into_bytes()
 }
 
-/// A person acting through a session (or, with `None`, setting its password).
-fn person(user: &User, org: &Organisation, session: Option<u64>) -> Actor {
+/// A person acting through a session (or, with `None`, setting its password), whose password
+/// was set with a code `issued_by` issued (`None`: the person's own).
+fn person(user: &User, org: &Organisation, session: Option<u64>, issued_by: Option<u64>) -> Actor {
     Actor::User {
         user: user.id,
         org: org.id,
         roles: user.roles.clone(),
         token: None,
         session: session.map(|id| format!("{id:016x}")),
+        issued_by,
     }
 }
 

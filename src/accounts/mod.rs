@@ -103,6 +103,9 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The credential that authenticated it.
     pub credential: Credential,
+    /// Who issued that credential, when not the user itself (an administrator issued the
+    /// token, or the one-time code the password was set with): the audit trail names both.
+    pub issued_by: Option<u64>,
 }
 
 /// What authenticated a caller: an API token (machines, scripts) or a web session (a person
@@ -146,6 +149,7 @@ impl Principal {
                 .then(|| self.credential.id_hex()),
             session: matches!(self.credential, Credential::Session(_))
                 .then(|| self.credential.id_hex()),
+            issued_by: self.issued_by,
         }
     }
 }
@@ -397,12 +401,13 @@ impl Accounts {
     /// [`AccountsError::Unauthenticated`] for an unknown, malformed or revoked token or a
     /// deactivated user; [`AccountsError::Suspended`] if the user or its organisation is.
     pub fn authenticate(&self, bearer: &str) -> Result<Principal, AccountsError> {
-        self.with_caller(bearer, |user, org, token| Principal {
+        self.with_caller(bearer, |user, org, token, issued_by| Principal {
             user: user.id,
             org: org.id,
             org_kind: org.kind,
             roles: user.roles.clone(),
             credential: Credential::Token(token),
+            issued_by,
         })
     }
 
@@ -413,7 +418,7 @@ impl Accounts {
     /// As [`Accounts::authenticate`], and [`AccountsError::Forbidden`] if no role of the
     /// caller permits it.
     pub fn authorize(&self, bearer: &str, permission: Permission) -> Result<(), AccountsError> {
-        self.with_caller(bearer, |user, _, _| {
+        self.with_caller(bearer, |user, _, _, _| {
             user.roles.iter().any(|role| role.permits(permission))
         })?
         .then_some(())
@@ -446,6 +451,7 @@ impl Accounts {
             org_kind: org.kind,
             roles: user.roles.clone(),
             credential: principal.credential,
+            issued_by: principal.issued_by,
         })
     }
 
@@ -454,7 +460,7 @@ impl Accounts {
     fn with_caller<R>(
         &self,
         bearer: &str,
-        then: impl FnOnce(&User, &Organisation, TokenId) -> R,
+        then: impl FnOnce(&User, &Organisation, TokenId, Option<u64>) -> R,
     ) -> Result<R, AccountsError> {
         let (id, hash) = token::parse(bearer).ok_or(AccountsError::Unauthenticated)?;
         let state = self.read();
@@ -467,7 +473,8 @@ impl Accounts {
         }
         let (user, org) = acting(&state, live)?;
         live.last_used.store(now_unix(), Ordering::Relaxed);
-        Ok(then(user, org, id))
+        let issued_by = live.record.issued_by.filter(|&by| by != user.id);
+        Ok(then(user, org, id, issued_by))
     }
 
     /// Writes tokens' last use to the store (at most once a minute each; called periodically

@@ -56,7 +56,7 @@ impl Accounts {
             last_used_at: None,
         };
         change.puts.push((token_key(new.id), encode(&record)));
-        let (code, login) = logins::setup_code(admin.id)?;
+        let (code, login) = logins::setup_code(admin.id, None)?;
         change
             .puts
             .push((logins::login_key(admin.id), encode(&login)));

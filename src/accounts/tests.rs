@@ -141,6 +141,7 @@ fn only_the_regulator_creates_organisations_and_nits_and_people_are_unique() {
             roles: vec![Role::OrgAdmin],
             token: Some(org_admin.credential.id_hex()),
             session: None,
+            issued_by: Some(regulator.user),
         }
     );
 }
@@ -776,6 +777,65 @@ mod logins {
             accounts.create_token(&org_admin, user.id, "beside"),
             Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
         ));
+    }
+
+    #[test]
+    fn the_audit_trail_names_who_issued_a_credential_someone_else_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, token) = bootstrapped(dir.path());
+        let regulator = accounts.authenticate(&token).unwrap();
+        let (_, org_admin, user) = operator_org(&accounts, &regulator, 1);
+        let issued_by = |entry: &audit::Entry| match &entry.actor {
+            Actor::User { issued_by, .. } => *issued_by,
+            other => panic!("{other:?}"),
+        };
+        // the first token of the account, issued by its administrator: what it does names both
+        let (operator, _) = token_for(&accounts, &org_admin, user.id);
+        assert_eq!(operator.issued_by, Some(org_admin.user));
+        let (_, own) = accounts.create_token(&operator, user.id, "own").unwrap();
+        let made_own = entries(&accounts).pop().unwrap();
+        assert_eq!(made_own.action, Action::TokenCreate);
+        assert_eq!(issued_by(&made_own), Some(org_admin.user));
+        // a token the user issued itself names nobody else; nor does its own bootstrap token
+        let own = accounts.authenticate(&own).unwrap();
+        assert_eq!(own.issued_by, None);
+        assert_eq!(regulator.issued_by, None);
+        accounts
+            .revoke_token(&own, user.id, &operator.credential.id_hex())
+            .unwrap();
+        assert_eq!(issued_by(&entries(&accounts).pop().unwrap()), None);
+
+        // a password set with a code the administrator issued: its sessions name it, across a
+        // restart; a password set with a code the user asked for itself names nobody
+        accounts
+            .revoke_token(&own, user.id, &own.credential.id_hex())
+            .unwrap();
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        assert_eq!(
+            issued_by(&entries(&accounts).pop().unwrap()),
+            Some(org_admin.user),
+            "password.set"
+        );
+        drop(accounts);
+        let accounts = Accounts::open(open_store(dir.path())).unwrap();
+        let cookie = signed_in(&accounts, &user.email);
+        assert_eq!(
+            issued_by(&entries(&accounts).pop().unwrap()),
+            Some(org_admin.user),
+            "sign-in"
+        );
+        let person = accounts.session(&cookie).unwrap().principal;
+        assert_eq!(person.issued_by, Some(org_admin.user));
+        assert_eq!(
+            accounts.recheck(&person).unwrap().issued_by,
+            Some(org_admin.user)
+        );
+        let code = accounts.issue_password_setup(&person, user.id).unwrap();
+        accounts.set_password(&code, PASSWORD).unwrap();
+        let cookie = signed_in(&accounts, &user.email);
+        assert_eq!(accounts.session(&cookie).unwrap().principal.issued_by, None);
+        assert_eq!(issued_by(&entries(&accounts).pop().unwrap()), None);
     }
 
     #[test]

@@ -240,6 +240,7 @@ mod tests {
             org_kind,
             roles: vec![role],
             credential: Credential::Token(TokenId(1)),
+            issued_by: None,
         }
     }
 

@@ -234,6 +234,7 @@ mod tests {
             org_kind: OrgKind::Operator,
             roles: vec![role],
             credential: Credential::Token(TokenId(1)),
+            issued_by: None,
         }
     }
 

@@ -12,6 +12,7 @@ fn who(org: u64, role: Role) -> Principal {
         org_kind: OrgKind::Regulator,
         roles: vec![role],
         credential: Credential::Token(TokenId(1)),
+        issued_by: None,
     }
 }
 

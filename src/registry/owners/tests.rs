@@ -14,6 +14,7 @@ fn operator(org: u64) -> Principal {
         org_kind: OrgKind::Operator,
         roles: vec![Role::Operator],
         credential: Credential::Token(TokenId(org)),
+        issued_by: None,
     }
 }
 

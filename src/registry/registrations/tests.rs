@@ -12,6 +12,7 @@ fn importer(org: u64) -> Principal {
         org_kind: OrgKind::Importer,
         roles: vec![Role::Importer],
         credential: Credential::Token(TokenId(org)),
+        issued_by: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn principal(user: u64, org: u64, kind: OrgKind, role: Role) -> Principal {
         org_kind: kind,
         roles: vec![role],
         credential: Credential::Token(TokenId(user)),
+        issued_by: None,
     }
 }
 

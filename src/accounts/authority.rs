@@ -20,8 +20,10 @@
 //!    web password (`logins.rs`): an administrator issues one only while the account holds no
 //!    live token (issuing it clears the password the account had); a user may ask one for
 //!    itself. Never beside a credential its holder is using, so an administrator cannot
-//!    quietly act as someone else. Every token records who issued it, and every audit entry the token that
-//!    acted, so what a token did is traceable to who could have held it.
+//!    quietly act as someone else. Every token records who issued it; every audit entry names
+//!    the credential that acted and, when someone other than its holder issued it (or the code
+//!    its password was set with), that issuer too: what an administrator could have done with
+//!    a credential it issued is recorded under both names.
 //! 5. **No lockout.** The last active, unsuspended `regulator_admin` cannot be deactivated,
 //!    suspended, lose the role, or have its last live token revoked (nobody could issue it
 //!    another).

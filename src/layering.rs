@@ -33,27 +33,60 @@ pub fn layer(name: &str) -> Option<u8> {
     LAYERS.iter().find(|(n, _)| *n == name).map(|&(_, l)| l)
 }
 
-/// The top-level modules a line of Rust names through `crate::` (`crate::a::b`,
-/// `crate::{a, b::c}`), comments aside.
-pub fn crate_paths(line: &str) -> Vec<&str> {
-    let code = line.split("//").next().unwrap_or("");
+/// The top-level modules a file of Rust names through `crate::` (`crate::a::b`,
+/// `crate::{a, b::{c, d}}`, a group over several lines as rustfmt wraps it), comments aside:
+/// each with the index of the line where its `crate::` stands.
+pub fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    // the code without its line comments, same length, so offsets stay the same
+    let code: String = text
+        .lines()
+        .map(|line| match line.find("//") {
+            Some(at) => format!("{}{}\n", &line[..at], " ".repeat(line.len() - at)),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let line_of = |at: usize| code[..at].matches('\n').count();
     let mut found = Vec::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        let preceded = rest[..at]
+    let mut from = 0;
+    while let Some(found_at) = code[from..].find("crate::") {
+        let at = from + found_at;
+        from = at + "crate::".len();
+        let preceded = code[..at]
             .chars()
             .next_back()
             .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
-        rest = &rest[at + "crate::".len()..];
         if preceded {
             continue; // `$crate::`, `imeidb_crate::`
         }
+        let rest = &code[from..];
         if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                let name = item.trim().split("::").next().unwrap_or("").trim();
-                if !name.is_empty() && name != "self" {
-                    found.push(name);
+            // the group's items at its own depth, nested groups skipped over
+            let (mut depth, mut item_start) = (0usize, 0usize);
+            for (i, c) in group.char_indices() {
+                let item_ends = match c {
+                    '{' => {
+                        depth += 1;
+                        false
+                    }
+                    '}' if depth == 0 => true,
+                    '}' => {
+                        depth -= 1;
+                        false
+                    }
+                    ',' => depth == 0,
+                    _ => false,
+                };
+                if item_ends {
+                    let item = &group[item_start..i];
+                    let name = item.split("::").next().unwrap_or("").trim();
+                    if !name.is_empty() && name != "self" {
+                        let starts = item_start + (item.len() - item.trim_start().len());
+                        found.push((line_of(from + 1 + starts), name.to_owned()));
+                    }
+                    item_start = i + 1;
+                    if c == '}' {
+                        break;
+                    }
                 }
             }
         } else {
@@ -61,7 +94,7 @@ pub fn crate_paths(line: &str) -> Vec<&str> {
                 .find(|c: char| !(c.is_alphanumeric() || c == '_'))
                 .unwrap_or(rest.len());
             if end > 0 {
-                found.push(&rest[..end]);
+                found.push((line_of(at), rest[..end].to_owned()));
             }
         }
     }
@@ -109,24 +142,23 @@ mod tests {
                 continue;
             };
             let text = std::fs::read_to_string(file).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                for used in crate_paths(line) {
-                    checked += 1;
-                    match layer(used) {
-                        _ if used == top => {}
-                        Some(theirs) if theirs < own => {}
-                        Some(theirs) => wrong.push(format!(
-                            "src/{}:{}: `{top}` (layer {own}) uses `crate::{used}` (layer {theirs}): \
-                             a module uses only lower layers",
-                            relative.display(),
-                            n + 1
-                        )),
-                        None => wrong.push(format!(
-                            "src/{}:{}: `crate::{used}` is in no layer of src/layering.rs",
-                            relative.display(),
-                            n + 1
-                        )),
-                    }
+            for (n, used) in crate_paths(&text) {
+                let used = used.as_str();
+                checked += 1;
+                match layer(used) {
+                    _ if used == top => {}
+                    Some(theirs) if theirs < own => {}
+                    Some(theirs) => wrong.push(format!(
+                        "src/{}:{}: `{top}` (layer {own}) uses `crate::{used}` (layer {theirs}): \
+                         a module uses only lower layers",
+                        relative.display(),
+                        n + 1
+                    )),
+                    None => wrong.push(format!(
+                        "src/{}:{}: `crate::{used}` is in no layer of src/layering.rs",
+                        relative.display(),
+                        n + 1
+                    )),
                 }
             }
         }
@@ -159,16 +191,33 @@ mod tests {
 
     #[test]
     fn reads_every_form_of_a_crate_path() {
-        assert_eq!(crate_paths("use crate::store::{List, Store};"), ["store"]);
+        let names = |text: &str| -> Vec<String> {
+            crate_paths(text)
+                .into_iter()
+                .map(|(line, name)| format!("{line}:{name}"))
+                .collect()
+        };
+        assert_eq!(names("use crate::store::{List, Store};"), ["0:store"]);
         assert_eq!(
-            crate_paths("use crate::{audit::Event, roles, self};"),
-            ["audit", "roles"]
+            names("use crate::{audit::Event, roles, self};"),
+            ["0:audit", "0:roles"]
         );
         assert_eq!(
-            crate_paths("let x = crate::timefmt::now_unix() + crate::imei::X;"),
-            ["timefmt", "imei"]
+            names("let x = crate::timefmt::now_unix() + crate::imei::X;"),
+            ["0:timefmt", "0:imei"]
         );
-        assert!(crate_paths("// see crate::api").is_empty());
-        assert!(crate_paths("$crate::x").is_empty());
+        assert!(names("// see crate::api").is_empty());
+        assert!(names("$crate::x").is_empty());
+        // a group nested, and a group wrapped over lines as rustfmt writes a long one
+        assert_eq!(
+            names("use crate::{a::{X, Y}, api::Z, b};"),
+            ["0:a", "0:api", "0:b"]
+        );
+        assert_eq!(
+            names(
+                "use std::fmt;\nuse crate::{\n    audit::Event,\n    // not crate::web\n    api::{self, Reply},\n};\n"
+            ),
+            ["2:audit", "4:api"]
+        );
     }
 }

@@ -80,7 +80,7 @@ fn operation(route: &Route) -> Value {
     let mut op = json!({
         "operationId": operation_id(route),
         "summary": route.summary,
-        "tags": [tag(route.path)],
+        "tags": [tag(route.path).unwrap_or("operations")],
         "x-imeidb-access": match route.access {
             Access::Open => "open",
             Access::Public => "public",
@@ -164,9 +164,10 @@ fn operation_id(route: &Route) -> String {
     id
 }
 
-/// The area a path belongs to.
-fn tag(path: &str) -> &'static str {
-    let area = [
+/// The area a route belongs to, by the start of its path: every route has one (a test says
+/// so), so a new route is filed where it belongs, never under another area by default.
+fn tag(path: &str) -> Option<&'static str> {
+    const AREAS: [(&str, &str); 23] = [
         ("/n5g-eir-eic/", "checks"),
         ("/v1/checks", "checks"),
         ("/v1/imeis/{imei}/status", "checks"),
@@ -180,17 +181,29 @@ fn tag(path: &str) -> &'static str {
         ("/v1/sellers", "sellers"),
         ("/v1/activations", "owners"),
         ("/v1/imeis/{imei}/owner", "owners"),
-        ("/v1/", "reports"),
+        ("/v1/reports", "reports"),
+        ("/v1/imeis/{imei}/recovery", "reports"),
+        ("/v1/imeis/{imei}/history", "reports"),
+        ("/v1/negative/", "reports"),
+        ("/v1/admin/backups", "backups"),
+        ("/v1/replication/", "replication"),
+        ("/healthz", "operations"),
+        ("/readyz", "operations"),
+        ("/metrics", "operations"),
+        ("/openapi.json", "operations"),
     ];
-    area.iter()
+    AREAS
+        .iter()
         .find(|(prefix, _)| path.starts_with(prefix))
-        .map_or("operations", |&(_, tag)| tag)
+        .map(|&(_, tag)| tag)
 }
 
-/// The media type of a route's success.
-fn success_type(path: &str) -> &'static str {
+/// The media type of a route's success (`tests/e2e/authz.rs` compares it with what each
+/// route answers).
+pub fn success_type(path: &str) -> &'static str {
     match path {
         "/metrics" => "text/plain",
+        "/v1/replication/snapshot" => "application/octet-stream",
         p if p.starts_with("/v1/exchange/negative") => "text/csv",
         _ => "application/json",
     }
@@ -250,6 +263,20 @@ fn write_nested(item: &Value, indent: usize, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_is_filed_under_its_area() {
+        for route in ROUTES.iter() {
+            assert!(
+                tag(route.path).is_some(),
+                "{}: add its area to tag()",
+                route.path
+            );
+        }
+        assert_eq!(tag("/v1/admin/backups"), Some("backups"));
+        assert_eq!(tag("/v1/replication/snapshot"), Some("replication"));
+        assert_eq!(tag("/v1/imeis/{imei}/history"), Some("reports"));
+    }
 
     #[test]
     fn every_route_is_described_once_with_its_access() {

@@ -708,6 +708,19 @@ async fn every_endpoint_for_every_caller() {
                 ));
             } else if want >= 400 {
                 assert_eq!(reply.content_type, "application/problem+json");
+            } else if !reply.body.is_empty() {
+                // what the OpenAPI document says the route answers
+                let path = endpoint.path.split('?').next().unwrap();
+                let Found::Route(route, _) = routes::find(&endpoint.method, path) else {
+                    panic!("{} {path}: no route", endpoint.method);
+                };
+                let documented = imeidb::api::openapi::success_type(route.path);
+                if !reply.content_type.starts_with(documented) {
+                    failures.push(format!(
+                        "{} {path} as {caller}: answered {}, the OpenAPI document says {documented}",
+                        endpoint.method, reply.content_type
+                    ));
+                }
             }
         }
     }

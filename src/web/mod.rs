@@ -11,13 +11,18 @@
 //! scope, audit). Nothing here knows a rule; a page the caller's roles do not allow answers
 //! the 403 page because the domain refused, not because a page decided.
 //!
+//! Which page answers which method and path is one table, [`pages`]:
+//!
 //! | pages | file |
 //! |---|---|
 //! | `/`, `/vendedores`, `/estilo.css`, `/carga.js` | [`public`] |
 //! | `/entrar`, `/salir`, `/clave` | [`signin`] |
 //! | `/consola`, `/consola/imei`, `/consola/reportes`, `/consola/activaciones`, `/consola/cargas` | [`desks`] |
 //! | `/consola/cuenta` (one's own tokens and password) | [`account`] |
-//! | `/consola/organizaciones/...`, `/consola/usuarios/...`, `/consola/auditoria`, `/consola/vendedores` | [`admin`] |
+//! | `/consola/organizaciones`, `.../nueva`, `.../{org}` and its suspension | [`orgs`] |
+//! | `/consola/organizaciones/{org}/usuarios/...` (users, their tokens and codes) | [`users`] |
+//! | `/consola/auditoria` | [`audit`] |
+//! | `/consola/vendedores` | [`sellers`] |
 //!
 //! Who may call what, and the worst a caller could do:
 //! - **anyone**: the public pages, each check or search counted against the client's
@@ -36,12 +41,16 @@
 //! the script.
 
 pub mod account;
-pub mod admin;
+pub mod audit;
 pub mod desks;
 pub mod form;
 pub mod layout;
+pub mod orgs;
+pub mod pages;
 pub mod public;
+pub mod sellers;
 pub mod signin;
+pub mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -54,6 +63,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use maud::Markup;
 
+use self::pages::{Found, Page};
 use crate::accounts::logins::SignedIn;
 use crate::accounts::token::constant_time_eq;
 use crate::api::{
@@ -331,10 +341,16 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
                     &text,
                 ),
             );
-            if let ApiError::TooManyRequests { retry_after } = e {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            match e {
+                ApiError::TooManyRequests { retry_after } => {
+                    (response.headers_mut())
+                        .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+                }
+                ApiError::MethodNotAllowed { allow } => {
+                    (response.headers_mut())
+                        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+                }
+                _ => {}
             }
             response
         }
@@ -344,9 +360,10 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
 }
 
 async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
+    let found = pages::find(method, path);
     // a replica holds no accounts and no sellers: only the public check is served there
     if let Some(replica) = &visit.state.replica
-        && !matches!(path, "/" | "/estilo.css" | "/carga.js")
+        && !matches!(&found, Found::Page(row, _) if row.on_replica)
     {
         return Err(PageError::Api(ApiError::ReadOnlyReplica {
             central: replica.central_url.clone(),
@@ -356,70 +373,55 @@ async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
         // who asks is known before what exists is told
         visit.signed_in()?;
     }
-    let s: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let get = *method == Method::GET || *method == Method::HEAD;
-    let post = *method == Method::POST;
-    match (s.as_slice(), get, post) {
-        ([] | [""], true, _) => public::home(visit).await,
-        (["vendedores"], true, _) => public::sellers(visit).await,
-        (["estilo.css"], true, _) => Ok(public::stylesheet()),
-        (["carga.js"], true, _) => Ok(public::script()),
-        (["entrar"], true, _) => signin::form_page(visit),
-        (["entrar"], _, true) => signin::sign_in(visit).await,
-        (["salir"], _, true) => signin::sign_out(visit).await,
-        (["clave"], true, _) => signin::password_page(visit),
-        (["clave"], _, true) => signin::set_password(visit).await,
-        (["consola"], true, _) => desks::home(visit),
-        (["consola", "cuenta"], true, _) => account::page_of(visit),
-        (["consola", "cuenta", "revocar"], _, true) => account::revoke(visit).await,
-        (["consola", "cuenta", "clave"], _, true) => account::new_password(visit).await,
-        (["consola", "imei"], true, _) => desks::consult(visit).await,
-        (["consola", "reportes"], true, _) => desks::report_page(visit),
-        (["consola", "reportes"], _, true) => desks::report(visit).await,
-        (["consola", "activaciones"], true, _) => desks::activation_page(visit),
-        (["consola", "activaciones"], _, true) => desks::activate(visit).await,
-        (["consola", "cargas"], true, _) => desks::upload_page(visit),
-        (["consola", "cargas"], _, true) => desks::upload(visit).await,
-        (["consola", "organizaciones"], true, _) => admin::orgs(visit).await,
-        (["consola", "organizaciones", "nueva"], true, _) => admin::new_org_page(visit),
-        (["consola", "organizaciones", "nueva"], _, true) => admin::create_org(visit).await,
-        (["consola", "organizaciones", org], true, _) => admin::org_page(visit, org).await,
-        (["consola", "organizaciones", org], _, true) => admin::update_org(visit, org).await,
-        (
-            [
-                "consola",
-                "organizaciones",
-                org,
-                change @ ("suspender" | "reactivar"),
-            ],
-            _,
-            true,
-        ) => admin::suspend_org(visit, org, *change == "suspender").await,
-        (["consola", "organizaciones", org, "usuarios"], true, _) => admin::users(visit, org).await,
-        (["consola", "organizaciones", org, "usuarios"], _, true) => {
-            admin::create_user(visit, org).await
+    let (row, p) = match found {
+        Found::Page(row, params) => (row, params),
+        Found::WrongMethod { allow } => {
+            return Err(PageError::Api(ApiError::MethodNotAllowed { allow }));
         }
-        (["consola", "organizaciones", org, "usuarios", user], true, _) => {
-            admin::user_page(visit, org, user).await
-        }
-        (["consola", "organizaciones", org, "usuarios", user], _, true) => {
-            admin::update_user(visit, org, user).await
-        }
+        Found::NotFound => return Err(PageError::Api(ApiError::NotFound)),
+    };
+    match row.page {
+        Page::Home => public::home(visit).await,
+        Page::Sellers => public::sellers(visit).await,
+        Page::Stylesheet => Ok(public::stylesheet()),
+        Page::Script => Ok(public::script()),
+        Page::SignInForm => signin::form_page(visit),
+        Page::SignIn => signin::sign_in(visit).await,
+        Page::SignOut => signin::sign_out(visit).await,
+        Page::PasswordForm => signin::password_page(visit),
+        Page::SetPassword => signin::set_password(visit).await,
+        Page::Console => desks::home(visit),
+        Page::Account => account::page_of(visit),
+        Page::RevokeOwnToken => account::revoke(visit).await,
+        Page::NewOwnPassword => account::new_password(visit).await,
+        Page::Consult => desks::consult(visit).await,
+        Page::ReportForm => desks::report_page(visit),
+        Page::Report => desks::report(visit).await,
+        Page::ActivationForm => desks::activation_page(visit),
+        Page::Activate => desks::activate(visit).await,
+        Page::UploadForm => desks::upload_page(visit),
+        Page::Upload => desks::upload(visit).await,
+        Page::Orgs => orgs::orgs(visit).await,
+        Page::NewOrgForm => orgs::new_org_page(visit),
+        Page::CreateOrg => orgs::create_org(visit).await,
+        Page::Org => orgs::org_page(visit, p[0]).await,
+        Page::UpdateOrg => orgs::update_org(visit, p[0]).await,
+        Page::SuspendOrg => orgs::suspend_org(visit, p[0], true).await,
+        Page::ReactivateOrg => orgs::suspend_org(visit, p[0], false).await,
+        Page::Users => users::users(visit, p[0]).await,
+        Page::CreateUser => users::create_user(visit, p[0]).await,
+        Page::User => users::user_page(visit, p[0], p[1]).await,
+        Page::UpdateUser => users::update_user(visit, p[0], p[1]).await,
         // the page a token or a code was shown on, reloaded: back to the account, the secret
         // not shown again
-        (["consola", "organizaciones", org, "usuarios", user, _], true, _) => Ok(redirect(
-            &format!("/consola/organizaciones/{org}/usuarios/{user}"),
-        )),
-        (["consola", "organizaciones", org, "usuarios", user, change], _, true) => {
-            admin::user_change(visit, org, user, change).await
-        }
-        (["consola", "auditoria"], true, _) => admin::audit(visit).await,
-        (["consola", "vendedores"], true, _) => admin::sellers_page(visit).await,
-        (["consola", "vendedores"], _, true) => admin::record_seller(visit).await,
-        _ if is_page(path) && !(get || post) => Err(PageError::Api(ApiError::MethodNotAllowed {
-            allow: "GET, POST",
-        })),
-        _ => Err(PageError::Api(ApiError::NotFound)),
+        Page::UserShown => Ok(redirect(&format!(
+            "/consola/organizaciones/{}/usuarios/{}",
+            p[0], p[1]
+        ))),
+        Page::UserChange => users::user_change(visit, p[0], p[1], p[2]).await,
+        Page::Audit => audit::audit(visit).await,
+        Page::SellersAdmin => sellers::sellers_page(visit).await,
+        Page::RecordSeller => sellers::record_seller(visit).await,
     }
 }
 

@@ -153,6 +153,62 @@ impl Visitor {
     }
 }
 
+/// The page table (`web/pages.rs`) over HTTP, signed in as the regulator: every row answers
+/// (neither 404 nor 405), and a method a path lacks answers 405 naming exactly the path's
+/// methods in `Allow`.
+#[tokio::test]
+async fn every_page_of_the_table_answers_and_a_wrong_method_names_the_right_ones() {
+    use imeidb::web::pages::{self, Found, PAGES};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.refusals_per_minute = 1_000_000; // refused on purpose, many times
+    let server = TestServer::start_with(config).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+    v.sign_in_first_time(
+        &made.password_code,
+        &made.admin.email,
+        "una frase larga de prueba",
+    )
+    .await;
+    let mut wrong = Vec::new();
+    for row in PAGES.iter().filter(|r| r.path != "/salir") {
+        let path = row
+            .path
+            .replace("{org}", "1")
+            .replace("{user}", &made.admin.id.to_string())
+            .replace("{change}", "activar");
+        // a post without its CSRF token is refused (403) before anything is read: the route
+        // exists; a get is answered
+        let page = v.send(row.method.method(), &path, Some(&[]), &[]).await;
+        if [404, 405].contains(&page.status) {
+            wrong.push(format!("{:?} {path}: {}", row.method, page.status));
+        }
+        for method in [Method::PUT, Method::DELETE, Method::PATCH] {
+            let page = v.send(method.clone(), &path, None, &[]).await;
+            let Found::WrongMethod { allow } = pages::find(&method, &path) else {
+                panic!("{method} {path}");
+            };
+            let got = page
+                .headers
+                .get("allow")
+                .map(|a| a.to_str().unwrap().to_owned());
+            if page.status != 405 || got.as_deref() != Some(allow) {
+                wrong.push(format!(
+                    "{method} {path}: {} allow {got:?}, want 405 {allow}",
+                    page.status
+                ));
+            }
+        }
+    }
+    // signing out, last
+    let page = v.get("/salir").await;
+    assert_eq!(page.status, 405);
+    assert_eq!(page.headers.get("allow").unwrap(), "POST");
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    server.stop().await;
+}
+
 const SCRIPT: &str = "<script>alert(1)</script>";
 
 #[tokio::test]

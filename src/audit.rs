@@ -463,6 +463,8 @@ pub fn verify(store: &Store) -> Result<Verified, Broken> {
 pub struct Filter {
     /// Acting user.
     pub actor: Option<u64>,
+    /// Who issued the credential that acted, when not the acting user (`actor.issued_by`).
+    pub issued_by: Option<u64>,
     /// Acting user's organisation.
     pub org: Option<u64>,
     /// Action.
@@ -475,11 +477,17 @@ pub struct Filter {
 
 impl Filter {
     fn matches(&self, entry: &Entry) -> bool {
-        let (user, org) = match &entry.actor {
-            Actor::User { user, org, .. } => (Some(*user), Some(*org)),
-            Actor::Console { .. } | Actor::Client { .. } => (None, None),
+        let (user, org, issuer) = match &entry.actor {
+            Actor::User {
+                user,
+                org,
+                issued_by,
+                ..
+            } => (Some(*user), Some(*org), *issued_by),
+            Actor::Console { .. } | Actor::Client { .. } => (None, None, None),
         };
         self.actor.is_none_or(|a| user == Some(a))
+            && self.issued_by.is_none_or(|i| issuer == Some(i))
             && self.org.is_none_or(|o| org == Some(o))
             && self.action.is_none_or(|a| entry.action == a)
             && self.from.is_none_or(|f| entry.at >= f)

@@ -23,7 +23,9 @@
 //!    quietly act as someone else. Every token records who issued it; every audit entry names
 //!    the credential that acted and, when someone other than its holder issued it (or the code
 //!    its password was set with), that issuer too: what an administrator could have done with
-//!    a credential it issued is recorded under both names.
+//!    a credential it issued is recorded under both names. The name travels: a credential its
+//!    holder makes through one an administrator issued names that administrator too
+//!    ([`Principal::issuer_for`]), so it cannot be shed by making a new one.
 //! 5. **No lockout.** The last active, unsuspended `regulator_admin` cannot be deactivated,
 //!    suspended, lose the role, or have its last live token revoked (nobody could issue it
 //!    another).

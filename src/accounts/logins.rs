@@ -200,7 +200,7 @@ impl Accounts {
         let verdict = authority::may_issue_password_setup(principal, &holder, live, own_credential);
         let none = FieldErrors::default();
         self.enforce(principal, Action::PasswordSetup, &target, verdict, &none)?;
-        let (code, login) = setup_code(user, Some(principal.user))?;
+        let (code, login) = setup_code(user, Some(principal.issuer_for(user)))?;
         let had_password = (self.read().logins.get(&user)).is_some_and(|l| l.password.is_some());
         let detail = if had_password {
             "one-time code issued; the password the account had is cleared and its sessions ended"
@@ -585,8 +585,8 @@ pub(super) fn holds_web_credential(state: &State, user: u64, now: u64) -> bool {
     })
 }
 
-/// A fresh one-time code for `user`, and the record that holds its hash (and no password).
-/// A fresh one-time code for `user`, issued by `by` (`None`: the console).
+/// A fresh one-time code for `user`, issued by `by` (`None`: the console), and the record
+/// that holds its hash (and no password).
 pub(super) fn setup_code(user: u64, by: Option<u64>) -> Result<(String, Login), AccountsError> {
     let mut secret = [0u8; 16];
     getrandom::getrandom(&mut secret).map_err(|_| token::RandomError)?;

@@ -139,6 +139,18 @@ impl Principal {
         self.roles.contains(&role)
     }
 
+    /// Who a credential this caller issues for `user` is issued by, as the credential and the
+    /// audit trail record it: the caller, or, when it issues one for itself through a
+    /// credential someone else issued, that issuer still (an administrator who held the first
+    /// token could have made the next one with it, so the next one names it too).
+    pub fn issuer_for(&self, user: u64) -> u64 {
+        if user == self.user {
+            self.issued_by.unwrap_or(self.user)
+        } else {
+            self.user
+        }
+    }
+
     /// The caller as the audit trail records it.
     pub fn actor(&self) -> Actor {
         Actor::User {
@@ -208,8 +220,9 @@ pub struct Token {
     /// Created, Unix seconds.
     pub created_at: u64,
     /// The user who issued it: the holder itself, or the administrator who issued its first
-    /// (or replacement) credential (`authority.rs`, 4). `None` for tokens issued before this
-    /// was recorded, and for the bootstrap token, which the console issued.
+    /// (or replacement) credential (`authority.rs`, 4), and who stays named on every token
+    /// the holder issues through a credential that administrator issued. `None` for tokens
+    /// issued before this was recorded, and for the bootstrap token, which the console issued.
     #[serde(default)]
     pub issued_by: Option<u64>,
     /// Revoked, Unix seconds.

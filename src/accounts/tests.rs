@@ -752,8 +752,9 @@ mod logins {
             .filter(|e| e.action == Action::PasswordSetup && e.outcome != Outcome::Done)
             .count();
         assert_eq!(refused, 4);
-        // its holder may ask one for itself, through a token it made (not the one its
-        // administrator issued, which the administrator may still hold)
+        // its holder may not ask one through the token its administrator issued (the
+        // administrator may still hold it), nor through a token made with that one (which the
+        // administrator could have made): only through a session, or a token of its own line
         assert!(matches!(
             accounts.issue_password_setup(&operator, user.id),
             Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
@@ -763,16 +764,28 @@ mod logins {
         accounts
             .revoke_token(&own, user.id, &operator.credential.id_hex())
             .unwrap();
-        let code = accounts.issue_password_setup(&own, user.id).unwrap();
+        assert!(matches!(
+            accounts.issue_password_setup(&own, user.id),
+            Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
+        ));
+        // the account holding only `own`, its administrator issues no code beside it either;
+        // once `own` is revoked, it does
+        assert!(accounts.issue_password_setup(&org_admin, user.id).is_err());
+        let (_, keep) = accounts.create_token(&own, user.id, "kept").unwrap();
+        let keep = accounts.authenticate(&keep).unwrap();
+        accounts
+            .revoke_token(&keep, user.id, &own.credential.id_hex())
+            .unwrap();
+        accounts
+            .revoke_token(&keep, user.id, &keep.credential.id_hex())
+            .unwrap();
+        let code = accounts.issue_password_setup(&org_admin, user.id).unwrap();
         // a pending code is a credential: no administrator issues a token beside it
         assert!(matches!(
             accounts.create_token(&org_admin, user.id, "beside"),
             Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
         ));
         accounts.set_password(&code, PASSWORD).unwrap();
-        accounts
-            .revoke_token(&own, user.id, &own.credential.id_hex())
-            .unwrap();
         assert!(matches!(
             accounts.create_token(&org_admin, user.id, "beside"),
             Err(AccountsError::Refused(authority::Refusal::HoldsLiveToken))
@@ -796,17 +809,30 @@ mod logins {
         let made_own = entries(&accounts).pop().unwrap();
         assert_eq!(made_own.action, Action::TokenCreate);
         assert_eq!(issued_by(&made_own), Some(org_admin.user));
-        // a token the user issued itself names nobody else; nor does its own bootstrap token
+        // a token the user issued through that one names the administrator still: who held
+        // the first could have made it (no laundering through one's own credentials)
         let own = accounts.authenticate(&own).unwrap();
-        assert_eq!(own.issued_by, None);
-        assert_eq!(regulator.issued_by, None);
+        assert_eq!(own.issued_by, Some(org_admin.user));
         accounts
             .revoke_token(&own, user.id, &operator.credential.id_hex())
             .unwrap();
-        assert_eq!(issued_by(&entries(&accounts).pop().unwrap()), None);
+        assert_eq!(
+            issued_by(&entries(&accounts).pop().unwrap()),
+            Some(org_admin.user)
+        );
+        // the bootstrap token names nobody (the console issued it)
+        assert_eq!(regulator.issued_by, None);
+        // an auditor finds everything done with credentials an administrator issued
+        let filter = audit::Filter {
+            issued_by: Some(org_admin.user),
+            ..audit::Filter::default()
+        };
+        let (found, _) = accounts.audit(&regulator, &filter, 0, 1_000).unwrap();
+        assert!(found.len() >= 2);
+        assert!(found.iter().all(|e| issued_by(e) == Some(org_admin.user)));
 
         // a password set with a code the administrator issued: its sessions name it, across a
-        // restart; a password set with a code the user asked for itself names nobody
+        // restart, and so do the codes, passwords and tokens those sessions make
         accounts
             .revoke_token(&own, user.id, &own.credential.id_hex())
             .unwrap();
@@ -834,8 +860,10 @@ mod logins {
         let code = accounts.issue_password_setup(&person, user.id).unwrap();
         accounts.set_password(&code, PASSWORD).unwrap();
         let cookie = signed_in(&accounts, &user.email);
-        assert_eq!(accounts.session(&cookie).unwrap().principal.issued_by, None);
-        assert_eq!(issued_by(&entries(&accounts).pop().unwrap()), None);
+        let person = accounts.session(&cookie).unwrap().principal;
+        assert_eq!(person.issued_by, Some(org_admin.user));
+        let (token, _) = accounts.create_token(&person, user.id, "script").unwrap();
+        assert_eq!(token.issued_by, Some(org_admin.user));
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Accounts {
             name: name.to_owned(),
             secret_hash: token::hex(&new.secret_hash),
             created_at: now_unix(),
-            issued_by: Some(principal.user),
+            issued_by: Some(principal.issuer_for(user)),
             revoked_at: None,
             last_used_at: None,
         };

@@ -303,6 +303,9 @@ pub fn audit_query(query: Option<&str>) -> Result<(Filter, u64, usize), ApiError
         let number = || value.parse::<u64>().ok();
         match key.as_ref() {
             "actor" => filter.actor = number().or_else(|| bad(&mut invalid, "actor", "a user id")),
+            "issued_by" => {
+                filter.issued_by = number().or_else(|| bad(&mut invalid, "issued_by", "a user id"))
+            }
             "org" => {
                 filter.org = number().or_else(|| bad(&mut invalid, "org", "an organisation id"))
             }

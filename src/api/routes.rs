@@ -470,6 +470,10 @@ pub static ROUTES: &[Route] = &[
     .needs(P::ReadAudit)
     .query(&[
         ("actor", "a user id"),
+        (
+            "issued_by",
+            "a user id: entries made with credentials that user issued for someone else",
+        ),
         ("org", "an organisation id"),
         ("action", "an action name (org.create, report.create, ...)"),
         ("from", "Unix seconds or an RFC 3339 time"),

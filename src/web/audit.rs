@@ -22,12 +22,12 @@ pub async fn audit(visit: Visit) -> PageResult {
     })
     .await?;
     let mut state = FormState::default();
-    for name in ["actor", "org", "action", "from", "to"] {
+    for name in ["actor", "issued_by", "org", "action", "from", "to"] {
         state
             .values
             .insert(name.into(), visit.query(name).unwrap_or_default());
     }
-    let keep: String = ["actor", "org", "action", "from", "to", "limit"]
+    let keep: String = ["actor", "issued_by", "org", "action", "from", "to", "limit"]
         .iter()
         .filter_map(|n| {
             visit.query(n).filter(|v| !v.is_empty()).map(|v| {
@@ -43,6 +43,7 @@ pub async fn audit(visit: Visit) -> PageResult {
         form.card method="get" action="/consola/auditoria" {
             div.grid2 {
                 (field(&state, "actor", "Usuario (id)", Input::Text("text"), false))
+                (field(&state, "issued_by", "Credencial emitida por (id de usuario)", Input::Text("text"), false))
                 (field(&state, "org", "Organización (id)", Input::Text("text"), false))
                 (field(&state, "action", "Acción (p. ej. negative.consult)", Input::Text("text"), false))
                 (field(&state, "from", "Desde (fecha u hora RFC 3339)", Input::Text("text"), false))

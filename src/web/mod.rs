@@ -362,8 +362,9 @@ pub async fn serve(state: &AppState, peer: IpAddr, request: Request<Incoming>) -
 async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
     let found = pages::find(method, path);
     // a replica holds no accounts and no sellers: only the public check is served there
+    // (a wrong method on a page it serves is a 405 there too, not a pointer to the central)
     if let Some(replica) = &visit.state.replica
-        && !matches!(&found, Found::Page(row, _) if row.on_replica)
+        && !pages::on_replica(path)
     {
         return Err(PageError::Api(ApiError::ReadOnlyReplica {
             central: replica.central_url.clone(),

@@ -241,6 +241,17 @@ pub fn find<'a>(method: &Method, path: &'a str) -> Found<'a> {
     }
 }
 
+/// Whether a read replica serves `path` (with some method): the public check only.
+pub fn on_replica(path: &str) -> bool {
+    let path = match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    PAGES
+        .iter()
+        .any(|row| row.on_replica && matches(row.path, path).is_some())
+}
+
 /// The values of `pattern`'s parameters in `path`, if it matches.
 fn matches<'a>(pattern: &str, path: &'a str) -> Option<Vec<&'a str>> {
     let (mut want, mut have) = (pattern.split('/'), path.split('/'));
@@ -338,5 +349,6 @@ mod tests {
             .map(|r| r.path)
             .collect();
         assert_eq!(served, ["/", "/estilo.css", "/carga.js"]);
+        assert!(on_replica("/") && on_replica("/carga.js") && !on_replica("/entrar"));
     }
 }

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy, pull};
@@ -89,6 +90,14 @@ async fn follow(
         .messages()
         .await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // the stream's last change, asked beside the loop: a request that NATS answers slowly (as
+    // right after a reconnection) must never hold back the messages being applied
+    let newest = Arc::new(Newest::default());
+    let _poller = Poller(tokio::spawn(poll_newest(
+        stream.clone(),
+        settings.subject.clone(),
+        Arc::clone(&newest),
+    )));
     // when a change was last applied, and how old it was then: while nothing more is applied,
     // the lag grows from there
     let mut progress = (Instant::now(), 0.0f64);
@@ -134,7 +143,16 @@ async fn follow(
                 }
             }
             _ = tick.tick() => {
-                let central = last_in_stream(&stream, &settings.subject).await?;
+                // the stream's last change as seen up to a few seconds ago: never behind what
+                // was applied since (the stream only grows)
+                let Some(central) = newest.fresh() else {
+                    // not known lately: the lag grows from the last change applied
+                    let lag = progress.1 + progress.0.elapsed().as_secs_f64();
+                    metrics.lag_seconds.set(lag);
+                    status.set_caught_up(lag <= settings.max_lag.as_secs_f64());
+                    continue;
+                };
+                let central = central.max(metrics.central.get() as u64);
                 let applied = store.replicated_through();
                 metrics.central.set(central as i64);
                 metrics.applied.set(applied as i64);
@@ -150,6 +168,47 @@ async fn follow(
                 }
             }
         }
+    }
+}
+
+/// The stream's last change as last seen by [`poll_newest`], and when (0: never).
+#[derive(Default)]
+struct Newest {
+    change: AtomicU64,
+    seen_ms: AtomicU64,
+}
+
+impl Newest {
+    /// The stream's last change, if it was seen in the last few seconds.
+    fn fresh(&self) -> Option<u64> {
+        let seen = self.seen_ms.load(Ordering::Acquire);
+        (seen > 0 && now_ms().saturating_sub(seen) <= 3_000)
+            .then(|| self.change.load(Ordering::Acquire))
+    }
+}
+
+/// Asks the stream for its last change every second, each request bounded; a slow or failed
+/// one leaves the last answer to age (the follow loop finds out about a lost connection from
+/// its own messages' heartbeats).
+async fn poll_newest(stream: stream::Stream, subject: String, newest: Arc<Newest>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Ok(Ok(change)) =
+            tokio::time::timeout(Duration::from_secs(2), last_in_stream(&stream, &subject)).await
+        {
+            newest.change.store(change, Ordering::Release);
+            newest.seen_ms.store(now_ms(), Ordering::Release);
+        }
+    }
+}
+
+/// Stops the poller with the loop that started it.
+struct Poller(tokio::task::JoinHandle<()>);
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -11,7 +11,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 
 use super::problem::ParamLocation;
 use super::routes::Call;
-use super::uploads::upload_stream;
+use super::uploads::{upload_stream, wanted_job};
 use super::{ApiError, AppState, ChannelBody, HttpResponse, off_worker_as};
 use crate::accounts::Principal;
 use crate::audit::Action;
@@ -154,10 +154,15 @@ pub async fn foreign(call: Call) -> Result<HttpResponse, ApiError> {
     }
     require_exchange(state, principal, Action::ExchangeImport).await?;
     let source = source.ok_or(ApiError::MissingQueryParam { param: "source" })?;
+    let job = wanted_job(request.uri().query())?;
     let registry = state.registry.clone();
     let who = principal.clone();
-    upload_stream(state, principal, request, move |reader, _job, progress| {
-        registry.import_foreign(&who, &source, reader, progress)
-    })
+    upload_stream(
+        state,
+        principal,
+        request,
+        job,
+        move |reader, _job, progress| registry.import_foreign(&who, &source, reader, progress),
+    )
     .await
 }

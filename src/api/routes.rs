@@ -534,7 +534,11 @@ pub static ROUTES: &[Route] = &[
         "Registers devices on the positive list from a CSV or NDJSON stream",
     )
     .needs(P::Register)
-    .body(Payload::Devices),
+    .body(Payload::Devices)
+    .query(&[(
+        "job",
+        "16 hexadecimal digits drawn at random, to follow the upload at /v1/registrations/jobs/{job} while it runs",
+    )]),
     row(
         Method::GET,
         "/v1/registrations/jobs/{job}",
@@ -568,7 +572,13 @@ pub static ROUTES: &[Route] = &[
     )
     .needs(P::Exchange)
     .body(Payload::Csv)
-    .query(&[("source", "who sent the list (GSMA, a country's regulator)")]),
+    .query(&[
+        ("source", "who sent the list (GSMA, a country's regulator)"),
+        (
+            "job",
+            "16 hexadecimal digits drawn at random, to follow the import at /v1/registrations/jobs/{job} while it runs",
+        ),
+    ]),
     row(
         Method::POST,
         "/v1/sellers",

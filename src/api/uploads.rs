@@ -1,6 +1,8 @@
 //! Streamed uploads: `POST /v1/registrations` (devices for the positive list, as CSV or
 //! NDJSON) and the foreign lists of the exchange (`exchange.rs`), and the jobs that let the
-//! uploader follow one (`GET /v1/registrations/jobs/{job}`).
+//! uploader follow one (`GET /v1/registrations/jobs/{job}`). The job is named by the answer
+//! when the upload ends; to follow it while it runs, the client names it beforehand
+//! (`?job=`, 16 hexadecimal digits it draws at random).
 //!
 //! A body is never whole in memory: it is handed chunk by chunk through a bounded channel to
 //! a blocking thread that parses and stores it batch by batch. Uploads are bounded per
@@ -17,6 +19,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::problem::ParamLocation;
 use super::routes::Call;
 use super::{ApiError, AppState, HttpResponse, json_value, off_worker_as};
 use crate::accounts::Principal;
@@ -79,12 +82,26 @@ impl Jobs {
         Ok(Running { jobs: self, org })
     }
 
-    fn start(&self, org: u64) -> Result<(u64, Arc<Progress>), ApiError> {
-        let mut id = [0u8; 8];
-        getrandom::getrandom(&mut id).map_err(|_| ApiError::Internal)?;
-        let id = u64::from_be_bytes(id) >> 1;
+    /// A new job of `org`: named `wanted` if the client named it (refused if a job of that
+    /// name is remembered, whoever's it is), else at random.
+    fn start(&self, org: u64, wanted: Option<u64>) -> Result<(u64, Arc<Progress>), ApiError> {
+        let id = match wanted {
+            Some(id) => id,
+            None => {
+                let mut id = [0u8; 8];
+                getrandom::getrandom(&mut id).map_err(|_| ApiError::Internal)?;
+                u64::from_be_bytes(id) >> 1
+            }
+        };
         let progress = Arc::new(Progress::default());
         let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if jobs.iter().any(|(job, _, _)| *job == id) {
+            return Err(ApiError::Conflict {
+                detail: format!(
+                    "upload job {id:016x} exists; name the upload with another random job"
+                ),
+            });
+        }
         if jobs.len() >= KEEP_JOBS
             && let Some(oldest_done) = jobs
                 .iter()
@@ -102,6 +119,30 @@ impl Jobs {
             .find(|(job, _, _)| *job == id)
             .map(|(_, org, p)| (*org, Arc::clone(p)))
     }
+}
+
+/// The job a client names for its upload (`?job=`, 16 hexadecimal digits), if it names one.
+///
+/// # Errors
+/// `InvalidParams` naming `job` when it is not 16 hexadecimal digits.
+pub fn wanted_job(query: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let mut wanted = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "job" {
+            let id = (value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u64::from_str_radix(&value, 16).ok())
+                .flatten()
+                .ok_or_else(|| ApiError::InvalidParams {
+                    location: ParamLocation::Query,
+                    params: vec![(
+                        "job".into(),
+                        format!("{value:?} is not 16 hexadecimal digits (draw them at random, e.g. 1f3a09c2b47e5d60)"),
+                    )],
+                })?;
+            wanted = Some(id);
+        }
+    }
+    Ok(wanted)
 }
 
 fn progress_json(job: u64, progress: &Progress) -> Value {
@@ -182,20 +223,27 @@ pub async fn register(call: Call) -> Result<HttpResponse, ApiError> {
             detail: "send the devices as text/csv (header: imei,manufacturer,model,reference) or application/x-ndjson",
         });
     };
+    let job = wanted_job(request.uri().query())?;
     let registry = state.registry.clone();
     let who = principal.clone();
-    upload_stream(&state, &principal, request, move |reader, job, progress| {
-        registry.register_upload(&who, format, reader, job, progress)
-    })
+    upload_stream(
+        &state,
+        &principal,
+        request,
+        job,
+        move |reader, job, progress| registry.register_upload(&who, format, reader, job, progress),
+    )
     .await
 }
 
 /// Streams a request body into `apply` on a blocking thread (through a bounded channel: the
-/// body is never whole in memory), with a job others can follow, and renders its report.
+/// body is never whole in memory), with a job others can follow (named `job` if the client
+/// named it), and renders its report.
 pub async fn upload_stream<F>(
     state: &AppState,
     principal: &Principal,
     request: Request<Incoming>,
+    job: Option<u64>,
     apply: F,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -204,17 +252,23 @@ where
         + 'static,
 {
     let _running = state.jobs.claim(principal.org)?;
-    let (job, progress) = state.jobs.start(principal.org)?;
+    let (job, progress) = state.jobs.start(principal.org, job)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
     let worker_progress = Arc::clone(&progress);
     let worker = tokio::task::spawn_blocking(move || {
+        // done however the work ends, a panic included, so the job can be forgotten in turn
+        struct Done(Arc<Progress>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.done.store(true, Ordering::Relaxed);
+            }
+        }
+        let done = Done(worker_progress);
         let reader = ChunkReader {
             chunks: rx,
             current: Bytes::new(),
         };
-        let result = apply(reader, job, &worker_progress);
-        worker_progress.done.store(true, Ordering::Relaxed);
-        result
+        apply(reader, job, &done.0)
     });
     let mut body = request.into_body();
     let max = state.max_upload_bytes;
@@ -312,5 +366,49 @@ mod tests {
             jobs.lock_running().values().sum::<usize>(),
             UPLOADS_PER_ORG + 1
         );
+    }
+
+    #[test]
+    fn a_job_named_by_its_client_is_followed_under_that_name_once() {
+        let jobs = Jobs::default();
+        let (id, progress) = jobs.start(7, Some(0x1f3a_09c2_b47e_5d60)).unwrap();
+        assert_eq!(id, 0x1f3a_09c2_b47e_5d60);
+        progress.lines.store(12, Ordering::Relaxed);
+        let (org, seen) = jobs.get(id).unwrap();
+        assert_eq!((org, seen.lines.load(Ordering::Relaxed)), (7, 12));
+        // the same name again, by the same organisation or another: refused, the first kept
+        for org in [7, 8] {
+            assert!(matches!(
+                jobs.start(org, Some(id)),
+                Err(ApiError::Conflict { .. })
+            ));
+        }
+        assert_eq!(jobs.get(id).unwrap().0, 7);
+        let (other, _) = jobs.start(7, None).unwrap();
+        assert_ne!(other, id);
+    }
+
+    #[test]
+    fn a_job_name_is_sixteen_hexadecimal_digits() {
+        assert_eq!(wanted_job(None).unwrap(), None);
+        assert_eq!(wanted_job(Some("x=1")).unwrap(), None);
+        assert_eq!(
+            wanted_job(Some("job=1F3A09c2b47e5d60")).unwrap(),
+            Some(0x1f3a_09c2_b47e_5d60)
+        );
+        for bad in [
+            "job=",
+            "job=1f3a",
+            "job=1f3a09c2b47e5d600",
+            "job=1f3a09c2b47e5d6g",
+            "job=%2B1f3a09c2b47e5d6",
+        ] {
+            match wanted_job(Some(bad)) {
+                Err(ApiError::InvalidParams { params, .. }) => {
+                    assert_eq!(params[0].0, "job", "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

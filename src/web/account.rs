@@ -16,9 +16,9 @@ pub fn page_of(visit: Visit) -> PageResult {
     let session = visit.signed_in()?;
     let me = session.principal.user;
     let tokens = visit.state.accounts.list_tokens(&session.principal, me)?;
-    let roles: Vec<&str> = session.principal.roles.iter().map(|r| r.as_str()).collect();
+    let roles = super::es::roles(&session.principal.roles);
     let body = html! {
-        p { (session.full_name) " · " (session.org_name) " · roles: " (roles.join(", ")) }
+        p { (session.full_name) " · " (session.org_name) " · roles: " (roles) }
         h2 { "Mis tokens de API" }
         p { "Los tokens sirven a máquinas y programas. Si no reconoce uno, revóquelo: deja de funcionar al instante." }
         (token_table(&tokens, (me, "usted"), &session.csrf, "/consola/cuenta/revocar"))

@@ -24,9 +24,9 @@ use crate::registry::reports::{self, ReportForm, Reported};
 /// To sign-in without a session.
 pub fn home(visit: Visit) -> PageResult {
     let session = visit.signed_in()?;
-    let roles: Vec<&str> = session.principal.roles.iter().map(|r| r.as_str()).collect();
+    let roles = super::es::roles(&session.principal.roles);
     let body = html! {
-        p { "Bienvenido, " (session.full_name) ". Sus roles: " (roles.join(", ")) "." }
+        p { "Bienvenido, " (session.full_name) ". Sus roles: " (roles) "." }
         p { "Elija una tarea en el menú. Cada acción queda en el registro de auditoría a su nombre." }
         @if !has_tasks(&session.principal) {
             p.notice { "Sus roles no incluyen tareas de esta consola." }
@@ -51,9 +51,13 @@ pub async fn consult(visit: Visit) -> PageResult {
     let mut found: Option<(Option<Value>, Vec<Value>)> = None;
     if !typed.is_empty() {
         match Imei::parse(&typed) {
-            Err(e) => state
-                .errors
-                .push(("imei".into(), format!("no es un IMEI válido: {e}"))),
+            Err(e) => state.errors.push((
+                "imei".into(),
+                format!(
+                    "no es un IMEI válido: {}",
+                    super::es::reason(&e.to_string())
+                ),
+            )),
             Ok(imei) => {
                 found = Some(
                     off_worker_as(&visit.state, &who, move |state, who| {
@@ -332,7 +336,8 @@ pub async fn activate(visit: Visit) -> PageResult {
     }
 }
 
-/// `GET /consola/cargas`: the upload form; its script shows the progress and the report.
+/// `GET /consola/cargas`: the upload form; its script sends the file, follows the upload's
+/// job and shows the report.
 ///
 /// # Errors
 /// To sign-in.
@@ -342,7 +347,10 @@ pub fn upload_page(visit: Visit) -> PageResult {
     let body = html! {
         p { "Registre equipos en la lista positiva con un archivo CSV: una línea por equipo, con el encabezado "
             code { "imei,manufacturer,model,reference" } ". Los lotes se registran de 50.000 en 50.000 líneas; una línea con error no detiene el resto y aparece abajo con su número." }
-        form.card #upload method="post" action="/consola/cargas" enctype="text/csv" {
+        // multipart, the one way a browser sends a file without a script: the handler then
+        // says the page needs its script (it reads the file as the body, the CSRF token in a
+        // header)
+        form.card #upload method="post" action="/consola/cargas" enctype="multipart/form-data" {
             (csrf(&session.csrf))
             (field(&state, "file", "Archivo CSV", Input::Text("file"), true))
             button type="submit" { "Cargar" }
@@ -356,18 +364,34 @@ pub fn upload_page(visit: Visit) -> PageResult {
     page(&shell(&visit.chrome(), "Cargar registros", body))
 }
 
-/// `POST /consola/cargas`: the CSV as the body (sent by the page's script with the session's
-/// CSRF token in `X-CSRF-Token`), streamed as `POST /v1/registrations` streams it; answers
-/// the API's JSON report for the script to show.
+/// `POST /consola/cargas[?job=ID]`: the CSV as the body (sent by the page's script with the
+/// session's CSRF token in `X-CSRF-Token`), streamed as `POST /v1/registrations` streams it,
+/// as the job the script named; answers the API's JSON report for the script to show. The
+/// form posted without the script gets a page saying so.
 ///
 /// # Errors
 /// To sign-in; the CSRF page; what the upload answers, as problem+json.
 pub async fn upload(visit: Visit) -> PageResult {
     let session = visit.signed_in()?.clone();
-    let given = (visit.request.headers().get("x-csrf-token"))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !same_secret(&session.csrf, given) {
+    let headers = visit.request.headers();
+    let Some(given) = headers.get("x-csrf-token") else {
+        let form = (headers.get(hyper::header::CONTENT_TYPE))
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+        if !form {
+            return Err(PageError::Csrf);
+        }
+        // nothing was read nor changed: the form came without the page's script
+        return Ok(html(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &super::layout::error_page(
+                &visit.chrome(),
+                "La carga necesita JavaScript",
+                "El navegador envió el formulario sin el programa de la página, que envía el archivo y muestra el avance. Active JavaScript para este sitio y cargue el archivo de nuevo, o envíelo por la API: POST /v1/registrations. No se registró nada.",
+            ),
+        ));
+    };
+    if !same_secret(&session.csrf, given.to_str().unwrap_or("")) {
         return Err(PageError::Csrf);
     }
     let (parts, request) = visit.split();
@@ -378,7 +402,33 @@ pub async fn upload(visit: Visit) -> PageResult {
         request,
     };
     // problem+json for the page's script; a refusal spends the budget as over the API
-    Ok(match uploads::register(call).await {
+    Ok(as_json(uploads::register(call).await))
+}
+
+/// `GET /consola/cargas/{job}`: an upload's progress, as `GET /v1/registrations/jobs/{job}`
+/// shows it to the session's user (its organisation's uploads; the regulator's, all), for
+/// the upload page's script.
+///
+/// # Errors
+/// To sign-in; what the job route answers, as problem+json.
+pub async fn upload_job(visit: Visit, job: &str) -> PageResult {
+    let session = visit.signed_in()?.clone();
+    let (parts, request) = visit.split();
+    let call = Call {
+        state: parts.state,
+        principal: Some(session.principal),
+        params: vec![job.to_owned()],
+        request,
+    };
+    Ok(as_json(uploads::job(call).await))
+}
+
+/// An API route's answer for a page's script: the route's JSON, or its problem+json (a
+/// refusal spends the budget as over the API).
+fn as_json(
+    answer: Result<crate::api::HttpResponse, crate::api::ApiError>,
+) -> crate::api::HttpResponse {
+    match answer {
         Ok(response) => response,
         Err(e) => {
             let spends = crate::api::spends_the_budget(&e);
@@ -388,5 +438,5 @@ pub async fn upload(visit: Visit) -> PageResult {
             }
             response
         }
-    })
+    }
 }

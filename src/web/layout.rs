@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
+use super::es;
 use crate::accounts::logins::SignedIn;
 use crate::accounts::{Principal, Token};
 use crate::api::ApiError;
@@ -130,7 +131,7 @@ pub fn explain(error: &ApiError) -> (&'static str, String) {
             "No tiene permiso",
             match error {
                 ApiError::Denied { detail } => {
-                    format!("Sus roles no le permiten esta acción: {detail}.")
+                    format!("Sus roles no le permiten esta acción: {}.", es::reason(detail))
                 }
                 _ => "Sus roles no le permiten ver esta página ni hacer esta acción. Si la necesita, pida a su administrador que le asigne el rol."
                     .into(),
@@ -189,17 +190,18 @@ pub fn explain(error: &ApiError) -> (&'static str, String) {
     }
 }
 
-/// The detail an error carries (the domain's words), or its title.
+/// The detail an error carries (the domain's words, in Spanish where the catalogue knows
+/// them: `es.rs`), or its title.
 pub fn detail_of(error: &ApiError) -> String {
     match error {
-        ApiError::Conflict { detail }
-        | ApiError::Denied { detail }
-        | ApiError::Refused { detail, .. }
-        | ApiError::MalformedBody { detail }
-        | ApiError::PayloadTooLarge { detail } => detail.clone(),
+        ApiError::Refused { cause, .. } => es::refusal(*cause).to_owned(),
+        ApiError::Conflict { detail } | ApiError::Denied { detail } => {
+            es::reason(detail).into_owned()
+        }
+        ApiError::MalformedBody { detail } | ApiError::PayloadTooLarge { detail } => detail.clone(),
         ApiError::InvalidParams { params, .. } | ApiError::Unprocessable { params } => params
             .iter()
-            .map(|(p, r)| format!("{p}: {r}"))
+            .map(|(p, r)| format!("{p}: {}", es::reason(r)))
             .collect::<Vec<_>>()
             .join("; "),
         other => other.status_and_cause().2.to_owned(),
@@ -224,14 +226,16 @@ impl FormState {
             ApiError::Unprocessable { params } | ApiError::InvalidParams { params, .. } => {
                 FormState {
                     values,
-                    errors: params.clone(),
+                    errors: (params.iter())
+                        .map(|(field, reason)| (field.clone(), es::reason(reason).into_owned()))
+                        .collect(),
                     general: None,
                 }
             }
             other => FormState {
                 values,
                 errors: Vec::new(),
-                general: Some(detail_of(other)),
+                general: Some(explain(other).1),
             },
         }
     }
@@ -241,19 +245,65 @@ impl FormState {
         self.values.get(name).map_or("", String::as_str)
     }
 
-    /// The error of input `name`.
+    /// The error of input `name`; the first input of a list (`phones[0]`) also shows the
+    /// list's own error (`phones`: "give at least one").
     pub fn error(&self, name: &str) -> Option<&str> {
+        let list = name.strip_suffix("[0]");
         (self.errors.iter())
             .find(|(field, _)| field == name)
+            .or_else(|| {
+                (self.errors.iter()).find(|(field, _)| list.is_some_and(|list| field == list))
+            })
             .map(|(_, reason)| reason.as_str())
     }
 
-    /// Errors that name no input of the form (`inputs`), shown above it.
+    /// The errors of a group of choices named `list` (its own, and its items' `list[i]`), shown
+    /// in the group's fieldset.
+    pub fn group_errors(&self, list: &str) -> Vec<&str> {
+        (self.errors.iter())
+            .filter(|(field, _)| in_group(field, list))
+            .map(|(_, reason)| reason.as_str())
+            .collect()
+    }
+
+    /// Errors that name no input of the form (`inputs`, where a list `phones` is placed by
+    /// its first input `phones[0]`, and a group of choices `roles` by the name its inputs
+    /// share, `roles[]`), shown above it.
     pub fn unplaced(&self, inputs: &[String]) -> Vec<(String, String)> {
         (self.errors.iter())
-            .filter(|(field, _)| !inputs.iter().any(|i| i == field))
+            .filter(|(field, _)| {
+                !inputs.iter().any(|i| {
+                    i == field
+                        || *i == format!("{field}[0]")
+                        || i.strip_suffix("[]")
+                            .is_some_and(|group| in_group(field, group))
+                })
+            })
             .cloned()
             .collect()
+    }
+}
+
+/// Whether `field` is group `list` or one of its items (`roles`, `roles[1]`).
+fn in_group(field: &str, list: &str) -> bool {
+    field.strip_prefix(list).is_some_and(|rest| {
+        rest.is_empty()
+            || (rest.starts_with('[')
+                && rest.ends_with(']')
+                && !rest[1..rest.len() - 1].contains(['[', ']']))
+    })
+}
+
+/// A group's errors (see [`FormState::group_errors`]), for its fieldset, with the id its
+/// inputs point at.
+pub fn group_errors(state: &FormState, list: &str) -> Markup {
+    let errors = state.group_errors(list);
+    html! {
+        @if !errors.is_empty() {
+            div id=(format!("f-{list}-error")) role="alert" {
+                @for error in &errors { p.field-error { (error) } }
+            }
+        }
     }
 }
 
@@ -438,4 +488,60 @@ fn label_of(key: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(errors: &[(&str, &str)]) -> FormState {
+        FormState {
+            values: HashMap::new(),
+            errors: (errors.iter())
+                .map(|(f, r)| ((*f).to_owned(), (*r).to_owned()))
+                .collect(),
+            general: None,
+        }
+    }
+
+    #[test]
+    fn a_list_or_group_error_is_shown_where_its_inputs_are_not_above_the_form() {
+        let state = failed(&[
+            ("phones", "give at least one phone number"),
+            (
+                "roles[1]",
+                "auditor is not a role of this organisation's kind",
+            ),
+            ("roles", "give at least one role"),
+            ("rolesx", "not a field"),
+            ("nit", "bad check digit"),
+        ]);
+        // the list's error by its first input only
+        assert_eq!(
+            state.error("phones[0]"),
+            Some("give at least one phone number")
+        );
+        assert_eq!(state.error("phones[1]"), None);
+        assert_eq!(state.error("nit"), Some("bad check digit"));
+        // a group's, its items' too
+        assert_eq!(
+            state.group_errors("roles"),
+            [
+                "auditor is not a role of this organisation's kind",
+                "give at least one role"
+            ]
+        );
+        let inputs: Vec<String> = ["phones[0]", "roles[]", "nit"].map(String::from).to_vec();
+        let above: Vec<String> = (state.unplaced(&inputs).into_iter())
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(above, ["rolesx"]);
+        // a plain input places no group: `nit[x]` (an unknown parameter) stays above
+        let odd = failed(&[("nit[x]", "unknown parameter")]);
+        assert_eq!(odd.unplaced(&inputs).len(), 1);
+        // without the inputs on the form, everything is above it
+        assert_eq!(state.unplaced(&[]).len(), 5);
+        let html = group_errors(&state, "roles").into_string();
+        assert_eq!(html.matches("id=\"f-roles-error\"").count(), 1, "{html}");
+    }
 }

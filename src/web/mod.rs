@@ -43,6 +43,7 @@
 pub mod account;
 pub mod audit;
 pub mod desks;
+pub mod es;
 pub mod form;
 pub mod layout;
 pub mod orgs;
@@ -402,6 +403,7 @@ async fn route(visit: Visit, method: &Method, path: &str) -> PageResult {
         Page::Activate => desks::activate(visit).await,
         Page::UploadForm => desks::upload_page(visit),
         Page::Upload => desks::upload(visit).await,
+        Page::UploadJob => desks::upload_job(visit, p[0]).await,
         Page::Orgs => orgs::orgs(visit).await,
         Page::NewOrgForm => orgs::new_org_page(visit),
         Page::CreateOrg => orgs::create_org(visit).await,

@@ -130,7 +130,7 @@ const ORG_SECTIONS: &[(&str, &[Spec])] = &[
 fn kinds() -> Vec<(&'static str, &'static str)> {
     OrgKind::ALL
         .iter()
-        .map(|k| (k.as_str(), k.as_str()))
+        .map(|k| (k.as_str(), super::es::kind(*k)))
         .collect()
 }
 
@@ -188,6 +188,7 @@ pub async fn orgs(visit: Visit) -> PageResult {
                 || o.data.legal_name.to_lowercase().contains(&needle)
                 || o.data.nit.contains(&needle)
                 || o.kind.as_str() == needle
+                || super::es::kind(o.kind).to_lowercase() == needle
         })
         .collect();
     let mut state = FormState::default();
@@ -203,7 +204,7 @@ pub async fn orgs(visit: Visit) -> PageResult {
             thead { tr { th scope="col" { "Razón social" } th scope="col" { "NIT" } th scope="col" { "Tipo" } th scope="col" { "Estado" } } }
             tbody { @for org in &shown { tr {
                 td { a href=(format!("/consola/organizaciones/{}", org.id)) { (org.data.legal_name) } }
-                td { (org.data.nit) } td { (org.kind.as_str()) }
+                td { (org.data.nit) } td { (super::es::kind(org.kind)) }
                 td { @if org.suspended { "suspendida" } @else { "activa" } }
             } } }
         } }
@@ -306,7 +307,7 @@ fn org_view(
         &org.data.legal_name,
         html! {
             @if created { p.notice role="status" { "Organización creada con su administrador. Dé al administrador un código para crear su contraseña desde la página de usuarios." } }
-            p { "Tipo: " strong { (org.kind.as_str()) } " · Estado: " strong { @if org.suspended { "suspendida" } @else { "activa" } }
+            p { "Tipo: " strong { (super::es::kind(org.kind)) } " · Estado: " strong { @if org.suspended { "suspendida" } @else { "activa" } }
                 " · Creada: " (timefmt::rfc3339(org.created_at)) }
             div.actions {
                 a href=(format!("/consola/organizaciones/{}/usuarios", org.id)) { "Usuarios de la organización" }

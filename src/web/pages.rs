@@ -49,6 +49,8 @@ pub enum Page {
     UploadForm,
     /// An upload.
     Upload,
+    /// An upload's progress, for the page's script.
+    UploadJob,
     /// The organisations.
     Orgs,
     /// The new organisation form.
@@ -147,7 +149,7 @@ const USER: &str = "/consola/organizaciones/{org}/usuarios/{user}";
 
 /// Every page. The first row that matches a path and method answers: literal rows come before
 /// the `{parameter}` rows that would also match.
-pub static PAGES: [Row; 36] = [
+pub static PAGES: [Row; 37] = [
     everywhere("/", Page::Home),
     everywhere("/estilo.css", Page::Stylesheet),
     everywhere("/carga.js", Page::Script),
@@ -168,6 +170,7 @@ pub static PAGES: [Row; 36] = [
     post("/consola/activaciones", Page::Activate),
     get("/consola/cargas", Page::UploadForm),
     post("/consola/cargas", Page::Upload),
+    get("/consola/cargas/{job}", Page::UploadJob),
     get("/consola/auditoria", Page::Audit),
     get("/consola/vendedores", Page::SellersAdmin),
     post("/consola/vendedores", Page::RecordSeller),
@@ -277,7 +280,8 @@ mod tests {
                 .path
                 .replace("{org}", "7")
                 .replace("{user}", "9")
-                .replace("{change}", "token");
+                .replace("{change}", "token")
+                .replace("{job}", "1f3a09c2b47e5d60");
             let Found::Page(found, params) = find(&row.method.method(), &path) else {
                 panic!("{:?} {}: not found", row.method, row.path);
             };

@@ -33,7 +33,10 @@ pub async fn home(visit: Visit) -> PageResult {
             Ok(imei) => answer = Some((imei, visit.state.registry.listing(imei))),
             Err(e) => state.errors.push((
                 "imei".into(),
-                format!("No es un IMEI válido ({e}). Escriba los 15 dígitos que muestra el celular al marcar *#06#."),
+                format!(
+                    "No es un IMEI válido ({}). Escriba los 15 dígitos que muestra el celular al marcar *#06#.",
+                    super::es::reason(&e.to_string())
+                ),
             )),
         }
     }

@@ -10,7 +10,9 @@ use maud::{Markup, html};
 use serde_json::json;
 
 use super::form::{Fields, flatten};
-use super::layout::{Chrome, FormState, Input, csrf, field, form_errors, shell, token_table};
+use super::layout::{
+    Chrome, FormState, Input, csrf, field, form_errors, group_errors, shell, token_table,
+};
 use super::orgs::org_id;
 use super::{PageError, PageResult, Visit, form_refused, page, redirect, shown_in_form, submit};
 use crate::accounts::forms::UserForm;
@@ -26,7 +28,7 @@ fn user_form(
     kind: OrgKind,
     creating: bool,
 ) -> Markup {
-    let mut inputs: Vec<String> = vec!["full_name".into(), "email".into()];
+    let mut inputs: Vec<String> = vec!["full_name".into(), "email".into(), "roles[]".into()];
     if creating {
         inputs.push("id_number".into());
     }
@@ -42,13 +44,15 @@ fn user_form(
             @if creating { (field(state, "id_number", "Número de identificación", Input::Text("text"), true)) }
             (field(state, "full_name", "Nombre completo", Input::Text("text"), true))
             (field(state, "email", "Correo electrónico (con él entra a estas páginas)", Input::Text("email"), true))
-            fieldset {
+            fieldset.invalid[!state.group_errors("roles").is_empty()] {
                 legend { "Roles" }
+                (group_errors(state, "roles"))
                 @for role in kind.allowed_roles() {
                     div {
                         input type="checkbox" name="roles[]" value=(role.as_str()) id=(format!("r-{}", role.as_str()))
-                            checked[checked.contains(&role.as_str())];
-                        label for=(format!("r-{}", role.as_str())) { " " (role.as_str()) }
+                            checked[checked.contains(&role.as_str())]
+                            aria-describedby=[(!state.group_errors("roles").is_empty()).then_some("f-roles-error")];
+                        label for=(format!("r-{}", role.as_str())) { " " (super::es::role(*role)) " " small { "(" (role.as_str()) ")" } }
                     }
                 }
             }
@@ -106,7 +110,7 @@ fn users_view(
                 tbody { @for user in users { tr {
                     td { a href=(format!("/consola/organizaciones/{}/usuarios/{}", org.id, user.id)) { (user.full_name) } }
                     td { (user.email) }
-                    td { (user.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")) }
+                    td { (super::es::roles(&user.roles)) }
                     td { (user_status(user)) }
                 } } }
             } }

@@ -27,10 +27,15 @@ struct Visitor<'a> {
 }
 
 impl Visitor<'_> {
-    /// Checks the current page with axe-core, once per distinct title.
+    /// Checks the current page with axe-core, once per distinct title in each state (with
+    /// and without errors shown).
     async fn check(&mut self, browser: &Browser) {
         let title = browser.title().await;
-        if !self.checked.insert(title.clone()) {
+        let errors = browser.count(".invalid, [role=alert]").await > 0;
+        if !self
+            .checked
+            .insert(format!("{title} (errors shown: {errors})"))
+        {
             return;
         }
         let violations = browser.accessibility_violations(self.axe).await;
@@ -284,6 +289,14 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
         2,
         "only the wrong fields are flagged"
     );
+    // in Spanish: the NIT's check digit, the e-mail
+    let said = browser.text("#f-nit-error").await;
+    assert!(said.contains("dígito de verificación"), "{said}");
+    let said = browser.text("#f-email-error").await;
+    assert!(
+        said.contains("no es una dirección de correo electrónico"),
+        "{said}"
+    );
     v.check(&browser).await;
     if std::env::var_os("IMEIDB_WRITE_SCREENSHOTS").is_some() {
         let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
@@ -461,6 +474,54 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
         "the rejected line is line 3 (the header is 1)"
     );
     v.check(&browser).await;
+    // a file large enough to take seconds: while it runs, the page shows what its job says
+    // (the lines the registry has read and registered so far), not only the bytes sent
+    let big = dir.path().join("lote-grande.csv");
+    let mut text = String::from("imei,manufacturer,model,reference\n");
+    for n in 0..1_500_000u64 {
+        text.push_str(&imei(1_000_000 + n).to_string());
+        text.push_str(",Xiaomi,Redmi 13,DIAN-3\n");
+    }
+    std::fs::write(&big, text).unwrap();
+    browser
+        .run("window.seen = []; const s = document.getElementById('upload-status'); new MutationObserver(() => seen.push(s.textContent)).observe(s, { childList: true, characterData: true, subtree: true }); return true;")
+        .await;
+    browser.fill("#f-file", big.to_str().unwrap()).await;
+    browser.toggle("#upload button").await;
+    browser.wait_for("return document.getElementById('upload-status').textContent.startsWith('Carga terminada')").await;
+    let seen = browser.run("return window.seen").await;
+    let following: Vec<&str> = (seen.as_array().unwrap().iter())
+        .filter_map(|s| s.as_str())
+        .filter(|s| s.contains("líneas leídas"))
+        .collect();
+    assert!(!following.is_empty(), "the job was never shown: {seen}");
+    let registered_so_far = |status: &str| -> u64 {
+        let words = status.split("líneas leídas: ").nth(1).unwrap_or("");
+        let digits: String = words
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap_or(0)
+    };
+    assert!(
+        following
+            .iter()
+            .any(|s| (1..1_500_000).contains(&registered_so_far(s))),
+        "no status showed part of the file registered: {following:?}"
+    );
+    let result = browser.text("#upload-result").await;
+    assert!(
+        result
+            .replace(['.', '\u{a0}', ' '], "")
+            .contains("Registradas\n1500000")
+            || result
+                .replace(['.', '\u{a0}'], "")
+                .contains("Registradas 1500000"),
+        "{result}"
+    );
     sign_out(&browser).await;
 
     // --- the public check of a registered and a reported device
@@ -537,6 +598,10 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
     browser.run("document.querySelectorAll('form[action$=\"/suspender\"] input[name=csrf]').forEach(e => e.remove());").await;
     browser.click("form[action$='/suspender'] button").await;
     assert_eq!(browser.text("h1").await, "Formulario no válido");
+    v.check(&browser).await;
+    browser.go(&v.url("/consola/no-existe")).await;
+    assert_eq!(browser.text("h1").await, "No encontrado");
+    v.check(&browser).await;
     assert!(
         !accounts
             .get_org(&regulator, police_org.id)
@@ -559,6 +624,9 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
         "the suspended analyst's session goes on: {}",
         police.url().await
     );
+    if police.text("h1").await == "Cuenta suspendida" {
+        v.check(&police).await;
+    }
     police.go(&v.url("/consola/imei")).await;
     assert!(
         police.url().await.contains("/entrar"),

@@ -63,11 +63,6 @@ impl Visitor {
         form: Option<&[(&str, &str)]>,
         extra: &[(&str, &str)],
     ) -> Page {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
         let body = form
             .map(|pairs| {
                 form_urlencoded::Serializer::new(String::new())
@@ -75,13 +70,31 @@ impl Visitor {
                     .finish()
             })
             .unwrap_or_default();
+        let mut headers = extra.to_vec();
+        if form.is_some() {
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        self.send_body(method, path, body.into_bytes(), &headers)
+            .await
+    }
+
+    /// Sends `body` as it is, with the `extra` headers (and the cookies).
+    pub async fn send_body(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Page {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost");
-        if form.is_some() {
-            request = request.header("content-type", "application/x-www-form-urlencoded");
-        }
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies
@@ -177,11 +190,16 @@ async fn every_page_of_the_table_answers_and_a_wrong_method_names_the_right_ones
             .path
             .replace("{org}", "1")
             .replace("{user}", &made.admin.id.to_string())
-            .replace("{change}", "activar");
+            .replace("{change}", "activar")
+            .replace("{job}", "1f3a09c2b47e5d60");
         // a post without its CSRF token is refused (403) before anything is read: the route
         // exists; a get is answered
         let page = v.send(row.method.method(), &path, Some(&[]), &[]).await;
-        if [404, 405].contains(&page.status) {
+        // an upload's progress answers its script: an unknown job is the job route's own 404
+        let job_unknown = row.page == pages::Page::UploadJob
+            && page.status == 404
+            && page.body.contains("upload job");
+        if [404, 405].contains(&page.status) && !job_unknown {
             wrong.push(format!("{:?} {path}: {}", row.method, page.status));
         }
         for method in [Method::PUT, Method::DELETE, Method::PATCH] {
@@ -235,7 +253,7 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
             let rest = &form.body[at + 6..];
             rest[..rest.find('"').unwrap()].to_owned()
         })
-        .filter(|n| n != "csrf" && n != "kind")
+        .filter(|n| n != "csrf" && n != "kind" && n != "viewport")
         .collect();
     assert!(names.len() >= 25, "{names:?}");
     let mut pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), SCRIPT)).collect();
@@ -244,6 +262,19 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
     let refused = v.post("/consola/organizaciones/nueva", &pairs).await;
     assert_eq!(refused.status, 422);
     assert_escaped(&refused.body, "the refused organisation form");
+    // the domain's reasons in Spanish, next to their fields
+    for spanish in [
+        "no es una dirección de correo electrónico",
+        "debe ser el código DIVIPOLA del departamento",
+        "debe tener de 7 a 15 dígitos",
+    ] {
+        assert!(
+            refused.body.contains(spanish),
+            "{spanish}: {}",
+            refused.body
+        );
+    }
+    assert!(!refused.body.contains("is not an e-mail address"));
 
     // a name with markup that the rules accept: stored, then shown on the lists and the audit
     let mut org = crate::authz::org_json("operator", 5);
@@ -284,6 +315,14 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
         )
         .await;
     assert_escaped(&page.body, "the refused user form");
+    // no role chosen: said in the roles' fieldset, not only above the form
+    let legend = page.body.find("<legend>Roles</legend>").expect("the roles");
+    let said = page
+        .body
+        .find("id=\"f-roles-error\"")
+        .expect("the roles' error");
+    assert!(said > legend, "{}", page.body);
+    assert!(page.body[said..].contains("elija al menos un rol"));
     let page = v
         .post(
             "/consola/vendedores",
@@ -307,10 +346,113 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
         format!("/consola/organizaciones?q={encoded}"),
         format!("/consola/imei?imei={encoded}"),
         format!("/clave?codigo={encoded}"),
+        format!("/consola/auditoria?actor={encoded}"),
+        format!("/consola/auditoria?action={encoded}&from={encoded}&to={encoded}"),
     ] {
         let page = v.get(&path).await;
         assert_escaped(&page.body, &path);
     }
+
+    // an operator's desks: the report and the activation, every field markup
+    let (operator, _) = server
+        .accounts
+        .create_org(
+            &regulator,
+            serde_json::from_value(crate::authz::org_json("operator", 8)).unwrap(),
+        )
+        .unwrap();
+    let person = |id: &str, email: &str| -> UserForm {
+        serde_json::from_value(json!({
+            "id_number": id, "full_name": "Luisa Fernanda Mora Díaz", "email": email, "roles": ["operator"],
+        }))
+        .unwrap()
+    };
+    let agent = (server.accounts)
+        .create_user(
+            &regulator,
+            operator.id,
+            person("1020304088", "luisa.mora@example.co"),
+        )
+        .unwrap();
+    let code = server
+        .accounts
+        .issue_password_setup(&regulator, agent.id)
+        .unwrap();
+    let mut desk = Visitor::new(server.addr);
+    desk.sign_in_first_time(&code, "luisa.mora@example.co", "una frase larga de prueba")
+        .await;
+    let desks: [(&str, &[&str]); 2] = [
+        (
+            "/consola/reportes",
+            &[
+                "imei",
+                "kind",
+                "reported_by",
+                "subscriber_id",
+                "reference",
+                "occurred_at",
+            ],
+        ),
+        (
+            "/consola/activaciones",
+            &[
+                "imei",
+                "imsi",
+                "owner_id_type",
+                "owner_id_number",
+                "proof.kind",
+                "proof.invoice_number",
+                "proof.seller_nit",
+                "proof.buyer_id",
+                "proof.imei",
+                "proof.receipt",
+                "proof.homologation",
+            ],
+        ),
+    ];
+    for (path, fields) in desks {
+        let csrf = desk.get(path).await.csrf();
+        let mut pairs: Vec<(&str, &str)> = fields.iter().map(|f| (*f, SCRIPT)).collect();
+        pairs.push(("csrf", &csrf));
+        let page = desk.post(path, &pairs).await;
+        assert_eq!(page.status, 422, "{path}: {}", page.body);
+        assert_escaped(&page.body, path);
+    }
+
+    // a token's name, shown with the token once issued
+    let machine = (server.accounts)
+        .create_user(
+            &regulator,
+            operator.id,
+            person("1020304089", "eir@example.co"),
+        )
+        .unwrap();
+    let base = format!(
+        "/consola/organizaciones/{}/usuarios/{}",
+        operator.id, machine.id
+    );
+    let csrf = v.get(&base).await.csrf();
+    let page = v
+        .post(
+            &format!("{base}/token"),
+            &[("csrf", &csrf), ("name", SCRIPT)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_escaped(&page.body, "the token issued");
+    let page = v.get(&base).await;
+    assert_escaped(&page.body, "the user's tokens");
+
+    // the sign-in form, typed by someone not signed in
+    let mut stranger = Visitor::new(server.addr);
+    let csrf = stranger.get("/entrar").await.csrf();
+    let page = stranger
+        .post(
+            "/entrar",
+            &[("csrf", &csrf), ("email", SCRIPT), ("password", SCRIPT)],
+        )
+        .await;
+    assert_escaped(&page.body, "the refused sign-in");
     server.stop().await;
 }
 
@@ -447,7 +589,7 @@ async fn repeated_wrong_passwords_lock_the_account_and_are_audited() {
         )
         .await;
     assert_eq!(code_again.status, 422, "a code sets a password once");
-    assert!(code_again.body.contains("already used"));
+    assert!(code_again.body.contains("ya se usó"), "{}", code_again.body);
     let csrf = v.get("/entrar").await.csrf();
     let started = std::time::Instant::now();
     for attempt in 1..=5 {
@@ -761,5 +903,232 @@ async fn a_person_sees_and_revokes_its_own_tokens_and_renews_its_password() {
     assert!(renewed.body.contains("class=\"secret\""));
     assert!(!accounts.has_password(agent.id));
     assert_eq!(v.get("/consola").await.status, 303, "signed out");
+    server.stop().await;
+}
+
+/// An importer's clerk and an operator's agent, signed in on the pages.
+async fn importer_and_operator(server: &TestServer) -> (Visitor, Visitor) {
+    let accounts = &server.accounts;
+    let made = accounts.bootstrap(regulator_form()).unwrap();
+    let regulator = accounts.authenticate(&made.token).unwrap();
+    let mut visitors = Vec::new();
+    for (n, kind, email) in [
+        (5, "importer", "sara.gil@importador.example.co"),
+        (6, "operator", "ana.rios@operador.example.co"),
+    ] {
+        let (org, _) = accounts
+            .create_org(
+                &regulator,
+                serde_json::from_value(crate::authz::org_json(kind, n)).unwrap(),
+            )
+            .unwrap();
+        let form: UserForm = serde_json::from_value(json!({
+            "id_number": (1_040_000_000 + n).to_string(), "full_name": "Sara Gil Mejía", "email": email, "roles": [kind],
+        }))
+        .unwrap();
+        let user = accounts.create_user(&regulator, org.id, form).unwrap();
+        let code = accounts.issue_password_setup(&regulator, user.id).unwrap();
+        let mut v = Visitor::new(server.addr);
+        v.sign_in_first_time(&code, email, "una frase larga de prueba")
+            .await;
+        visitors.push(v);
+    }
+    let operator = visitors.pop().unwrap();
+    (visitors.pop().unwrap(), operator)
+}
+
+#[tokio::test]
+async fn the_upload_page_follows_its_job_while_the_file_is_still_coming() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (mut clerk, mut other) = importer_and_operator(&server).await;
+    let csrf = clerk.get("/consola/cargas").await.csrf();
+    let job = "1f3a09c2b47e5d60";
+    let line = |n: u64| format!("{},Samsung,SM-A155M,DIAN-{n}\n", imei(20_000 + n));
+
+    // the first 1,000 lines, then the clerk's page asks the job while the rest is unsent
+    let cookie = clerk
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut upload = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /consola/cargas?job={job} HTTP/1.1\r\nhost: localhost\r\ncookie: {cookie}\r\nx-csrf-token: {csrf}\r\ncontent-type: text/csv\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    let chunk = |text: String| format!("{:x}\r\n{text}\r\n", text.len());
+    let first: String = std::iter::once("imei,manufacturer,model,reference\n".to_owned())
+        .chain((0..1_000).map(line))
+        .collect();
+    upload.write_all(chunk(first).as_bytes()).await.unwrap();
+    let mut seen = json!(null);
+    for _ in 0..200 {
+        let page = clerk.get(&format!("/consola/cargas/{job}")).await;
+        if page.status == 200 {
+            seen = serde_json::from_str(&page.body).unwrap();
+            if seen["lines"] == json!(1000) {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen["job"], json!(job), "{seen}");
+    assert_eq!(seen["lines"], json!(1000), "{seen}");
+    assert_eq!(seen["done"], json!(false), "{seen}");
+    // another organisation's person does not see it, nor does anyone signed out
+    assert_eq!(
+        other.get(&format!("/consola/cargas/{job}")).await.status,
+        404
+    );
+    let anonymous = Visitor::new(server.addr)
+        .get(&format!("/consola/cargas/{job}"))
+        .await;
+    assert_eq!(anonymous.status, 303);
+    // the same name for a second upload meanwhile: refused, the first goes on
+    let again = clerk
+        .send_body(
+            Method::POST,
+            &format!("/consola/cargas?job={job}"),
+            b"imei,manufacturer,model,reference\n".to_vec(),
+            &[("content-type", "text/csv"), ("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains(job), "{}", again.body);
+    let rest: String = (1_000..1_500).map(line).collect();
+    upload.write_all(chunk(rest).as_bytes()).await.unwrap();
+    upload.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"done\"") {
+        let n = upload.read(&mut buf).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"accepted\":1500"), "{answer}");
+    let done: serde_json::Value =
+        serde_json::from_str(&clerk.get(&format!("/consola/cargas/{job}")).await.body).unwrap();
+    assert_eq!(
+        (&done["lines"], &done["accepted"], &done["done"]),
+        (&json!(1500), &json!(1500), &json!(true))
+    );
+    assert!(server.registry.listing(imei(21_499)).positive);
+
+    // a job name that is not 16 hexadecimal digits: named in the problem, nothing read
+    let bad = clerk
+        .send_body(
+            Method::POST,
+            "/consola/cargas?job=xyz",
+            line(2_000).into_bytes(),
+            &[("content-type", "text/csv"), ("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let problem: serde_json::Value = serde_json::from_str(&bad.body).unwrap();
+    assert_eq!(
+        problem["invalidParams"][0]["param"],
+        json!("job"),
+        "{problem}"
+    );
+    assert!(!server.registry.listing(imei(22_000)).positive);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_upload_form_sent_without_its_script_says_so_and_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (mut clerk, _) = importer_and_operator(&server).await;
+    let csrf = clerk.get("/consola/cargas").await.csrf();
+    let boundary = "----imeidb7c1e";
+    let body = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"lote.csv\"\r\ncontent-type: text/csv\r\n\r\nimei,manufacturer,model,reference\n{},Samsung,SM-A155M,DIAN-1\n\r\n--{boundary}--\r\n",
+        imei(30_001)
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let page = clerk
+        .send_body(
+            Method::POST,
+            "/consola/cargas",
+            body.clone().into_bytes(),
+            &[("content-type", &content_type)],
+        )
+        .await;
+    assert_eq!(page.status, 415, "{}", page.body);
+    assert!(page.body.contains("necesita JavaScript"), "{}", page.body);
+    assert!(!server.registry.listing(imei(30_001)).positive);
+    // anything else without the header is the CSRF page; signed out, the sign-in
+    let page = clerk
+        .send_body(
+            Method::POST,
+            "/consola/cargas",
+            body.clone().into_bytes(),
+            &[("content-type", "text/csv")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    let page = Visitor::new(server.addr)
+        .send_body(
+            Method::POST,
+            "/consola/cargas",
+            body.into_bytes(),
+            &[("content-type", &content_type)],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert!(!server.registry.listing(imei(30_001)).positive);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_form_sent_with_empty_filters_filters_nothing_and_a_wrong_one_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let made = server.accounts.bootstrap(regulator_form()).unwrap();
+    let mut v = Visitor::new(server.addr);
+    v.sign_in_first_time(
+        &made.password_code,
+        &made.admin.email,
+        "una frase larga de prueba",
+    )
+    .await;
+    // what the form sends untouched
+    let page = v
+        .get("/consola/auditoria?actor=&issued_by=&org=&action=&from=&to=")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let rows = |body: &str| body[body.find("<tbody").expect("the trail")..].to_owned();
+    let all = rows(&page.body);
+    assert!(
+        all.contains("registry.bootstrap") && all.contains("session.sign_in"),
+        "{all}"
+    );
+    assert!(all.contains("entrada a la consola"), "{all}");
+    let page = v
+        .get("/consola/auditoria?action=session.sign_in&actor=&from=")
+        .await;
+    assert_eq!(page.status, 200);
+    let some = rows(&page.body);
+    assert!(
+        some.contains("session.sign_in") && !some.contains("registry.bootstrap"),
+        "{some}"
+    );
+    // a wrong one: next to its field, in Spanish, the value kept, the trail not shown
+    let page = v.get("/consola/auditoria?actor=ana&to=ayer").await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    for (field, value) in [("actor", "ana"), ("to", "ayer")] {
+        let error = page
+            .body
+            .find(&format!("id=\"f-{field}-error\""))
+            .unwrap_or_else(|| panic!("{field}: {}", page.body));
+        assert!(page.body[error..].contains("se espera"), "{field}");
+        assert!(page.body.contains(&format!("value=\"{value}\"")), "{field}");
+    }
+    assert!(!page.body.contains("<table"), "{}", page.body);
     server.stop().await;
 }

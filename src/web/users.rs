@@ -14,8 +14,11 @@ use super::layout::{
     Chrome, FormState, Input, csrf, field, form_errors, group_errors, shell, token_table,
 };
 use super::orgs::org_id;
-use super::{PageError, PageResult, Visit, form_refused, page, redirect, shown_in_form, submit};
+use super::{
+    PageError, PageResult, Visit, VisitParts, form_refused, page, redirect, shown_in_form, submit,
+};
 use crate::accounts::forms::UserForm;
+use crate::accounts::logins::SignedIn;
 use crate::accounts::{Organisation, Principal, Token, User};
 use crate::api::routes::id;
 use crate::api::{ApiError, off_worker_as};
@@ -303,20 +306,7 @@ pub async fn update_user(visit: Visit, org: &str, user: &str) -> PageResult {
         Ok(_) => Ok(redirect(&format!(
             "/consola/organizaciones/{org}/usuarios/{user}"
         ))),
-        Err(e) if shown_in_form(&e) => {
-            let state = FormState::failed(values, &e);
-            let view = user_view(
-                &parts.state,
-                &parts.chrome(),
-                &session.csrf,
-                &session.principal,
-                org,
-                user,
-                &state,
-                Shown::Nothing,
-            )?;
-            Ok(form_refused(&view, &e))
-        }
+        Err(e) if shown_in_form(&e) => refused(&parts, &session, (org, user), values, &e),
         Err(e) => Err(PageError::Api(e)),
     }
 }
@@ -391,19 +381,30 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
             page(&view)
         }
         Err(e) if shown_in_form(&e) && !matches!(e, ApiError::Denied { .. }) => {
-            let state = FormState::failed(HashMap::new(), &e);
-            let view = user_view(
-                &parts.state,
-                &parts.chrome(),
-                &session.csrf,
-                &session.principal,
-                org,
-                user,
-                &state,
-                Shown::Nothing,
-            )?;
-            Ok(form_refused(&view, &e))
+            refused(&parts, &session, (org, user), HashMap::new(), &e)
         }
         Err(e) => Err(PageError::Api(e)),
     }
+}
+
+/// The user's page again, with what the domain refused shown in its form.
+fn refused(
+    parts: &VisitParts,
+    session: &SignedIn,
+    (org, user): (u64, u64),
+    values: HashMap<String, String>,
+    error: &ApiError,
+) -> PageResult {
+    let state = FormState::failed(values, error);
+    let view = user_view(
+        &parts.state,
+        &parts.chrome(),
+        &session.csrf,
+        &session.principal,
+        org,
+        user,
+        &state,
+        Shown::Nothing,
+    )?;
+    Ok(form_refused(&view, error))
 }

@@ -176,14 +176,7 @@ async fn every_page_of_the_table_answers_and_a_wrong_method_names_the_right_ones
     let mut config = test_config(dir.path());
     config.refusals_per_minute = 1_000_000; // refused on purpose, many times
     let server = TestServer::start_with(config).await;
-    let made = server.accounts.bootstrap(regulator_form()).unwrap();
-    let mut v = Visitor::new(server.addr);
-    v.sign_in_first_time(
-        &made.password_code,
-        &made.admin.email,
-        "una frase larga de prueba",
-    )
-    .await;
+    let (made, mut v) = regulator_signed_in(&server).await;
     let mut wrong = Vec::new();
     for row in PAGES.iter().filter(|r| r.path != "/salir") {
         let path = row
@@ -227,12 +220,8 @@ async fn every_page_of_the_table_answers_and_a_wrong_method_names_the_right_ones
     server.stop().await;
 }
 
-const SCRIPT: &str = "<script>alert(1)</script>";
-
-#[tokio::test]
-async fn what_people_type_is_escaped_on_every_page_it_appears() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+/// Bootstraps the registry and signs its administrator in on the pages.
+async fn regulator_signed_in(server: &TestServer) -> (imeidb::accounts::Bootstrapped, Visitor) {
     let made = server.accounts.bootstrap(regulator_form()).unwrap();
     let mut v = Visitor::new(server.addr);
     v.sign_in_first_time(
@@ -241,19 +230,24 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
         "una frase larga de prueba",
     )
     .await;
+    (made, v)
+}
+
+const SCRIPT: &str = "<script>alert(1)</script>";
+
+#[tokio::test]
+async fn what_people_type_is_escaped_on_every_page_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (made, mut v) = regulator_signed_in(&server).await;
 
     // every free-text field of the organisation form, twice: refused (echoed back next to
     // the fields) and, where the rules accept the text, stored and shown on other pages
     let form = v.get("/consola/organizaciones/nueva").await;
     let csrf = form.csrf();
-    let names: Vec<String> = form
-        .body
-        .match_indices("name=\"")
-        .map(|(at, _)| {
-            let rest = &form.body[at + 6..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .filter(|n| n != "csrf" && n != "kind" && n != "viewport")
+    let names: Vec<String> = input_names(&form.body)
+        .into_iter()
+        .filter(|n| n != "kind")
         .collect();
     assert!(names.len() >= 25, "{names:?}");
     let mut pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), SCRIPT)).collect();
@@ -381,38 +375,12 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
     let mut desk = Visitor::new(server.addr);
     desk.sign_in_first_time(&code, "luisa.mora@example.co", "una frase larga de prueba")
         .await;
-    let desks: [(&str, &[&str]); 2] = [
-        (
-            "/consola/reportes",
-            &[
-                "imei",
-                "kind",
-                "reported_by",
-                "subscriber_id",
-                "reference",
-                "occurred_at",
-            ],
-        ),
-        (
-            "/consola/activaciones",
-            &[
-                "imei",
-                "imsi",
-                "owner_id_type",
-                "owner_id_number",
-                "proof.kind",
-                "proof.invoice_number",
-                "proof.seller_nit",
-                "proof.buyer_id",
-                "proof.imei",
-                "proof.receipt",
-                "proof.homologation",
-            ],
-        ),
-    ];
-    for (path, fields) in desks {
-        let csrf = desk.get(path).await.csrf();
-        let mut pairs: Vec<(&str, &str)> = fields.iter().map(|f| (*f, SCRIPT)).collect();
+    for path in ["/consola/reportes", "/consola/activaciones"] {
+        let form = desk.get(path).await;
+        let csrf = form.csrf();
+        let names = input_names(&form.body);
+        assert!(names.len() >= 6, "{path}: {names:?}");
+        let mut pairs: Vec<(&str, &str)> = names.iter().map(|f| (f.as_str(), SCRIPT)).collect();
         pairs.push(("csrf", &csrf));
         let page = desk.post(path, &pairs).await;
         assert_eq!(page.status, 422, "{path}: {}", page.body);
@@ -454,6 +422,18 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
         .await;
     assert_escaped(&page.body, "the refused sign-in");
     server.stop().await;
+}
+
+/// The names of a page's form inputs (its CSRF token aside).
+fn input_names(body: &str) -> Vec<String> {
+    let form = &body[body.find("<main").unwrap_or(0)..];
+    form.match_indices("name=\"")
+        .map(|(at, _)| {
+            let rest = &form[at + 6..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .filter(|n| n != "csrf")
+        .collect()
 }
 
 fn assert_escaped(body: &str, what: &str) {
@@ -786,14 +766,7 @@ async fn refused_uploads_spend_the_budget_and_a_session_does_not_sign_in_again()
     let mut config = test_config(dir.path());
     config.refusals_per_minute = 3;
     let server = TestServer::start_with(config).await;
-    let made = server.accounts.bootstrap(regulator_form()).unwrap();
-    let mut v = Visitor::new(server.addr);
-    v.sign_in_first_time(
-        &made.password_code,
-        &made.admin.email,
-        "una frase larga de prueba",
-    )
-    .await;
+    let (_, mut v) = regulator_signed_in(&server).await;
     // signed in, the sign-in form does no Argon2 (it would escape the public limit)
     let csrf = v.get("/consola").await.csrf();
     let again = v
@@ -1089,14 +1062,7 @@ async fn the_upload_form_sent_without_its_script_says_so_and_registers_nothing()
 async fn the_audit_form_sent_with_empty_filters_filters_nothing_and_a_wrong_one_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    let made = server.accounts.bootstrap(regulator_form()).unwrap();
-    let mut v = Visitor::new(server.addr);
-    v.sign_in_first_time(
-        &made.password_code,
-        &made.admin.email,
-        "una frase larga de prueba",
-    )
-    .await;
+    let (_, mut v) = regulator_signed_in(&server).await;
     // what the form sends untouched
     let page = v
         .get("/consola/auditoria?actor=&issued_by=&org=&action=&from=&to=")

@@ -367,19 +367,13 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
         Ok(Shown::Nothing) => Ok(redirect(&format!(
             "/consola/organizaciones/{org}/usuarios/{user}"
         ))),
-        Ok(shown) => {
-            let view = user_view(
-                &parts.state,
-                &parts.chrome(),
-                &session.csrf,
-                &session.principal,
-                org,
-                user,
-                &FormState::default(),
-                shown,
-            )?;
-            page(&view)
-        }
+        Ok(shown) => page(&again(
+            &parts,
+            &session,
+            (org, user),
+            &FormState::default(),
+            shown,
+        )?),
         Err(e) if shown_in_form(&e) && !matches!(e, ApiError::Denied { .. }) => {
             refused(&parts, &session, (org, user), HashMap::new(), &e)
         }
@@ -391,20 +385,31 @@ pub async fn user_change(visit: Visit, org: &str, user: &str, change: &str) -> P
 fn refused(
     parts: &VisitParts,
     session: &SignedIn,
-    (org, user): (u64, u64),
+    ids: (u64, u64),
     values: HashMap<String, String>,
     error: &ApiError,
 ) -> PageResult {
     let state = FormState::failed(values, error);
-    let view = user_view(
+    let view = again(parts, session, ids, &state, Shown::Nothing)?;
+    Ok(form_refused(&view, error))
+}
+
+/// The user's page after a post, as the session's user sees it.
+fn again(
+    parts: &VisitParts,
+    session: &SignedIn,
+    (org, user): (u64, u64),
+    state: &FormState,
+    shown: Shown,
+) -> Result<Markup, PageError> {
+    user_view(
         &parts.state,
         &parts.chrome(),
         &session.csrf,
         &session.principal,
         org,
         user,
-        &state,
-        Shown::Nothing,
-    )?;
-    Ok(form_refused(&view, error))
+        state,
+        shown,
+    )
 }

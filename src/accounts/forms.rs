@@ -66,6 +66,10 @@ pub struct Contact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrgData {
+    /// The date of the request the regulator received (the form's "Seleccione la fecha",
+    /// `YYYY-MM-DD`), of the creation or of the latest change; optional.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request_date: String,
     /// Identification number (NIT) with its check digit: `900123456-7`.
     pub nit: String,
     /// Legal name (razón social).
@@ -144,6 +148,9 @@ impl OrgData {
     }
 
     fn validate_into(&self, errors: &mut FieldErrors) {
+        if !self.request_date.is_empty() {
+            request_date(&self.request_date, crate::timefmt::now_unix(), errors);
+        }
         if let Err(reason) = check_nit(&self.nit) {
             errors.add("nit", reason);
         }
@@ -287,6 +294,20 @@ fn validate_person(person: &Person, field: &str, second_email: bool, errors: &mu
         email(&person.email_2, &format!("{field}.email_2"), false, errors);
     } else if !person.email_2.is_empty() {
         errors.add(format!("{field}.email_2"), "is not a field of this section");
+    }
+}
+
+/// The request's date: a calendar date, `YYYY-MM-DD`, not after tomorrow (UTC: a request
+/// typed in a time zone ahead of UTC may carry tomorrow's UTC date).
+fn request_date(text: &str, now: u64, errors: &mut FieldErrors) {
+    let shaped = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    let day = shaped.then(|| crate::timefmt::parse(text)).flatten();
+    match day {
+        None => errors.add("request_date", "must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        Some(day) if day > now + 86_400 => {
+            errors.add("request_date", format!("{text} is in the future"));
+        }
+        Some(_) => {}
     }
 }
 

@@ -20,7 +20,9 @@
 //!    the audit trail (actor: the client's address); after [`FAILURES_BEFORE_LOCK`] failures
 //!    in [`LOCK_SECS`], the account refuses sign-ins for the rest of that time without
 //!    looking at the password. An unknown e-mail costs the same Argon2 verification as a
-//!    known one, so the answer's timing does not tell which e-mails have accounts.
+//!    known one, so the answer's timing does not tell which e-mails have accounts; the first
+//!    such attempt from a client address in each window is audited too (target `user/none`),
+//!    the others are not, so guessing e-mails cannot make the store write at will.
 //! 4. **Sessions** live in memory only (a restart signs everyone out), at most
 //!    [`MAX_SESSIONS_PER_USER`] per user, and end when idle or old past the configured limits,
 //!    on sign-out, and at once when the user is deactivated or suspended, its organisation
@@ -52,6 +54,9 @@ pub const LOCK_SECS: u64 = 15 * 60;
 pub const MAX_SESSIONS_PER_USER: usize = 8;
 /// Accounts with one e-mail (and a password) a sign-in tries, each an Argon2 verification.
 pub const MAX_SAME_EMAIL: usize = 4;
+/// Client addresses remembered for [`Accounts::sign_in`]'s audit of e-mails without an
+/// account; past it (every one within its window) further such failures are not audited.
+pub const MAX_UNKNOWN_EMAIL_CLIENTS: usize = 4096;
 
 /// How long sessions last (config `web.session_idle_mins`, `web.session_max_hours`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +124,9 @@ pub(super) struct Sessions {
     live: HashMap<u64, Session>,
     /// Per user: failures in the current window, when it started.
     failures: HashMap<u64, (u32, u64)>,
+    /// Per client address: when the window began in which its first sign-in with an e-mail
+    /// that has no account was audited (at most [`MAX_UNKNOWN_EMAIL_CLIENTS`]).
+    unknown_emails: HashMap<String, u64>,
     /// Sessions opened so far.
     opened: u64,
 }
@@ -325,6 +333,7 @@ impl Accounts {
         if candidates.is_empty() {
             // as slow as a wrong password, so the timing does not tell the e-mail is unknown
             let _ = verify_password(password, dummy_phc());
+            self.record_unknown_email(client, now);
             return Err(SignInRefusal::WrongCredentials);
         }
         let mut matched = None;
@@ -548,6 +557,52 @@ impl Accounts {
             entry.1 = now;
         }
         entry.0 == FAILURES_BEFORE_LOCK
+    }
+
+    /// Audits a sign-in with an e-mail that has no account: the first from `client` in each
+    /// [`LOCK_SECS`] window, so that guessing e-mails shows in the trail while a client
+    /// cannot make the store write at will (an unknown e-mail never locks anything). What was
+    /// typed is not written: a password typed in the e-mail field would be kept.
+    pub(super) fn record_unknown_email(&self, client: &str, now: u64) {
+        {
+            let mut sessions = self.lock_sessions();
+            let windows = &mut sessions.unknown_emails;
+            if windows
+                .get(client)
+                .is_some_and(|&since| now < since + LOCK_SECS)
+            {
+                return;
+            }
+            if windows.len() >= MAX_UNKNOWN_EMAIL_CLIENTS && !windows.contains_key(client) {
+                windows.retain(|_, &mut since| now < since + LOCK_SECS);
+                if windows.len() >= MAX_UNKNOWN_EMAIL_CLIENTS {
+                    return;
+                }
+            }
+            windows.insert(client.to_owned(), now);
+        }
+        let event = Event {
+            actor: Actor::Client {
+                address: client.to_owned(),
+            },
+            action: Action::SignIn,
+            target: "user/none".to_owned(),
+            outcome: Outcome::Denied,
+            reason: Some(format!(
+                "no account signs in with that e-mail; further such attempts from this address in the next {} minutes are not written one by one",
+                LOCK_SECS / 60
+            )),
+            detail: None,
+        };
+        if let Err(e) = self.record(&event) {
+            tracing::error!(error = %e, "could not record a failed sign-in in the audit trail");
+        }
+    }
+
+    /// Client addresses remembered by [`Self::record_unknown_email`].
+    #[cfg(test)]
+    pub(super) fn unknown_email_clients(&self) -> usize {
+        self.lock_sessions().unknown_emails.len()
     }
 
     fn record_sign_in_failure(&self, client: &str, user: u64, reason: String) {

@@ -727,6 +727,45 @@ mod logins {
     }
 
     #[test]
+    fn sign_ins_with_an_unknown_email_are_audited_once_per_client_and_window() {
+        use crate::accounts::logins::{LOCK_SECS, MAX_UNKNOWN_EMAIL_CLIENTS};
+        let dir = tempfile::tempdir().unwrap();
+        let (accounts, _, _, _, _) = with_password(dir.path());
+        let unknown = |accounts: &Accounts| -> Vec<String> {
+            entries(accounts)
+                .into_iter()
+                .filter(|e| e.action == Action::SignIn && e.target == "user/none")
+                .map(|e| {
+                    assert_eq!(e.outcome, Outcome::Denied);
+                    serde_json::to_value(&e.actor).unwrap()["address"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        for client in ["192.0.2.7", "192.0.2.7", "192.0.2.8", "192.0.2.7"] {
+            assert!(matches!(
+                accounts.sign_in("nadie@example.co", "una-clave-cualquiera", client),
+                Err(SignInRefusal::WrongCredentials)
+            ));
+        }
+        assert_eq!(unknown(&accounts), ["192.0.2.7", "192.0.2.8"]);
+        // what was typed is not in the trail (it may be a password in the wrong field)
+        let text = serde_json::to_string(&entries(&accounts)).unwrap();
+        assert!(!text.contains("nadie@example.co") && !text.contains("una-clave-cualquiera"));
+        // a window past: audited again; the memory of clients is bounded
+        let now = crate::timefmt::now_unix();
+        accounts.record_unknown_email("192.0.2.7", now + LOCK_SECS);
+        assert_eq!(unknown(&accounts).len(), 3);
+        for n in 0..MAX_UNKNOWN_EMAIL_CLIENTS + 10 {
+            accounts.record_unknown_email(&format!("10.0.{}.{}", n / 256, n % 256), now);
+        }
+        assert_eq!(accounts.unknown_email_clients(), MAX_UNKNOWN_EMAIL_CLIENTS);
+        assert_eq!(unknown(&accounts).len(), 3 + MAX_UNKNOWN_EMAIL_CLIENTS - 2);
+    }
+
+    #[test]
     fn codes_follow_who_may_act_on_the_account_and_refusals_are_audited() {
         let dir = tempfile::tempdir().unwrap();
         let (accounts, token) = bootstrapped(dir.path());

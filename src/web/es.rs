@@ -119,6 +119,11 @@ const CATALOGUE: &[(&str, &str)] = &[
     // accounts: the user form (SER)
     ("is required", "es obligatorio"),
     (
+        "must be a date YYYY-MM-DD, e.g. 2026-11-23",
+        "debe ser una fecha AAAA-MM-DD (p. ej. 2026-11-23)",
+    ),
+    ("{} is in the future", "{0} es una fecha futura"),
+    (
         "is required: regulator, operator, importer, manufacturer, authority or seller",
         "es obligatorio: regulador, operador, importador, fabricante, autoridad o vendedor autorizado",
     ),
@@ -600,6 +605,9 @@ mod tests {
         other.legal_name = "x".repeat(201);
         reasons.extend(other.validate().0.into_iter().map(|(_, r)| r));
         other.nit = "12-3".into();
+        other.request_date = "3/12/2026".into();
+        reasons.extend(other.validate().0.into_iter().map(|(_, r)| r));
+        other.request_date = "9999-12-31".into();
         reasons.extend(other.validate().0.into_iter().map(|(_, r)| r));
         for kind in OrgKind::ALL {
             let user: UserForm = serde_json::from_value(serde_json::json!({

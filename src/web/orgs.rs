@@ -9,10 +9,10 @@ use super::form::flatten;
 use super::layout::{Chrome, FormState, Input, csrf, field, form_errors, record, shell};
 use super::{PageError, PageResult, Visit, form_refused, page, redirect, shown_in_form, submit};
 use crate::accounts::forms::OrgForm;
-use crate::accounts::{Organisation, Principal};
+use crate::accounts::{Organisation, Principal, User};
 use crate::api::off_worker_as;
 use crate::api::routes::id;
-use crate::roles::OrgKind;
+use crate::roles::{OrgKind, Role};
 use crate::timefmt;
 
 /// One input of a form: name, label, type (`kind` for the organisation kind), required.
@@ -21,6 +21,15 @@ pub(super) type Spec = (&'static str, &'static str, &'static str, bool);
 /// The regulator's user form (`formulario-usuarios-ser.txt`), section by section; the
 /// names are the domain's field paths.
 const ORG_SECTIONS: &[(&str, &[Spec])] = &[
+    (
+        "Solicitud",
+        &[(
+            "request_date",
+            "Fecha de la solicitud (la del formulario recibido)",
+            "date",
+            false,
+        )],
+    ),
     (
         "1. Datos de la organización",
         &[
@@ -135,7 +144,7 @@ fn kinds() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The organisation form; `creating` shows the kind and the administrator (section 5),
-/// which an edit does not change.
+/// which an edit does not change (the edit page lists the administrators beside it).
 fn org_form(token: &str, state: &FormState, action: &str, creating: bool) -> Markup {
     let kinds = kinds();
     let mut inputs = Vec::new();
@@ -277,6 +286,7 @@ pub async fn org_page(visit: Visit, org: &str) -> PageResult {
     let org = org_id(org)?;
     let session = visit.signed_in()?;
     let organisation = visit.state.accounts.get_org(&session.principal, org)?;
+    let admins = administrators(&visit.state, &session.principal, org)?;
     let created = visit.query("creada").is_some();
     let values = flatten(&serde_json::to_value(&organisation.data).unwrap_or_default());
     let state = FormState {
@@ -287,17 +297,53 @@ pub async fn org_page(visit: Visit, org: &str) -> PageResult {
         &visit.chrome(),
         &session.csrf,
         &session.principal,
-        &organisation,
+        (&organisation, &admins),
         &state,
         created,
     ))
+}
+
+/// The organisation's active administrators (section 5 of its form), for the regulator's
+/// edit page; none for a person who does not administer organisations.
+fn administrators(
+    state: &crate::api::AppState,
+    who: &Principal,
+    org: u64,
+) -> Result<Vec<User>, PageError> {
+    if !who.may(crate::roles::Permission::AdministerOrgs) {
+        return Ok(Vec::new());
+    }
+    let mut users = state.accounts.list_users(who, org)?;
+    users.retain(|u| u.active && u.roles.contains(&Role::OrgAdmin));
+    Ok(users)
+}
+
+/// Section 5 on the edit page: the administrator is an account, changed on its own page; a
+/// new form naming another administrator is a new account made on the users page.
+fn administrators_section(org: &Organisation, admins: &[User]) -> Markup {
+    html! {
+        section.card aria-labelledby="seccion-5" {
+            h2 #seccion-5 { "5. Administrador de la organización" }
+            @if admins.is_empty() {
+                p { "La organización no tiene ningún administrador activo." }
+            } @else {
+                ul { @for user in admins { li {
+                    a href=(format!("/consola/organizaciones/{}/usuarios/{}", org.id, user.id)) { (user.full_name) }
+                    " · identificación " (user.id_number) " · " (user.email)
+                    @if user.suspended { " · suspendido" }
+                } } }
+            }
+            p { "El administrador es una cuenta de usuario: sus datos se cambian en su página. Si una nueva solicitud nombra a otro administrador, créelo con el rol de administrador en "
+                a href=(format!("/consola/organizaciones/{}/usuarios", org.id)) { "la página de usuarios" } "." }
+        }
+    }
 }
 
 fn org_view(
     chrome: &Chrome<'_>,
     token: &str,
     who: &Principal,
-    org: &Organisation,
+    (org, admins): (&Organisation, &[User]),
     state: &FormState,
     created: bool,
 ) -> Markup {
@@ -326,6 +372,7 @@ fn org_view(
                 }
                 h2 { "Datos del formulario" }
                 (org_form(token, state, &format!("/consola/organizaciones/{}", org.id), false))
+                (administrators_section(org, admins))
             } @else {
                 (record(&serde_json::to_value(&org.data).unwrap_or_default()))
             }
@@ -333,7 +380,7 @@ fn org_view(
     )
 }
 
-/// `POST /consola/organizaciones/{org}`: the regulator's change of the form's sections 1-4,
+/// `POST /consola/organizaciones/{org}`: the regulator's change of the form's date and sections 1-4,
 /// as `PATCH /v1/orgs/{org}`.
 ///
 /// # Errors
@@ -358,13 +405,14 @@ pub async fn update_org(visit: Visit, org: &str) -> PageResult {
         Ok(_) => Ok(redirect(&format!("/consola/organizaciones/{org}"))),
         Err(e) if shown_in_form(&e) => {
             let organisation = parts.state.accounts.get_org(&session.principal, org)?;
+            let admins = administrators(&parts.state, &session.principal, org)?;
             let state = FormState::failed(values, &e);
             Ok(form_refused(
                 &org_view(
                     &parts.chrome(),
                     &session.csrf,
                     &session.principal,
-                    &organisation,
+                    (&organisation, &admins),
                     &state,
                     false,
                 ),

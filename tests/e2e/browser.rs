@@ -659,8 +659,32 @@ async fn people_use_the_registry_through_its_pages_in_a_real_browser() {
                 && serde_json::to_value(&e.actor).unwrap()["kind"] == json!("client")),
         "the failed sign-in is audited with the client's address"
     );
+    // --- last, the friendly 429 page: this browser spends the public limit of its address
+    // (`public.requests_per_minute`) on the public check, then visits it once more
+    let spent = browser
+        .run(&format!(
+            "for (let i = 0; i < 200; i++) {{
+                 const x = new XMLHttpRequest();
+                 x.open('GET', '/?imei={unknown}', false);
+                 x.send();
+                 if (x.status === 429) return i;
+             }}
+             return -1;"
+        ))
+        .await;
     assert!(
-        v.checked.len() >= 15,
+        spent.as_i64().is_some_and(|n| n >= 0),
+        "never throttled: {spent}"
+    );
+    browser.go(&v.url(&format!("/?imei={unknown}"))).await;
+    assert!(
+        browser.title().await.contains("Demasiadas consultas"),
+        "{}",
+        browser.title().await
+    );
+    v.check(&browser).await;
+    assert!(
+        v.checked.len() >= 16,
         "pages checked with axe: {:?}",
         v.checked
     );

@@ -1098,3 +1098,108 @@ async fn the_audit_form_sent_with_empty_filters_filters_nothing_and_a_wrong_one_
     assert!(!page.body.contains("<table"), "{}", page.body);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (made, mut v) = regulator_signed_in(&server).await;
+    let regulator = server.accounts.authenticate(&made.token).unwrap();
+    let (org, admin) = server
+        .accounts
+        .create_org(
+            &regulator,
+            serde_json::from_value(crate::authz::org_json("operator", 9)).unwrap(),
+        )
+        .unwrap();
+    let path = format!("/consola/organizaciones/{}", org.id);
+    let page = v.get(&path).await;
+    assert_eq!(page.status, 200);
+    // section 5: the administrator, linked to its own page; the form's date is an input
+    assert!(page.body.contains("5. Administrador de la organización"));
+    let link = format!("/consola/organizaciones/{}/usuarios/{}", org.id, admin.id);
+    assert!(page.body.contains(&link), "{}", page.body);
+    assert!(page.body.contains(&admin.email));
+    let mut values = input_values(&page.body);
+    assert!(
+        values.iter().any(|(n, _)| n == "request_date"),
+        "{values:?}"
+    );
+    assert!(!values.iter().any(|(n, _)| n.starts_with("administrator")));
+
+    // a date that is not one: refused next to its field, in Spanish, nothing changed
+    let csrf = page.csrf();
+    let date = |values: &mut Vec<(String, String)>, to: &str| {
+        values.retain(|(n, _)| n != "request_date");
+        values.push(("request_date".into(), to.into()));
+    };
+    for (wrong, spanish) in [
+        ("2026-02-30", "debe ser una fecha AAAA-MM-DD"),
+        ("2999-01-01", "2999-01-01 es una fecha futura"),
+    ] {
+        date(&mut values, wrong);
+        let mut form: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(n, x)| (n.as_str(), x.as_str()))
+            .collect();
+        form.push(("csrf", &csrf));
+        let refused = v.post(&path, &form).await;
+        assert_eq!(refused.status, 422, "{wrong}");
+        assert!(refused.body.contains(spanish), "{wrong}: {}", refused.body);
+        assert!(refused.body.contains("aria-invalid=\"true\""));
+        assert!(refused.body.contains("5. Administrador de la organización"));
+    }
+    let unchanged = server.accounts.get_org(&regulator, org.id).unwrap();
+    assert_eq!(unchanged.data, org.data);
+
+    // the date of the request received, with a change to section 2: stored and shown
+    date(&mut values, "2026-11-23");
+    for (name, value) in &mut values {
+        if name == "legal_representative.full_name" {
+            *value = "Lucía Fernanda Ortiz Mejía".into();
+        }
+    }
+    let mut form: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(n, x)| (n.as_str(), x.as_str()))
+        .collect();
+    form.push(("csrf", &csrf));
+    let saved = v.post(&path, &form).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let changed = server.accounts.get_org(&regulator, org.id).unwrap();
+    assert_eq!(changed.data.request_date, "2026-11-23");
+    assert_eq!(
+        changed.data.legal_representative.full_name,
+        "Lucía Fernanda Ortiz Mejía"
+    );
+    assert_eq!(changed.data.nit, org.data.nit);
+    assert_eq!(changed.data.contacts, org.data.contacts);
+    let shown = v.get(&path).await;
+    assert!(shown.body.contains("value=\"2026-11-23\""));
+    server.stop().await;
+}
+
+/// A page's form inputs with their values (its CSRF token aside), as a browser would send
+/// them: text inputs with their value, selects with their selected option.
+fn input_values(body: &str) -> Vec<(String, String)> {
+    let main = &body[body.find("<main").unwrap_or(0)..];
+    let attribute = |tag: &str, name: &str| {
+        let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let value = &tag[at..at + tag[at..].find('"')?];
+        Some(
+            value
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    let mut out = Vec::new();
+    for (at, _) in main.match_indices("<input ") {
+        let tag = &main[at..at + main[at..].find('>').unwrap()];
+        if let Some(name) = attribute(tag, "name").filter(|n| n != "csrf") {
+            out.push((name, attribute(tag, "value").unwrap_or_default()));
+        }
+    }
+    out
+}

@@ -100,6 +100,54 @@ fn places_phones_and_emails_are_checked() {
 }
 
 #[test]
+fn the_request_date_is_a_calendar_date_not_after_tomorrow() {
+    let now = crate::timefmt::parse("2026-12-03T12:00:00Z").unwrap();
+    for (text, wanted) in [
+        ("2026-11-23", None),
+        ("2024-02-29", None),
+        ("2026-12-04", None),
+        ("2026-12-05", Some("2026-12-05 is in the future")),
+        (
+            "2025-02-29",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+        (
+            "1795000000",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+        (
+            "23/11/2026",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+        (
+            "2026-11-23T00:00:00Z",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+        (
+            "2026-1-230",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+    ] {
+        let mut errors = FieldErrors::default();
+        request_date(text, now, &mut errors);
+        let got: Vec<(&str, &str)> = errors
+            .0
+            .iter()
+            .map(|(f, m)| (f.as_str(), m.as_str()))
+            .collect();
+        match wanted {
+            None => assert_eq!(got, [], "{text}"),
+            Some(message) => assert_eq!(got, [("request_date", message)], "{text}"),
+        }
+    }
+    // optional: the example has none; a wrong one is named by its field
+    let mut form = example_form();
+    assert!(form.data.request_date.is_empty());
+    form.data.request_date = "ayer".into();
+    assert_eq!(fields(&form.validate()), ["request_date"]);
+}
+
+#[test]
 fn placeholder_people_are_refused() {
     let mut form = example_form();
     form.administrator.full_name = "Usuario Prueba".into();
@@ -159,6 +207,7 @@ proptest! {
         form.data.nit = text.clone();
         form.data.email = text.clone();
         form.data.municipality = text.clone();
+        form.data.request_date = text.clone();
         form.data.phones = phones;
         form.administrator.full_name = text.clone();
         form.administrator.id_number = text.clone();

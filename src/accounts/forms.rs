@@ -300,7 +300,14 @@ fn validate_person(person: &Person, field: &str, second_email: bool, errors: &mu
 /// The request's date: a calendar date, `YYYY-MM-DD`, not after tomorrow (UTC: a request
 /// typed in a time zone ahead of UTC may carry tomorrow's UTC date).
 fn request_date(text: &str, now: u64, errors: &mut FieldErrors) {
-    let shaped = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    let shaped = text.len() == 10
+        && (text.bytes().enumerate()).all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     let day = shaped.then(|| crate::timefmt::parse(text)).flatten();
     match day {
         None => errors.add("request_date", "must be a date YYYY-MM-DD, e.g. 2026-11-23"),

@@ -127,6 +127,9 @@ pub(super) struct Sessions {
     /// Per client address: when the window began in which its first sign-in with an e-mail
     /// that has no account was audited (at most [`MAX_UNKNOWN_EMAIL_CLIENTS`]).
     unknown_emails: HashMap<String, u64>,
+    /// When the audit last said that [`MAX_UNKNOWN_EMAIL_CLIENTS`] addresses were remembered
+    /// and others would not be audited (once per [`LOCK_SECS`]).
+    unknown_emails_full: Option<u64>,
     /// Sessions opened so far.
     opened: u64,
 }
@@ -563,8 +566,12 @@ impl Accounts {
     /// [`LOCK_SECS`] window, so that guessing e-mails shows in the trail while a client
     /// cannot make the store write at will (an unknown e-mail never locks anything). What was
     /// typed is not written: a password typed in the e-mail field would be kept.
+    ///
+    /// Past [`MAX_UNKNOWN_EMAIL_CLIENTS`] addresses in one window, the trail says so once per
+    /// window and audits no other address until remembered ones expire.
     pub(super) fn record_unknown_email(&self, client: &str, now: u64) {
-        {
+        let minutes = LOCK_SECS / 60;
+        let reason = {
             let mut sessions = self.lock_sessions();
             let windows = &mut sessions.unknown_emails;
             if windows
@@ -573,14 +580,26 @@ impl Accounts {
             {
                 return;
             }
+            let mut full = false;
             if windows.len() >= MAX_UNKNOWN_EMAIL_CLIENTS && !windows.contains_key(client) {
                 windows.retain(|_, &mut since| now < since + LOCK_SECS);
-                if windows.len() >= MAX_UNKNOWN_EMAIL_CLIENTS {
+                full = windows.len() >= MAX_UNKNOWN_EMAIL_CLIENTS;
+            }
+            if full {
+                if (sessions.unknown_emails_full).is_some_and(|since| now < since + LOCK_SECS) {
                     return;
                 }
+                sessions.unknown_emails_full = Some(now);
+                format!(
+                    "no account signs in with that e-mail; {MAX_UNKNOWN_EMAIL_CLIENTS} other addresses did the same within {minutes} minutes: such attempts from further addresses are not audited until theirs expire"
+                )
+            } else {
+                windows.insert(client.to_owned(), now);
+                format!(
+                    "no account signs in with that e-mail; further such attempts from this address in the next {minutes} minutes are not audited"
+                )
             }
-            windows.insert(client.to_owned(), now);
-        }
+        };
         let event = Event {
             actor: Actor::Client {
                 address: client.to_owned(),
@@ -588,10 +607,7 @@ impl Accounts {
             action: Action::SignIn,
             target: "user/none".to_owned(),
             outcome: Outcome::Denied,
-            reason: Some(format!(
-                "no account signs in with that e-mail; further such attempts from this address in the next {} minutes are not written one by one",
-                LOCK_SECS / 60
-            )),
+            reason: Some(reason),
             detail: None,
         };
         if let Err(e) = self.record(&event) {

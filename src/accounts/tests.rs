@@ -762,7 +762,23 @@ mod logins {
             accounts.record_unknown_email(&format!("10.0.{}.{}", n / 256, n % 256), now);
         }
         assert_eq!(accounts.unknown_email_clients(), MAX_UNKNOWN_EMAIL_CLIENTS);
-        assert_eq!(unknown(&accounts).len(), 3 + MAX_UNKNOWN_EMAIL_CLIENTS - 2);
+        // full: the trail says so once in the window (for the first address turned away)
+        let full = 3 + MAX_UNKNOWN_EMAIL_CLIENTS - 2 + 1;
+        assert_eq!(unknown(&accounts).len(), full);
+        let said = entries(&accounts).pop().unwrap();
+        assert!(
+            said.reason
+                .as_deref()
+                .unwrap()
+                .contains("4096 other addresses"),
+            "{said:?}"
+        );
+        accounts.record_unknown_email("10.9.9.9", now + 60);
+        assert_eq!(unknown(&accounts).len(), full);
+        // once the remembered addresses' windows end, a new address is audited again
+        accounts.record_unknown_email("10.9.9.9", now + 2 * LOCK_SECS + 1);
+        assert_eq!(unknown(&accounts).len(), full + 1);
+        assert_eq!(accounts.unknown_email_clients(), 1);
     }
 
     #[test]

@@ -1105,12 +1105,11 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
     let server = TestServer::start(dir.path()).await;
     let (made, mut v) = regulator_signed_in(&server).await;
     let regulator = server.accounts.authenticate(&made.token).unwrap();
+    let mut form = crate::authz::org_json("operator", 9);
+    form["administrator"]["email"] = json!("admin.operador9@example.co");
     let (org, admin) = server
         .accounts
-        .create_org(
-            &regulator,
-            serde_json::from_value(crate::authz::org_json("operator", 9)).unwrap(),
-        )
+        .create_org(&regulator, serde_json::from_value(form).unwrap())
         .unwrap();
     let path = format!("/consola/organizaciones/{}", org.id);
     let page = v.get(&path).await;
@@ -1176,11 +1175,25 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
     assert_eq!(changed.data.contacts, org.data.contacts);
     let shown = v.get(&path).await;
     assert!(shown.body.contains("value=\"2026-11-23\""));
+
+    // the organisation's own administrator reads its organisation, not section 5 nor the form
+    let code = server
+        .accounts
+        .issue_password_setup(&regulator, admin.id)
+        .unwrap();
+    let mut own = Visitor::new(server.addr);
+    own.sign_in_first_time(&code, &admin.email, "una frase larga de prueba")
+        .await;
+    let read = own.get(&path).await;
+    assert_eq!(read.status, 200);
+    assert!(read.body.contains("2026-11-23"), "{}", read.body);
+    assert!(!read.body.contains("5. Administrador de la organización"));
+    assert!(!read.body.contains("name=\"request_date\""));
     server.stop().await;
 }
 
-/// A page's form inputs with their values (its CSRF token aside), as a browser would send
-/// them: text inputs with their value, selects with their selected option.
+/// A page's `<input>`s with their values (its CSRF token aside), as a browser would send
+/// them (selects and text areas are not read).
 fn input_values(body: &str) -> Vec<(String, String)> {
     let main = &body[body.find("<main").unwrap_or(0)..];
     let attribute = |tag: &str, name: &str| {

@@ -127,6 +127,14 @@ fn the_request_date_is_a_calendar_date_not_after_tomorrow() {
             "2026-1-230",
             Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
         ),
+        (
+            "2026-+1-+5",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
+        (
+            "2026-11-é",
+            Some("must be a date YYYY-MM-DD, e.g. 2026-11-23"),
+        ),
     ] {
         let mut errors = FieldErrors::default();
         request_date(text, now, &mut errors);

@@ -12,7 +12,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use super::problem::ParamLocation;
 use super::routes::Call;
 use super::uploads::{upload_stream, wanted_job};
-use super::{ApiError, AppState, ChannelBody, HttpResponse, off_worker_as};
+use super::{ApiError, AppState, ChannelBody, HttpResponse, json_value, off_worker_as};
 use crate::accounts::Principal;
 use crate::audit::Action;
 use crate::registry::RegistryError;
@@ -157,12 +157,13 @@ pub async fn foreign(call: Call) -> Result<HttpResponse, ApiError> {
     let job = wanted_job(request.uri().query())?;
     let registry = state.registry.clone();
     let who = principal.clone();
-    upload_stream(
+    let report = upload_stream(
         state,
         principal,
-        request,
+        request.into_body(),
         job,
         move |reader, _job, progress| registry.import_foreign(&who, &source, reader, progress),
     )
-    .await
+    .await?;
+    Ok(json_value(&report))
 }

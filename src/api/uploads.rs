@@ -15,8 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::Request;
-use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::problem::ParamLocation;
@@ -196,16 +194,22 @@ impl Read for ChunkReader {
 /// `POST /v1/registrations`: streams the body into the registry, batch by batch.
 pub async fn register(call: Call) -> Result<HttpResponse, ApiError> {
     let (state, principal, request) = call.into_caller_parts()?;
+    Ok(json_value(
+        &register_request(&state, &principal, request).await?,
+    ))
+}
+
+/// What `POST /v1/registrations` does with `request` for `principal`: its report.
+///
+/// # Errors
+/// As `POST /v1/registrations`.
+pub async fn register_request(
+    state: &AppState,
+    principal: &Principal,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<Value, ApiError> {
     // refused (and audited) before a byte of the body is read
-    off_worker_as(&state, &principal, move |state, who| {
-        Ok(state.registry.require(
-            who,
-            Permission::Register,
-            Action::Registration,
-            "list/positive",
-        )?)
-    })
-    .await?;
+    require_register(state, principal).await?;
     let content_type = request
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -224,29 +228,63 @@ pub async fn register(call: Call) -> Result<HttpResponse, ApiError> {
         });
     };
     let job = wanted_job(request.uri().query())?;
-    let registry = state.registry.clone();
-    let who = principal.clone();
-    upload_stream(
-        &state,
-        &principal,
-        request,
-        job,
-        move |reader, job, progress| registry.register_upload(&who, format, reader, job, progress),
-    )
+    register_body(state, principal, format, job, request.into_body()).await
+}
+
+/// Refuses (and audits) a caller that may not register devices: before a byte of an upload
+/// is read.
+///
+/// # Errors
+/// [`ApiError::Forbidden`] and the refusals of [`crate::registry::Registry::require`].
+pub async fn require_register(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    off_worker_as(state, principal, move |state, who| {
+        Ok(state.registry.require(
+            who,
+            Permission::Register,
+            Action::Registration,
+            "list/positive",
+        )?)
+    })
     .await
 }
 
-/// Streams a request body into `apply` on a blocking thread (through a bounded channel: the
-/// body is never whole in memory), with a job others can follow (named `job` if the client
-/// named it), and renders its report.
-pub async fn upload_stream<F>(
+/// Registers the devices of `body` (in `format`) for `principal`, who may register
+/// ([`require_register`]), as job `job` if named: the report of `POST /v1/registrations`.
+///
+/// # Errors
+/// As `POST /v1/registrations`.
+pub async fn register_body<B>(
     state: &AppState,
     principal: &Principal,
-    request: Request<Incoming>,
+    format: Format,
+    job: Option<u64>,
+    body: B,
+) -> Result<Value, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let registry = state.registry.clone();
+    let who = principal.clone();
+    upload_stream(state, principal, body, job, move |reader, job, progress| {
+        registry.register_upload(&who, format, reader, job, progress)
+    })
+    .await
+}
+
+/// Streams a body into `apply` on a blocking thread (through a bounded channel: the body is
+/// never whole in memory), with a job others can follow (named `job` if the client named
+/// it); answers its report.
+pub async fn upload_stream<B, F>(
+    state: &AppState,
+    principal: &Principal,
+    mut body: B,
     job: Option<u64>,
     apply: F,
-) -> Result<HttpResponse, ApiError>
+) -> Result<Value, ApiError>
 where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
     F: FnOnce(ChunkReader, u64, &Progress) -> Result<RegistrationReport, UploadError>
         + Send
         + 'static,
@@ -270,7 +308,6 @@ where
         };
         apply(reader, job, &done.0)
     });
-    let mut body = request.into_body();
     let max = state.max_upload_bytes;
     let mut read = 0u64;
     let mut too_large = false;
@@ -318,7 +355,7 @@ where
             .map(|(line, reason)| json!({ "line": line, "reason": reason }))
             .collect::<Vec<_>>()
     );
-    Ok(json_value(&value))
+    Ok(value)
 }
 
 fn upload_error(error: UploadError) -> ApiError {

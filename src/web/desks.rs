@@ -4,10 +4,13 @@
 //! upload with its progress bar. Each calls the domain function the API calls, as the
 //! session's user.
 
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
 use hyper::StatusCode;
 use maud::{Markup, html};
 use serde_json::Value;
 
+use super::SignedIn;
 use super::layout::{FormState, Input, csrf, field, form_errors, has_tasks, record, shell};
 use super::{
     PageError, PageResult, Visit, form_refused, html, page, same_secret, shown_in_form, submit,
@@ -347,9 +350,8 @@ pub fn upload_page(visit: Visit) -> PageResult {
     let body = html! {
         p { "Registre equipos en la lista positiva con un archivo CSV: una línea por equipo, con el encabezado "
             code { "imei,manufacturer,model,reference" } ". Los lotes se registran de 50.000 en 50.000 líneas; una línea con error no detiene el resto y aparece abajo con su número." }
-        // multipart, the one way a browser sends a file without a script: the handler then
-        // says the page needs its script (it reads the file as the body, the CSRF token in a
-        // header)
+        // multipart, the one way a browser sends a file without a script; the script sends
+        // the file as the body instead, the CSRF token in a header
         form.card #upload method="post" action="/consola/cargas" enctype="multipart/form-data" {
             (csrf(&session.csrf))
             (field(&state, "file", "Archivo CSV", Input::Text("file"), true))
@@ -358,7 +360,7 @@ pub fn upload_page(visit: Visit) -> PageResult {
         progress #upload-progress max="100" value="0" hidden aria-label="Progreso de la carga" {}
         p #upload-status role="status" aria-live="polite" {}
         div #upload-result {}
-        noscript { p.notice { "La carga con barra de progreso necesita JavaScript. Sin él, use la API: POST /v1/registrations." } }
+        noscript { p.notice { "Sin JavaScript la carga funciona igual, sin la barra de esta página: el navegador muestra cuánto ha enviado y, al terminar, esta página muestra el informe." } }
         script src="/carga.js" defer {}
     };
     page(&shell(&visit.chrome(), "Cargar registros", body))
@@ -367,7 +369,8 @@ pub fn upload_page(visit: Visit) -> PageResult {
 /// `POST /consola/cargas[?job=ID]`: the CSV as the body (sent by the page's script with the
 /// session's CSRF token in `X-CSRF-Token`), streamed as `POST /v1/registrations` streams it,
 /// as the job the script named; answers the API's JSON report for the script to show. The
-/// form posted without the script gets a page saying so.
+/// form posted without the script (multipart) is streamed the same way and answered with
+/// the report as a page.
 ///
 /// # Errors
 /// To sign-in; the CSRF page; what the upload answers, as problem+json.
@@ -375,34 +378,133 @@ pub async fn upload(visit: Visit) -> PageResult {
     let session = visit.signed_in()?.clone();
     let headers = visit.request.headers();
     let Some(given) = headers.get("x-csrf-token") else {
-        let form = (headers.get(hyper::header::CONTENT_TYPE))
+        let boundary = (headers.get(hyper::header::CONTENT_TYPE))
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
-        if !form {
-            return Err(PageError::Csrf);
-        }
-        // nothing was read nor changed: the form came without the page's script
-        return Ok(html(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &super::layout::error_page(
-                &visit.chrome(),
-                "La carga necesita JavaScript",
-                "El navegador envió el formulario sin el programa de la página, que envía el archivo y muestra el avance. Active JavaScript para este sitio y cargue el archivo de nuevo, o envíelo por la API: POST /v1/registrations. No se registró nada.",
-            ),
-        ));
+            .filter(|v| v.starts_with("multipart/form-data"))
+            .and_then(|v| multer::parse_boundary(v).ok());
+        return match boundary {
+            Some(boundary) => upload_form(visit, session, boundary).await,
+            None => Err(PageError::Csrf),
+        };
     };
     if !same_secret(&session.csrf, given.to_str().unwrap_or("")) {
         return Err(PageError::Csrf);
     }
     let (parts, request) = visit.split();
-    let call = Call {
-        state: parts.state,
-        principal: Some(session.principal),
-        params: Vec::new(),
-        request,
+    // the report for the page's script, the rejected lines' reasons in Spanish; problem+json
+    // for a refusal, which spends the budget as over the API
+    let report = uploads::register_request(&parts.state, &session.principal, request).await;
+    Ok(as_json(report.map(|mut report| {
+        in_spanish(&mut report);
+        crate::api::json_value(&report)
+    })))
+}
+
+/// An upload's report with each rejected line's reason in Spanish.
+fn in_spanish(report: &mut Value) {
+    if let Some(lines) = report["rejected_lines"].as_array_mut() {
+        for line in lines {
+            if let Some(reason) = line["reason"].as_str() {
+                line["reason"] = Value::String(super::es::line_reason(reason));
+            }
+        }
+    }
+}
+
+/// The upload form as a browser sends it without the page's script (`multipart/form-data`):
+/// its CSRF token, the form's first field, is read and checked before anything else, the
+/// caller's right to register before the file; the file is then streamed as the script's
+/// body is, and the report comes back as a page.
+async fn upload_form(visit: Visit, session: SignedIn, boundary: String) -> PageResult {
+    let (parts, request) = visit.split();
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec!["csrf", "file"])
+        .size_limit(multer::SizeLimit::new().for_field("csrf", 256));
+    let mut form = multer::Multipart::with_constraints(
+        request.into_body().into_data_stream(),
+        boundary,
+        constraints,
+    );
+    let token = match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.ok(),
+        _ => None,
     };
-    // problem+json for the page's script; a refusal spends the budget as over the API
-    Ok(as_json(uploads::register(call).await))
+    if !token.is_some_and(|token| same_secret(&session.csrf, &token)) {
+        return Err(PageError::Csrf);
+    }
+    uploads::require_register(&parts.state, &session.principal).await?;
+    let file = match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("file") => field,
+        _ => {
+            return Err(PageError::Api(crate::api::ApiError::MalformedBody {
+                detail: "the form carries no file: choose the CSV file and send it again".into(),
+            }));
+        }
+    };
+    let body = http_body_util::StreamBody::new(Box::pin(
+        file.map(|chunk| chunk.map(hyper::body::Frame::data)),
+    ));
+    let report = uploads::register_body(
+        &parts.state,
+        &session.principal,
+        crate::registry::registrations::Format::Csv,
+        None,
+        body,
+    )
+    .await;
+    match report {
+        Ok(mut report) => {
+            in_spanish(&mut report);
+            page(&shell(
+                &parts.chrome(),
+                "Carga terminada",
+                upload_report(&report),
+            ))
+        }
+        // the lines before the bound are registered: say so, not only that it was too big
+        Err(crate::api::ApiError::PayloadTooLarge { detail }) => Ok(html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &super::layout::error_page(
+                &parts.chrome(),
+                "Archivo demasiado grande",
+                &super::es::reason(&detail),
+            ),
+        )),
+        Err(e) => Err(PageError::Api(e)),
+    }
+}
+
+/// An upload's report, as the upload page's script draws it: the counts, then the rejected
+/// lines by number with their reasons in Spanish.
+fn upload_report(report: &Value) -> Markup {
+    let count = |key: &str| report[key].as_u64().unwrap_or(0);
+    let rejected = report["rejected_lines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    html! {
+        p role="status" { "El archivo llegó completo y el registro lo procesó (carga " (report["job"].as_str().unwrap_or("")) ")." }
+        dl.record {
+            dt { "Líneas leídas" } dd { (count("lines")) }
+            dt { "Registradas" } dd { (count("accepted")) }
+            dt { "Ya estaban registradas" } dd { (count("already_registered")) }
+            dt { "Rechazadas" } dd { (count("rejected")) }
+        }
+        @if !rejected.is_empty() {
+            h2 { "Líneas rechazadas" }
+            @if (rejected.len() as u64) < count("rejected") {
+                p { "Se muestran las primeras " (rejected.len()) "." }
+            }
+            div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" { table {
+                thead { tr { th scope="col" { "Línea" } th scope="col" { "Motivo" } } }
+                tbody { @for line in &rejected { tr {
+                    td { (line["line"].as_u64().unwrap_or(0)) }
+                    td { (line["reason"].as_str().unwrap_or("")) }
+                } } }
+            } }
+        }
+        p { a href="/consola/cargas" { "Cargar otro archivo" } }
+    }
 }
 
 /// `GET /consola/cargas/{job}`: an upload's progress, as `GET /v1/registrations/jobs/{job}`

@@ -414,7 +414,65 @@ const CATALOGUE: &[(&str, &str)] = &[
         "IMSI has a non-digit character at position {}",
         "el IMSI tiene un carácter que no es un dígito en la posición {0}",
     ),
+    // uploads: a line's reason after its column (`line_reason`), and the upload's own
+    (
+        "duplicate of line {} of this upload",
+        "repetido: es el de la línea {0} de esta carga",
+    ),
+    ("duplicate of line {}", "repetido: es el de la línea {0}"),
+    (
+        "on the negative list (reported stolen or lost)",
+        "está en la lista negativa (reportado como hurtado o extraviado)",
+    ),
+    (
+        "registered by another registrant",
+        "lo registró otro registrante",
+    ),
+    ("the line is not UTF-8 text", "la línea no es texto UTF-8"),
+    (
+        "not a JSON object with string fields: {}",
+        "no es un objeto JSON con campos de texto: {0}",
+    ),
+    (
+        "has {} fields, the header has {}",
+        "tiene {0} campos y el encabezado {1}",
+    ),
+    ("not valid UTF-8", "no es texto UTF-8 válido"),
+    ("longer than 200 bytes", "tiene más de 200 bytes"),
+    (
+        "contains a control character",
+        "contiene un carácter de control",
+    ),
+    (
+        "the CSV header must name imei, manufacturer, model and reference; missing: {}",
+        "el encabezado del CSV debe nombrar las columnas imei, manufacturer, model y reference; falta: {0}",
+    ),
+    (
+        "the upload is larger than {} bytes (registrations.max_upload_mb); the first {} lines were processed (job {})",
+        "el archivo pasa de {0} bytes (registrations.max_upload_mb); se procesaron sus primeras {1} líneas (carga {2}) y quedaron registradas las aceptadas",
+    ),
+    (
+        "after line {}: {}; the batches before it are registered",
+        "después de la línea {0}: {1}; los lotes anteriores quedaron registrados",
+    ),
+    (
+        "the form carries no file: choose the CSV file and send it again",
+        "el formulario no trae ningún archivo: elija el archivo CSV y envíelo de nuevo",
+    ),
 ];
+
+/// Why an uploaded line was rejected, in Spanish: `column: reason` with the reason
+/// translated (the column is the file's own header name), or the whole reason.
+pub fn line_reason(text: &str) -> String {
+    if let Some((column, rest)) = text.split_once(": ")
+        && !column.is_empty()
+        && column.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && let Some(spanish) = translate(rest)
+    {
+        return format!("{column}: {spanish}");
+    }
+    reason(text).into_owned()
+}
 
 /// A domain reason in Spanish, or as it came if the catalogue does not know it.
 pub fn reason(text: &str) -> Cow<'_, str> {
@@ -560,6 +618,56 @@ mod tests {
             reason("\"1-éééééaa\": the number must be 5 to 15 digits"),
             "\"1-éééééaa\": el número debe tener de 5 a 15 dígitos"
         );
+    }
+
+    #[test]
+    fn every_reason_an_upload_rejects_a_line_for_is_in_spanish() {
+        use crate::registry::import::RejectReason;
+        let reasons = [
+            RejectReason::Imei(Imei::parse("35-20930").unwrap_err()),
+            RejectReason::Imei(Imei::parse("490154203237519").unwrap_err()),
+            RejectReason::Duplicate { first: 7 },
+            RejectReason::OnNegativeList,
+            RejectReason::Field {
+                column: "model",
+                problem: "not valid UTF-8",
+            },
+            RejectReason::Field {
+                column: "reference",
+                problem: "longer than 200 bytes",
+            },
+            RejectReason::Field {
+                column: "manufacturer",
+                problem: "contains a control character",
+            },
+            RejectReason::Field {
+                column: "kind",
+                problem: "must be \"stolen\" or \"lost\"",
+            },
+            RejectReason::Field {
+                column: "reference",
+                problem: "at most 100 printable characters",
+            },
+            RejectReason::RegisteredByAnother,
+            RejectReason::DuplicateInUpload { first: 12 },
+            RejectReason::NotUtf8,
+            RejectReason::Json("expected value".into()),
+            RejectReason::FieldCount {
+                found: 3,
+                expected: 4,
+            },
+        ];
+        for why in reasons {
+            let english = why.to_string();
+            let spanish = line_reason(&english);
+            assert_ne!(spanish, english, "not in the catalogue: {english}");
+        }
+        assert_eq!(
+            line_reason("imei: duplicate of line 12 of this upload"),
+            "imei: repetido: es el de la línea 12 de esta carga"
+        );
+        // what the catalogue does not know stays as it came
+        assert_eq!(line_reason("imei: <b>x</b>"), "imei: <b>x</b>");
     }
 
     #[test]

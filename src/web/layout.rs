@@ -198,7 +198,9 @@ pub fn detail_of(error: &ApiError) -> String {
         ApiError::Conflict { detail } | ApiError::Denied { detail } => {
             es::reason(detail).into_owned()
         }
-        ApiError::MalformedBody { detail } | ApiError::PayloadTooLarge { detail } => detail.clone(),
+        ApiError::MalformedBody { detail } | ApiError::PayloadTooLarge { detail } => {
+            es::reason(detail).into_owned()
+        }
         ApiError::InvalidParams { params, .. } | ApiError::Unprocessable { params } => params
             .iter()
             .map(|(p, r)| format!("{p}: {}", es::reason(r)))

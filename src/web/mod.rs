@@ -4,7 +4,7 @@
 //! password, `accounts/logins.rs`). In Spanish, server-rendered (maud: templates checked at
 //! compile time, every interpolation escaped), one stylesheet and one small script served
 //! from the binary, nothing fetched from anywhere else; every form works without JavaScript
-//! but the upload, whose progress bar needs it.
+//! (the upload then has the browser's own progress, not the page's bar).
 //!
 //! The pages translate, like the API: a form becomes the same domain call the API makes, with
 //! the session's [`Principal`](crate::accounts::Principal), and the domain decides (roles,
@@ -33,7 +33,10 @@
 //! - **a signed-in person**: exactly what its roles allow over the API, nothing more: the
 //!   pages call the same functions. Every state-changing form carries the session's CSRF
 //!   token (and `SameSite=Strict` keeps the cookie off other sites' requests); a post
-//!   without it is refused with 403 before anything is read into the domain.
+//!   without it is refused with 403 before anything is read into the domain. The upload
+//!   form sent without the script is `multipart/form-data`: its token must be the first
+//!   part (at most 256 bytes), the right to register is checked next, and only then is the
+//!   file read, streamed and bounded as `POST /v1/registrations` bounds its body.
 //!
 //! Security headers on every page: a Content-Security-Policy that allows only this origin
 //! (no inline script or style), `frame-ancestors 'none'`, `nosniff`, no referrer (the

@@ -780,20 +780,37 @@ async fn refused_uploads_spend_the_budget_and_a_session_does_not_sign_in_again()
         )
         .await;
     assert_eq!(again.status, 303);
-    // the regulator's administrator may not register devices: each upload refused, counted
+    // the regulator's administrator may not register devices: each upload refused, counted,
+    // the form sent without the page's script (multipart) as the script's
     let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let page = v
-            .send(
+    let boundary = "----imeidb9d2f";
+    let multipart = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nimei,manufacturer,model,reference\n{},Samsung,SM-A155M,DIAN-1\n\r\n--{boundary}--\r\n",
+        imei(40_001)
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    for i in 0..4 {
+        let page = if i == 0 {
+            v.send_body(
+                Method::POST,
+                "/consola/cargas",
+                multipart.clone().into_bytes(),
+                &[("content-type", &content_type)],
+            )
+            .await
+        } else {
+            v.send(
                 Method::POST,
                 "/consola/cargas",
                 None,
                 &[("content-type", "text/csv"), ("x-csrf-token", &csrf)],
             )
-            .await;
+            .await
+        };
         statuses.push(page.status);
     }
     assert_eq!(statuses, [403, 403, 403, 429]);
+    assert!(!server.registry.listing(imei(40_001)).positive);
     // a throttled person may still sign out
     let out = v.post("/salir", &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303);
@@ -1013,48 +1030,126 @@ async fn the_upload_page_follows_its_job_while_the_file_is_still_coming() {
 }
 
 #[tokio::test]
-async fn the_upload_form_sent_without_its_script_says_so_and_registers_nothing() {
+async fn the_upload_form_sent_without_its_script_registers_the_file_and_shows_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let (mut clerk, _) = importer_and_operator(&server).await;
     let csrf = clerk.get("/consola/cargas").await.csrf();
     let boundary = "----imeidb7c1e";
-    let body = format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"lote.csv\"\r\ncontent-type: text/csv\r\n\r\nimei,manufacturer,model,reference\n{},Samsung,SM-A155M,DIAN-1\n\r\n--{boundary}--\r\n",
-        imei(30_001)
-    );
     let content_type = format!("multipart/form-data; boundary={boundary}");
-    let page = clerk
-        .send_body(
+    // the form as a browser without the page's script sends it: the token, then the file
+    let multipart = |fields: &[(&str, &str)]| {
+        let mut body = String::new();
+        for (name, value) in fields {
+            let file = if *name == "file" {
+                "; filename=\"lote.csv\"\r\ncontent-type: text/csv"
+            } else {
+                ""
+            };
+            body.push_str(&format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"{file}\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        body.into_bytes()
+    };
+    let (good, other) = (imei(30_001), imei(30_002));
+    let csv = format!(
+        "imei,manufacturer,model,reference\n{good},Samsung,SM-A155M,DIAN-1\n12345,Samsung,SM-A155M,DIAN-1\n{good},Samsung,SM-A155M,DIAN-1\n"
+    );
+    let post = async |v: &mut Visitor, body: Vec<u8>| {
+        v.send_body(
             Method::POST,
             "/consola/cargas",
-            body.clone().into_bytes(),
+            body,
             &[("content-type", &content_type)],
         )
-        .await;
-    assert_eq!(page.status, 415, "{}", page.body);
-    assert!(page.body.contains("necesita JavaScript"), "{}", page.body);
-    assert!(!server.registry.listing(imei(30_001)).positive);
-    // anything else without the header is the CSRF page; signed out, the sign-in
+        .await
+    };
+
+    // a wrong token, or the file before the token: the CSRF page, nothing registered
+    for fields in [
+        vec![
+            ("csrf", "0123456789abcdef0123456789abcdef"),
+            ("file", csv.as_str()),
+        ],
+        vec![("file", csv.as_str()), ("csrf", csrf.as_str())],
+    ] {
+        let page = post(&mut clerk, multipart(&fields)).await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(page.body.contains("<html"));
+    }
+    // no file, a file without the CSV header: said in Spanish
+    let page = post(&mut clerk, multipart(&[("csrf", &csrf)])).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("no trae ningún archivo"),
+        "{}",
+        page.body
+    );
+    let no_header = format!("{good},Samsung,SM-A155M,DIAN-1\n");
+    let page = post(
+        &mut clerk,
+        multipart(&[("csrf", &csrf), ("file", &no_header)]),
+    )
+    .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("el encabezado del CSV"), "{}", page.body);
+    assert!(!server.registry.listing(good).positive);
+
+    // the form as it comes: registered, and the report as a page, rejected lines by number
+    let page = post(&mut clerk, multipart(&[("csrf", &csrf), ("file", &csv)])).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<title>Carga terminada"),
+        "{}",
+        page.body
+    );
+    assert!(server.registry.listing(good).positive);
+    for shown in [
+        "<dt>Líneas leídas</dt><dd>3</dd>",
+        "<dt>Registradas</dt><dd>1</dd>",
+        "<dt>Rechazadas</dt><dd>2</dd>",
+        "<td>3</td>",
+        "<td>4</td><td>imei: repetido: es el de la línea 2</td>",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains("duplicate of line"));
+
+    // the page's script gets the same reasons in Spanish
+    let csv = format!(
+        "imei,manufacturer,model,reference\n{other},Samsung,SM-A155M,DIAN-1\n{other},Samsung,SM-A155M,DIAN-1\n"
+    );
     let page = clerk
         .send_body(
             Method::POST,
             "/consola/cargas",
-            body.clone().into_bytes(),
+            csv.into_bytes(),
+            &[("content-type", "text/csv"), ("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let report: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(report["rejected_lines"][0]["line"], 3);
+    assert_eq!(
+        report["rejected_lines"][0]["reason"],
+        "imei: repetido: es el de la línea 2"
+    );
+
+    // anything else without the header is the CSRF page; signed out, the sign-in
+    let body = multipart(&[("csrf", &csrf), ("file", "imei\n")]);
+    let page = clerk
+        .send_body(
+            Method::POST,
+            "/consola/cargas",
+            body.clone(),
             &[("content-type", "text/csv")],
         )
         .await;
     assert_eq!(page.status, 403);
-    let page = Visitor::new(server.addr)
-        .send_body(
-            Method::POST,
-            "/consola/cargas",
-            body.into_bytes(),
-            &[("content-type", &content_type)],
-        )
-        .await;
+    let page = post(&mut Visitor::new(server.addr), body).await;
     assert_eq!(page.status, 303);
-    assert!(!server.registry.listing(imei(30_001)).positive);
     server.stop().await;
 }
 

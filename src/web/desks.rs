@@ -4,6 +4,9 @@
 //! upload with its progress bar. Each calls the domain function the API calls, as the
 //! session's user.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::StatusCode;
@@ -380,7 +383,7 @@ pub async fn upload(visit: Visit) -> PageResult {
     let Some(given) = headers.get("x-csrf-token") else {
         let boundary = (headers.get(hyper::header::CONTENT_TYPE))
             .and_then(|v| v.to_str().ok())
-            .filter(|v| v.starts_with("multipart/form-data"))
+            .filter(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
             .and_then(|v| multer::parse_boundary(v).ok());
         return match boundary {
             Some(boundary) => upload_form(visit, session, boundary).await,
@@ -420,11 +423,21 @@ async fn upload_form(visit: Visit, session: SignedIn, boundary: String) -> PageR
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["csrf", "file"])
         .size_limit(multer::SizeLimit::new().for_field("csrf", 256));
-    let mut form = multer::Multipart::with_constraints(
-        request.into_body().into_data_stream(),
-        boundary,
-        constraints,
-    );
+    // the parser keeps what comes before a boundary or a part's blank line: until the file's
+    // part begins, the body may hold at most BEFORE_THE_FILE bytes; the file itself is then
+    // bounded as an upload's body is (`registrations.max_upload_mb`)
+    let limit = Arc::new(AtomicU64::new(BEFORE_THE_FILE));
+    let bound = Arc::clone(&limit);
+    let mut read = 0u64;
+    let body = request.into_body().into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        read += chunk.len() as u64;
+        if read > bound.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("more than 1 MiB before the file"));
+        }
+        Ok(chunk)
+    });
+    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
     let token = match form.next_field().await {
         Ok(Some(field)) if field.name() == Some("csrf") => field.text().await.ok(),
         _ => None,
@@ -435,12 +448,18 @@ async fn upload_form(visit: Visit, session: SignedIn, boundary: String) -> PageR
     uploads::require_register(&parts.state, &session.principal).await?;
     let file = match form.next_field().await {
         Ok(Some(field)) if field.name() == Some("file") => field,
-        _ => {
+        Ok(_) => {
             return Err(PageError::Api(crate::api::ApiError::MalformedBody {
                 detail: "the form carries no file: choose the CSV file and send it again".into(),
             }));
         }
+        Err(_) => {
+            return Err(PageError::Api(crate::api::ApiError::MalformedBody {
+                detail: "the form could not be read: it was cut off, or held more than 1 MiB before its file".into(),
+            }));
+        }
     };
+    limit.store(u64::MAX, Ordering::Relaxed);
     let body = http_body_util::StreamBody::new(Box::pin(
         file.map(|chunk| chunk.map(hyper::body::Frame::data)),
     ));
@@ -473,6 +492,10 @@ async fn upload_form(visit: Visit, session: SignedIn, boundary: String) -> PageR
         Err(e) => Err(PageError::Api(e)),
     }
 }
+
+/// What the upload form sent without its script may hold before its file's part: its token,
+/// the part headers, what a browser adds.
+const BEFORE_THE_FILE: u64 = 1 << 20;
 
 /// An upload's report, as the upload page's script draws it: the counts, then the rejected
 /// lines by number with their reasons in Spanish.

@@ -456,6 +456,10 @@ const CATALOGUE: &[(&str, &str)] = &[
         "después de la línea {0}: {1}; los lotes anteriores quedaron registrados",
     ),
     (
+        "the form could not be read: it was cut off, or held more than 1 MiB before its file",
+        "no se pudo leer el formulario: llegó cortado, o traía más de 1 MiB antes del archivo",
+    ),
+    (
         "the form carries no file: choose the CSV file and send it again",
         "el formulario no trae ningún archivo: elija el archivo CSV y envíelo de nuevo",
     ),

@@ -807,6 +807,10 @@ async fn refused_uploads_spend_the_budget_and_a_session_does_not_sign_in_again()
             )
             .await
         };
+        if i == 0 {
+            // refused for its right, its token read: not the CSRF page
+            assert!(page.body.contains("No tiene permiso"), "{}", page.body);
+        }
         statuses.push(page.status);
     }
     assert_eq!(statuses, [403, 403, 403, 429]);
@@ -1067,6 +1071,41 @@ async fn the_upload_form_sent_without_its_script_registers_the_file_and_shows_th
         .await
     };
 
+    // more than 1 MiB before a boundary, or in a part's headers: refused once past 1 MiB,
+    // while the client still sends (it announced 100 MiB), not kept in memory to the end
+    let flood = vec![b'x'; 2 << 20];
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let cookie = (clerk.cookies.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut raw = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /consola/cargas HTTP/1.1\r\nhost: localhost\r\ncookie: {cookie}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            100 << 20
+        );
+        raw.write_all(head.as_bytes()).await.unwrap();
+        raw.write_all(&flood).await.unwrap();
+        let mut answer = vec![0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), raw.read(&mut answer))
+            .await
+            .expect("answered before the announced body came")
+            .unwrap();
+        assert_eq!(&answer[..n.min(12)], b"HTTP/1.1 403");
+    }
+    let mut endless_head = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\ncontent-disposition: form-data; name=\"file\"\r\nx-long: "
+    )
+    .into_bytes();
+    endless_head.extend(&flood);
+    let page = post(&mut clerk, endless_head).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.body.contains("más de 1 MiB antes del archivo"),
+        "{}",
+        page.body
+    );
     // a wrong token, or the file before the token: the CSRF page, nothing registered
     for fields in [
         vec![

@@ -5,6 +5,8 @@
 #   clang         its C++ build uses the system compiler; g++ is enough, clang is not needed
 #   python3-pip, tshark   the Diameter S13 tests: python-diameter (PyPI) is the MME imeidb
 #                 answers, a Diameter node we did not write; tshark decodes what imeidb sends
+#   openssl       the Diameter TLS tests make their certificates with it, and its s_client is
+#                 a TLS peer we did not write
 #   nats-server   the read replicas' tests (tests/e2e/replication.rs): a real NATS JetStream
 #   chromium, chromium-driver, npm   the web pages' browser tests (tests/e2e/browser.rs) drive a
 #                 real headless Chromium through chromedriver, and check every page with axe-core
@@ -13,7 +15,7 @@
 #   postgresql), taskset (util-linux), bc and curl
 set -euo pipefail
 
-need=(libclang-dev pkg-config python3 python3-pip tshark chromium chromium-driver nats-server)
+need=(libclang-dev pkg-config python3 python3-pip tshark chromium chromium-driver nats-server openssl)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   need+=(redis-server redis-tools postgresql util-linux bc curl)

@@ -18,7 +18,7 @@
 //! | 0 | [`imei`], [`imsi`] | the identities and every textual form the interfaces send |
 //! | 0 | [`identity`] | Colombian ID numbers and NITs (DIAN check digit): people and organisations named alike everywhere |
 //! | 0 | [`fields`], [`timefmt`], [`hex`] | field-by-field input errors; RFC 3339 times and the clock; hex of hashes |
-//! | 0 | [`net`] | what both listeners share below their protocols: the listening socket, accept with backoff, who a client is (IPv4, IPv6 /64) |
+//! | 0 | [`net`] | what both listeners share below their protocols: the listening socket, accept with backoff, who a client is (IPv4, IPv6 /64), TLS from PEM files |
 //! | 0 | [`metrics`] | the `/metrics` page every component registers its own metrics into |
 //! | 1 | [`roles`] | the roles, the organisation kinds and the one table of what each role permits |
 //! | 1 | [`store`] | RocksDB (records, durability) behind per-list Bloom filters and exact in-memory indexes; the only code that touches RocksDB |

@@ -3,7 +3,9 @@
 //! clients (the public rate limit, the Diameter listener's silent connections): an IPv4
 //! address, or an IPv6 /64 (one subscriber's prefix: a client that owns a /64 holds 2^64
 //! addresses and would otherwise be 2^64 clients; an IPv4-mapped IPv6 address is its IPv4
-//! address).
+//! address). And their TLS ([`tls`]).
+
+pub mod tls;
 
 use std::io;
 use std::net::IpAddr;

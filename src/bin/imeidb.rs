@@ -246,6 +246,12 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                 .context("setting up TLS (server.tls)")?,
         ),
     };
+    let diameter_tls = match &config.diameter.tls {
+        None => None,
+        Some(files) => {
+            Some(imeidb::diameter::tls_acceptor(files).context("setting up TLS (diameter.tls)")?)
+        }
+    };
     let store = Arc::new(store);
     let accounts = Accounts::open(Arc::clone(&store)).context("loading the accounts")?;
     if config.replication.role == Role::Replica
@@ -309,7 +315,9 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                     origin_host = %config.diameter.origin_host,
                     origin_realm = %config.diameter.origin_realm,
                     peers = config.diameter.peers.peers().len(),
-                    "listening (Diameter S13 over TCP)"
+                    peer_certificates = config.diameter.tls.as_ref().is_some_and(|t| t.peer_ca_file.is_some()),
+                    "listening (Diameter S13 over {})",
+                    if diameter_tls.is_some() { "TLS" } else { "TCP" }
                 );
                 if config.diameter.peers.peers().is_empty() {
                     tracing::warn!(
@@ -319,6 +327,7 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                 Some(tokio::spawn(imeidb::diameter::run(
                     listener,
                     node,
+                    diameter_tls,
                     stopped_for(stopped.clone()),
                 )))
             }

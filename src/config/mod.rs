@@ -331,6 +331,18 @@ mod tests {
                 "[check.s13]\nnot_listed = \"maybe\"\n",
                 "check.s13.not_listed",
             ),
+            (
+                "[diameter.tls]\ncert_file = \"eir.pem\"\n",
+                "diameter.tls.key_file",
+            ),
+            (
+                "[diameter.tls]\nkey_file = \"eir.key\"\n",
+                "diameter.tls.cert_file",
+            ),
+            (
+                "[diameter.tls]\npeer_ca_file = \"ca.pem\"\n",
+                "diameter.tls.peer_ca_file",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap_err();
@@ -344,6 +356,19 @@ mod tests {
         let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
         assert_eq!(c.diameter.listen, None, "\"\" disables Diameter");
         assert_eq!(c.diameter.peers.peers().len(), 1);
+        assert_eq!(
+            c.diameter.tls, None,
+            "plain TCP unless [diameter.tls] names files"
+        );
+        std::fs::write(
+            &path,
+            "[diameter.tls]\ncert_file = \"eir.pem\"\nkey_file = \"eir.key\"\npeer_ca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), no_env(), &Overrides::default()).unwrap();
+        let tls = c.diameter.tls.expect("TLS");
+        assert_eq!(tls.cert_file, Path::new("eir.pem"));
+        assert_eq!(tls.peer_ca_file.as_deref(), Some(Path::new("ca.pem")));
         let env = vec![("IMEIDB_DIAMETER_PEERS".to_owned(), "mme1".to_owned())];
         let err = Config::load(None, env, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("config file"), "{err}");

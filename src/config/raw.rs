@@ -89,6 +89,15 @@ pub(super) struct RawDiameter {
     pub(super) max_connections: u64,
     pub(super) max_connections_per_peer: u64,
     pub(super) peers: Vec<RawPeer>,
+    pub(super) tls: RawDiameterTls,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDiameterTls {
+    pub(super) cert_file: String,
+    pub(super) key_file: String,
+    pub(super) peer_ca_file: String,
 }
 
 impl Default for RawDiameter {
@@ -103,6 +112,7 @@ impl Default for RawDiameter {
             max_connections: defaults.max_connections as u64,
             max_connections_per_peer: defaults.max_connections_per_peer as u64,
             peers: Vec::new(),
+            tls: RawDiameterTls::default(),
         }
     }
 }

@@ -452,8 +452,39 @@ impl RawDiameter {
                 source,
             });
         }
+        let tls = match (
+            self.tls.cert_file.trim(),
+            self.tls.key_file.trim(),
+            self.tls.peer_ca_file.trim(),
+        ) {
+            ("", "", "") => None,
+            ("", "", _) => {
+                return Err(invalid(
+                    "diameter.tls.peer_ca_file",
+                    "needs diameter.tls.cert_file and key_file: peers are checked over TLS".into(),
+                ));
+            }
+            ("", _, _) => {
+                return Err(invalid(
+                    "diameter.tls.cert_file",
+                    "set it too (with key_file), or neither".into(),
+                ));
+            }
+            (_, "", _) => {
+                return Err(invalid(
+                    "diameter.tls.key_file",
+                    "set it too (with cert_file), or neither".into(),
+                ));
+            }
+            (cert, key, ca) => Some(diameter::TlsSettings {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+                peer_ca_file: (!ca.is_empty()).then(|| PathBuf::from(ca)),
+            }),
+        };
         Ok(diameter::Settings {
             listen,
+            tls,
             origin_host,
             origin_realm,
             product_name: self.product_name.trim().to_owned(),

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
-use super::admission::PeerPlace;
+use super::admission::{PeerPlace, SilentPlace};
 use super::base::Next;
 use super::codec::{self, HEADER_LEN, Message};
 use super::dict::command;
@@ -46,12 +47,13 @@ enum NotAdmitted {
     Dropped(Refusal),
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes; with `tls`, after its handshake.
 pub(super) async fn serve(
     node: Arc<Node>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     remote: SocketAddr,
-    mut stopping: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    stopping: watch::Receiver<bool>,
 ) {
     let local = stream
         .local_addr()
@@ -61,22 +63,52 @@ pub(super) async fn serve(
         refused(&node, remote, Refusal::SilentPerSource);
         return;
     };
+    let Some(tls) = tls else {
+        return serve_on(&node, stream, remote, local, silent, stopping, CER_TIMEOUT).await;
+    };
+    // the handshake is part of the silent time: bounded by the CER's timeout and evictable
+    let started = tokio::time::Instant::now();
+    let handshake = tokio::select! {
+        done = tls.accept(stream) => done.map_err(|_| Refusal::TlsHandshake),
+        () = silent.evicted.notified() => Err(Refusal::Evicted),
+        () = tokio::time::sleep(CER_TIMEOUT) => Err(Refusal::TlsHandshake),
+    };
+    match handshake {
+        Ok(stream) => {
+            let left = CER_TIMEOUT.saturating_sub(started.elapsed());
+            serve_on(&node, stream, remote, local, silent, stopping, left).await;
+        }
+        Err(refusal) => refused(&node, remote, refusal),
+    }
+}
+
+/// Serves a connection (TCP, or TLS after its handshake) whose CER must come within
+/// `cer_timeout`.
+async fn serve_on<S: AsyncRead + AsyncWrite + Unpin>(
+    node: &Node,
+    mut stream: S,
+    remote: SocketAddr,
+    local: IpAddr,
+    silent: SilentPlace<'_>,
+    mut stopping: watch::Receiver<bool>,
+    cer_timeout: Duration,
+) {
     let mut buf = BytesMut::with_capacity(FIRST_CHUNK);
     let mut out = Vec::new();
     let admitted = tokio::select! {
-        admitted = exchange_capabilities(&node, &mut stream, &mut buf, &mut out, remote.ip(), local) => admitted,
+        admitted = exchange_capabilities(node, &mut stream, &mut buf, &mut out, remote.ip(), local) => admitted,
         () = silent.evicted.notified() => Err(NotAdmitted::Dropped(Refusal::Evicted)),
-        () = tokio::time::sleep(CER_TIMEOUT) => Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange)),
+        () = tokio::time::sleep(cer_timeout) => Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange)),
         _ = stopping.changed() => Err(NotAdmitted::Dropped(Refusal::NoCapabilitiesExchange)),
     };
     let place = match admitted {
         Ok(place) => place,
         Err(NotAdmitted::Dropped(refusal)) => {
-            refused(&node, remote, refusal);
+            refused(node, remote, refusal);
             return;
         }
         Err(NotAdmitted::Answered(refusal)) => {
-            refused(&node, remote, refusal);
+            refused(node, remote, refusal);
             // let the peer read why before the connection goes; the connection keeps its
             // silent place meanwhile, so refusals cannot pile up beyond the silent bound
             let _ = tokio::select! {
@@ -101,7 +133,7 @@ pub(super) async fn serve(
     node.stats.connection(peer, 1);
     buf.reserve(READ_CHUNK);
     let ended = Open {
-        node: &node,
+        node,
         peer,
         stream: &mut stream,
         buf,
@@ -128,9 +160,9 @@ fn refused(node: &Node, remote: SocketAddr, refusal: Refusal) {
 
 /// Reads the first message; admits the connection if it is a CER from a peer in the table
 /// with a place left, and writes the CEA. A refusing CEA is left in `out`.
-async fn exchange_capabilities<'n>(
+async fn exchange_capabilities<'n, S: AsyncRead + AsyncWrite + Unpin>(
     node: &'n Node,
-    stream: &mut TcpStream,
+    stream: &mut S,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
     remote: IpAddr,
@@ -171,10 +203,10 @@ async fn exchange_capabilities<'n>(
 }
 
 /// An admitted connection.
-struct Open<'a> {
+struct Open<'a, S> {
     node: &'a Node,
     peer: usize,
-    stream: &'a mut TcpStream,
+    stream: &'a mut S,
     buf: BytesMut,
     out: Vec<u8>,
 }
@@ -190,7 +222,7 @@ enum Phase {
     Released,
 }
 
-impl Open<'_> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Open<'_, S> {
     /// Serves until the connection ends; returns why, for the log.
     async fn serve(mut self, stopping: &mut watch::Receiver<bool>) -> &'static str {
         let watchdog = jittered(self.node.settings.watchdog);

@@ -27,6 +27,9 @@ pub enum Refusal {
     SilentPerSource,
     /// Its peer, or the listener, had all the connections it may have (CEA 3004).
     TooBusy,
+    /// Its TLS handshake failed (no peer certificate of the peer CA, not TLS) or did not
+    /// finish in time.
+    TlsHandshake,
 }
 
 impl Refusal {
@@ -40,10 +43,11 @@ impl Refusal {
             Refusal::Evicted => "evicted while silent",
             Refusal::SilentPerSource => "its source holds its share of silent connections",
             Refusal::TooBusy => "no connection left for the peer (CEA 3004)",
+            Refusal::TlsHandshake => "its TLS handshake failed or did not finish in time",
         }
     }
 
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 8] = [
         Refusal::Address,
         Refusal::UnknownPeer,
         Refusal::NoCommonApplication,
@@ -51,6 +55,7 @@ impl Refusal {
         Refusal::Evicted,
         Refusal::SilentPerSource,
         Refusal::TooBusy,
+        Refusal::TlsHandshake,
     ];
 
     fn as_str(self) -> &'static str {
@@ -62,6 +67,7 @@ impl Refusal {
             Refusal::Evicted => "evicted",
             Refusal::SilentPerSource => "silent_per_source",
             Refusal::TooBusy => "too_busy",
+            Refusal::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -73,7 +79,7 @@ pub struct DiameterMetrics {
     /// `imeidb_diameter_peer_last_watchdog_timestamp_seconds{peer}`, by peer index.
     last_watchdog: Vec<IntGauge>,
     /// `imeidb_diameter_connections_refused_total{reason}`, by [`Refusal`] order.
-    refused: [IntCounter; 7],
+    refused: [IntCounter; 8],
     /// `imeidb_diameter_errors_total{result_code}`: requests answered with an error.
     errors: IntCounterVec,
 }

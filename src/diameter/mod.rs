@@ -27,6 +27,13 @@
 //! peer that stops reading them is closed after a watchdog interval. Connections and refusals
 //! are logged within a budget of lines a minute; nothing a peer sends is logged with an IMEI or
 //! IMSI in it.
+//!
+//! With `[diameter.tls]` ([`TlsSettings`]) every connection is TLS from its first byte: the
+//! handshake runs within the same [`CER_TIMEOUT`] and silent place, and with a peer CA a
+//! client without a certificate it signed fails the handshake before any Diameter is read.
+//! The worst a reachable stranger does then is cost the server one handshake per connection
+//! it opens (bounded like any silent connection; none at all from an address the table does
+//! not admit).
 
 mod admission;
 pub mod codec;
@@ -72,6 +79,8 @@ pub const MAX_QUEUED_ANSWERS: usize = 256 * 1024;
 pub struct Settings {
     /// Where to listen; `None` disables Diameter.
     pub listen: Option<SocketAddr>,
+    /// TLS from the first byte (RFC 6733 §2.1, port 5658), if configured.
+    pub tls: Option<TlsSettings>,
     /// This node's Origin-Host.
     pub origin_host: String,
     /// This node's Origin-Realm: ECRs must be addressed to it.
@@ -89,10 +98,36 @@ pub struct Settings {
     pub peers: PeerTable,
 }
 
+/// `[diameter.tls]`: the listener's certificate and key, and the CA whose certificates
+/// peers must present (mutual authentication, as RFC 6733 §13 asks), if given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key.
+    pub key_file: std::path::PathBuf,
+    /// PEM certificates of the CA that signs the peers' certificates.
+    pub peer_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The TLS acceptor of `[diameter.tls]`: no ALPN; a peer without a certificate of the peer
+/// CA, when one is configured, fails the handshake.
+///
+/// # Errors
+/// [`TlsError`](crate::net::tls::TlsError) naming the file and the problem.
+pub fn tls_acceptor(
+    tls: &TlsSettings,
+) -> Result<tokio_rustls::TlsAcceptor, crate::net::tls::TlsError> {
+    let config =
+        crate::net::tls::server_config(&tls.cert_file, &tls.key_file, tls.peer_ca_file.as_deref())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 3868))),
+            tls: None,
             origin_host: "eir.imeidb.localdomain".into(),
             origin_realm: "imeidb.localdomain".into(),
             product_name: "imeidb".into(),
@@ -173,13 +208,16 @@ impl Node {
 
 /// Serves Diameter on `listener` until `shutdown` completes; then stops accepting, sends each
 /// peer a DPR (Disconnect-Cause REBOOTING), keeps answering until its DPA or the node's
-/// shutdown grace, and returns once every connection is closed.
+/// shutdown grace, and returns once every connection is closed. With `tls`, a connection is
+/// TLS from its first byte; its handshake is part of the time a silent connection has to
+/// send its CER.
 ///
 /// # Errors
 /// None today: accept errors are logged and retried.
 pub async fn run(
     listener: TcpListener,
     node: Arc<Node>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
@@ -199,8 +237,9 @@ pub async fn run(
         }
         let node = Arc::clone(&node);
         let stopping = stopping.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
-            connection::serve(node, stream, remote, stopping).await;
+            connection::serve(node, stream, remote, tls, stopping).await;
         });
     }
     drop(listener);

@@ -35,8 +35,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::api::{self, AppState, Routed};
 use crate::config::ServerLimits;
@@ -55,23 +53,7 @@ pub fn check_direct_path(state: &AppState, bytes: &[u8]) -> Result<(), String> {
     direct::check_answers(state, bytes)
 }
 
-/// Why the TLS certificate or key could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A PEM file could not be read or holds nothing usable.
-    #[error("{what} {}: {problem}", path.display())]
-    Pem {
-        /// `certificate` or `private key`.
-        what: &'static str,
-        /// The file.
-        path: std::path::PathBuf,
-        /// What is wrong.
-        problem: String,
-    },
-    /// rustls refused the pair (e.g. the key does not match the certificate).
-    #[error("the certificate and key cannot be used together: {0}")]
-    Config(#[from] tokio_rustls::rustls::Error),
-}
+pub use crate::net::tls::TlsError;
 
 /// A TLS acceptor from a PEM certificate chain and a PEM private key, offering `h2` and
 /// `http/1.1` by ALPN.
@@ -79,25 +61,7 @@ pub enum TlsError {
 /// # Errors
 /// [`TlsError`] naming the file and the problem.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
-    let pem = |what, path: &Path, problem: String| TlsError::Pem {
-        what,
-        path: path.to_path_buf(),
-        problem,
-    };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem("certificate", cert, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| pem("certificate", cert, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem("certificate", cert, "no CERTIFICATE block".into()));
-    }
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| pem("private key", key, e.to_string()))?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)?;
+    let mut config = crate::net::tls::server_config(cert, key, None)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -58,6 +58,7 @@ impl Eir {
             ..Settings::default()
         };
         configure(&mut settings);
+        let settings_tls = settings.tls.clone();
         let node = Arc::new(Node::new(
             settings,
             http.registry.clone(),
@@ -67,7 +68,8 @@ impl Eir {
         let listener = diameter::listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(diameter::run(listener, node, async {
+        let tls = settings_tls.map(|t| diameter::tls_acceptor(&t).unwrap());
+        let task = tokio::spawn(diameter::run(listener, node, tls, async {
             let _ = stopped.await;
         }));
         Eir {
@@ -186,9 +188,9 @@ fn read(bytes: &[u8]) -> Answer {
     answer
 }
 
-/// A TCP connection speaking Diameter, one whole message at a time.
-struct Conn {
-    stream: TcpStream,
+/// A TCP (or TLS) connection speaking Diameter, one whole message at a time.
+struct Conn<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -209,7 +211,9 @@ impl Conn {
         assert_eq!(cea.result, Some(2001));
         peer
     }
+}
 
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Conn<S> {
     async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
@@ -752,4 +756,268 @@ async fn s13_and_n5g_eir_give_the_same_decision() {
         .unwrap();
     peer.send(&ecr(10, &imei(1).to_string())).await;
     assert_eq!(read(&peer.next().await.unwrap()).status, Some(1));
+}
+
+/// A CA, the listener's certificate (for eir.test.example) and two peers' certificates, one
+/// signed by the CA and one by another CA, made with the `openssl` command.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (Debian package openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            run(&[
+                &["req", "-x509"][..],
+                &key,
+                &[
+                    "-keyout",
+                    &format!("{ca}.key"),
+                    "-out",
+                    &format!("{ca}.pem"),
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN={ca}"),
+                ],
+            ]
+            .concat());
+        }
+        for (name, ca, san, usage) in [
+            ("eir", "ca", "DNS:eir.test.example", "serverAuth"),
+            ("mme", "ca", "DNS:mme.test.example", "clientAuth"),
+            ("rogue", "other-ca", "DNS:mme.test.example", "clientAuth"),
+        ] {
+            std::fs::write(
+                dir.path().join(format!("{name}.ext")),
+                format!(
+                    "subjectAltName={san}\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"
+                ),
+            )
+            .unwrap();
+            run(&[
+                &["req"][..],
+                &key,
+                &[
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={name}"),
+                ],
+            ]
+            .concat());
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, file: &str) -> std::path::PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// `[diameter.tls]` with this listener certificate, peers' certificates from the CA.
+    fn settings(&self) -> diameter::TlsSettings {
+        diameter::TlsSettings {
+            cert_file: self.path("eir.pem"),
+            key_file: self.path("eir.key"),
+            peer_ca_file: Some(self.path("ca.pem")),
+        }
+    }
+
+    /// A TLS connection to `addr` as a peer with certificate `name` (none: `None`); `Err` if
+    /// the handshake fails.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        name: Option<&str>,
+    ) -> std::io::Result<Conn<tokio_rustls::client::TlsStream<TcpStream>>> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(self.path("ca.pem")).unwrap())
+            .unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let builder = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match name {
+            None => builder.with_no_client_auth(),
+            Some(name) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from_pem_file(self.path(&format!("{name}.pem"))).unwrap()],
+                    PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap(),
+                )
+                .unwrap(),
+        };
+        let tcp = TcpStream::connect(addr).await?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("eir.test.example").unwrap(), tcp)
+            .await?;
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_peer_with_the_ca_certificate_is_served_and_others_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let tls = pki.settings();
+    let eir = Eir::start(dir.path(), |s| s.tls = Some(tls)).await;
+
+    // a peer with a certificate of the peer CA: CER/CEA, then checks, over TLS
+    let mut peer = pki.connect(eir.addr, Some("mme")).await.unwrap();
+    peer.send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+        .await;
+    assert_eq!(read(&peer.next().await.expect("a CEA")).result, Some(2001));
+    let mut both = ecr(10, &imei(1).to_string());
+    both.extend(ecr(11, &imei(2).to_string()));
+    peer.send(&both).await;
+    let (white, black) = (
+        read(&peer.next().await.unwrap()),
+        read(&peer.next().await.unwrap()),
+    );
+    assert_eq!((white.header.hop_by_hop, white.status), (10, Some(0)));
+    assert_eq!((black.header.hop_by_hop, black.status), (11, Some(1)));
+
+    // the table still decides who the TLS peer is: a good certificate, an unknown Origin-Host
+    let mut stranger = pki.connect(eir.addr, Some("mme")).await.unwrap();
+    stranger
+        .send(&cer(
+            "other.test.example",
+            PEER_REALM,
+            dict::S13_APPLICATION,
+        ))
+        .await;
+    assert_eq!(read(&stranger.next().await.unwrap()).result, Some(3010));
+    assert!(stranger.next().await.is_none());
+
+    // no certificate, or one of another CA: the handshake fails, nothing is answered
+    for name in [None, Some("rogue")] {
+        let refused = match pki.connect(eir.addr, name).await {
+            Err(_) => true,
+            // TLS 1.3: the client learns of the refusal at its first read
+            Ok(mut conn) => {
+                conn.send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+                    .await;
+                conn.next().await.is_none()
+            }
+        };
+        assert!(refused, "{name:?} was served");
+    }
+    // plain TCP to the TLS listener: a CER in clear gets no answer
+    let mut clear = Conn::connect(eir.addr).await;
+    clear
+        .send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+        .await;
+    assert!(clear.next().await.is_none());
+    let metrics = eir.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "imeidb_diameter_connections_refused_total{reason=\"tls_handshake\"}"
+        ),
+        3
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "imeidb_checks_total{interface=\"s13\",result=\"blacklisted\"}"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_as_the_peer_exchanges_capabilities_and_checks_over_tls() {
+    // a TLS implementation we did not write: openssl s_client with the peer's certificate,
+    // carrying a CER and an ECR written to its standard input, the answers read from its
+    // standard output
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let tls = pki.settings();
+    let eir = Eir::start(dir.path(), |s| s.tls = Some(tls)).await;
+    let mut client = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "eir.test.example",
+        ])
+        .arg("-connect")
+        .arg(eir.addr.to_string())
+        .arg("-CAfile")
+        .arg(pki.path("ca.pem"))
+        .arg("-cert")
+        .arg(pki.path("mme.pem"))
+        .arg("-key")
+        .arg(pki.path("mme.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl");
+    let mut input = client.stdin.take().unwrap();
+    let mut requests = cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION);
+    requests.extend(ecr(20, &imei(2).to_string()));
+    input.write_all(&requests).await.unwrap();
+    input.flush().await.unwrap();
+    let mut answers = Conn {
+        stream: tokio::io::join(client.stdout.take().unwrap(), tokio::io::sink()),
+        buf: Vec::new(),
+    };
+    let cea = read(&answers.next().await.expect("a CEA through openssl"));
+    assert_eq!((cea.header.command, cea.result), (257, Some(2001)));
+    let eca = read(&answers.next().await.expect("an ECA through openssl"));
+    assert_eq!(
+        (eca.header.command, eca.header.hop_by_hop, eca.status),
+        (324, 20, Some(1))
+    );
+    drop(input);
+    let _ = client.kill().await;
 }

@@ -4,7 +4,7 @@
 //! answers every message (the capabilities exchange included) at once with an ECA-sized
 //! answer saying 2001 and WHITELISTED, read and written as imeidb's Diameter connections read
 //! and write (every whole message of a read answered, the answers in one write), with no peer
-//! table, no decision and no metrics. Usage: hello [ADDR [DIAMETER_ADDR]] (default
+//! table, no decision and no metrics. Usage: `hello [ADDR [DIAMETER_ADDR]]` (default
 //! 127.0.0.1:8081, no Diameter).
 
 use std::convert::Infallible;

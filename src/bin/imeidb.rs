@@ -319,6 +319,11 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                     "listening (Diameter S13 over {})",
                     if diameter_tls.is_some() { "TLS" } else { "TCP" }
                 );
+                if config.diameter.tls.as_ref().is_some_and(|t| t.peer_ca_file.is_none()) {
+                    tracing::warn!(
+                        "diameter.tls has no peer_ca_file: Diameter peers are encrypted but not authenticated by certificate"
+                    );
+                }
                 if config.diameter.peers.peers().is_empty() {
                     tracing::warn!(
                         "the Diameter peer table is empty: every MME is refused (list them under [[diameter.peers]])"

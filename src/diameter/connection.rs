@@ -84,7 +84,7 @@ pub(super) async fn serve(
 
 /// Serves a connection (TCP, or TLS after its handshake) whose CER must come within
 /// `cer_timeout`.
-async fn serve_on<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn serve_on<S: AsyncRead + AsyncWrite + Unpin>(
     node: &Node,
     mut stream: S,
     remote: SocketAddr,
@@ -195,7 +195,8 @@ async fn exchange_capabilities<'n, S: AsyncRead + AsyncWrite + Unpin>(
     buf.advance(length);
     // a CEA that is cut off by an eviction or the timeout is never sent twice: those drop the
     // connection without writing `out` again
-    if stream.write_all(out).await.is_err() {
+    // flushed: a TLS stream holds what it was given until then
+    if stream.write_all(out).await.is_err() || stream.flush().await.is_err() {
         return dropped;
     }
     out.clear();
@@ -359,7 +360,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Open<'_, S> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let written = tokio::time::timeout(limit, self.stream.write_all(&self.out)).await;
+        // flushed too: a TLS stream keeps what the socket did not take in its own buffer
+        // until the next write or flush, and the peer may send nothing more until it has
+        // its answers
+        let written = tokio::time::timeout(limit, async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        })
+        .await;
         self.out.clear();
         match written {
             Ok(Ok(())) => Ok(()),

@@ -615,3 +615,59 @@ proptest! {
         NODE.with(|(node, _)| check_answers(node, &bytes)).map_err(TestCaseError::fail)?;
     }
 }
+
+/// A stream that sends what it is given only when flushed (or when its buffer fills), as a
+/// TLS stream keeps what the socket did not take: every answer still reaches the peer.
+#[tokio::test]
+async fn answers_reach_a_peer_over_a_stream_that_sends_only_when_flushed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (node, _dir) = node();
+    let (mut peer, ours) = tokio::io::duplex(1 << 20);
+    let held = tokio::io::BufWriter::with_capacity(1 << 16, ours);
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+    let silent = node.admission.silent(ip).unwrap();
+    let serving = super::connection::serve_on(
+        &node,
+        held,
+        std::net::SocketAddr::new(ip, 3868),
+        ip,
+        silent,
+        stopping,
+        super::CER_TIMEOUT,
+    );
+    let talking = async {
+        let next = async |peer: &mut tokio::io::DuplexStream, buf: &mut Vec<u8>| loop {
+            if let Ok(Some(length)) = codec::frame(buf, 1 << 20)
+                && buf.len() >= length
+            {
+                return buf.drain(..length).collect::<Vec<u8>>();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut chunk))
+                .await
+                .expect("the answer was held, not sent")
+                .unwrap();
+            assert!(n > 0, "closed");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let mut buf = Vec::new();
+        let cer = message(flags::REQUEST, 257, 0, |out| {
+            codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+            codec::put(out, avp::ORIGIN_REALM, b"mme.example");
+            codec::put_u32(out, avp::AUTH_APPLICATION_ID, dict::S13_APPLICATION);
+        });
+        peer.write_all(&cer).await.unwrap();
+        assert_eq!(
+            read_answer(&next(&mut peer, &mut buf).await).result,
+            Some(2001)
+        );
+        peer.write_all(&Ecr::of(imei(2)).bytes()).await.unwrap();
+        assert_eq!(
+            read_answer(&next(&mut peer, &mut buf).await).status,
+            Some(1)
+        );
+        drop(peer);
+    };
+    tokio::join!(serving, talking);
+}

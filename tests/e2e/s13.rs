@@ -900,12 +900,18 @@ impl Pki {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_tls_a_peer_with_the_ca_certificate_is_served_and_others_are_refused() {
+/// A listener over TLS with a fresh PKI, and the directory its registry lives in.
+async fn tls_eir() -> (tempfile::TempDir, Pki, Eir) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let tls = pki.settings();
     let eir = Eir::start(dir.path(), |s| s.tls = Some(tls)).await;
+    (dir, pki, eir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_peer_with_the_ca_certificate_is_served_and_others_are_refused() {
+    let (_dir, pki, eir) = tls_eir().await;
 
     // a peer with a certificate of the peer CA: CER/CEA, then checks, over TLS
     let mut peer = pki.connect(eir.addr, Some("mme")).await.unwrap();
@@ -976,10 +982,7 @@ async fn openssl_as_the_peer_exchanges_capabilities_and_checks_over_tls() {
     // carrying a CER and an ECR written to its standard input, the answers read from its
     // standard output
     use tokio::io::AsyncWriteExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let tls = pki.settings();
-    let eir = Eir::start(dir.path(), |s| s.tls = Some(tls)).await;
+    let (_dir, pki, eir) = tls_eir().await;
     let mut client = tokio::process::Command::new("openssl")
         .args([
             "s_client",

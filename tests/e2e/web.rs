@@ -1271,12 +1271,7 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
         ("2999-01-01", "2999-01-01 es una fecha futura"),
     ] {
         date(&mut values, wrong);
-        let mut form: Vec<(&str, &str)> = values
-            .iter()
-            .map(|(n, x)| (n.as_str(), x.as_str()))
-            .collect();
-        form.push(("csrf", &csrf));
-        let refused = v.post(&path, &form).await;
+        let refused = v.post(&path, &as_form(&values, &csrf)).await;
         assert_eq!(refused.status, 422, "{wrong}");
         assert!(refused.body.contains(spanish), "{wrong}: {}", refused.body);
         assert!(refused.body.contains("aria-invalid=\"true\""));
@@ -1292,12 +1287,7 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
             *value = "Lucía Fernanda Ortiz Mejía".into();
         }
     }
-    let mut form: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(n, x)| (n.as_str(), x.as_str()))
-        .collect();
-    form.push(("csrf", &csrf));
-    let saved = v.post(&path, &form).await;
+    let saved = v.post(&path, &as_form(&values, &csrf)).await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     let changed = server.accounts.get_org(&regulator, org.id).unwrap();
     assert_eq!(changed.data.request_date, "2026-11-23");
@@ -1324,6 +1314,14 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
     assert!(!read.body.contains("5. Administrador de la organización"));
     assert!(!read.body.contains("name=\"request_date\""));
     server.stop().await;
+}
+
+/// `values` and the CSRF token, as a form to post.
+fn as_form<'a>(values: &'a [(String, String)], csrf: &'a str) -> Vec<(&'a str, &'a str)> {
+    (values.iter())
+        .map(|(n, x)| (n.as_str(), x.as_str()))
+        .chain([("csrf", csrf)])
+        .collect()
 }
 
 /// A page's `<input>`s with their values (its CSRF token aside), as a browser would send

@@ -138,6 +138,23 @@ impl Visitor {
         self.send(Method::POST, path, Some(form), &[]).await
     }
 
+    /// `user` signed in for the first time, with a code `issuer` gives it and the tests'
+    /// password.
+    pub async fn first_time(
+        server: &TestServer,
+        issuer: &imeidb::accounts::Principal,
+        user: &imeidb::accounts::User,
+    ) -> Visitor {
+        let code = server
+            .accounts
+            .issue_password_setup(issuer, user.id)
+            .unwrap();
+        let mut v = Visitor::new(server.addr);
+        v.sign_in_first_time(&code, &user.email, "una frase larga de prueba")
+            .await;
+        v
+    }
+
     /// Sets a password with `code` and signs in.
     pub async fn sign_in_first_time(&mut self, code: &str, email: &str, password: &str) {
         let page = self.get("/clave").await;
@@ -368,13 +385,7 @@ async fn what_people_type_is_escaped_on_every_page_it_appears() {
             person("1020304088", "luisa.mora@example.co"),
         )
         .unwrap();
-    let code = server
-        .accounts
-        .issue_password_setup(&regulator, agent.id)
-        .unwrap();
-    let mut desk = Visitor::new(server.addr);
-    desk.sign_in_first_time(&code, "luisa.mora@example.co", "una frase larga de prueba")
-        .await;
+    let mut desk = Visitor::first_time(&server, &regulator, &agent).await;
     for path in ["/consola/reportes", "/consola/activaciones"] {
         let form = desk.get(path).await;
         let csrf = form.csrf();
@@ -709,13 +720,7 @@ async fn a_person_refused_too_often_is_throttled_like_its_tokens_and_forms_are_b
         .accounts
         .create_user(&regulator, org.id, agent)
         .unwrap();
-    let code = server
-        .accounts
-        .issue_password_setup(&regulator, agent.id)
-        .unwrap();
-    let mut v = Visitor::new(server.addr);
-    v.sign_in_first_time(&code, "ana.ruiz@example.co", "una frase larga de prueba")
-        .await;
+    let mut v = Visitor::first_time(&server, &regulator, &agent).await;
     let csrf = v.get("/consola").await.csrf();
     // an operator may not create organisations: refused, audited, and counted
     let statuses: Vec<u16> = {
@@ -842,10 +847,7 @@ async fn a_person_sees_and_revokes_its_own_tokens_and_renews_its_password() {
     // the first credential, a code the regulator issued; the person signs in with it, and the
     // token it makes for its scripts names the regulator too (who held the code could have
     // made it)
-    let code = accounts.issue_password_setup(&regulator, agent.id).unwrap();
-    let mut v = Visitor::new(server.addr);
-    v.sign_in_first_time(&code, "luis.diaz@example.co", "una frase larga de prueba")
-        .await;
+    let mut v = Visitor::first_time(&server, &regulator, &agent).await;
     let person = accounts
         .sign_in(
             "luis.diaz@example.co",
@@ -921,11 +923,7 @@ async fn importer_and_operator(server: &TestServer) -> (Visitor, Visitor) {
         }))
         .unwrap();
         let user = accounts.create_user(&regulator, org.id, form).unwrap();
-        let code = accounts.issue_password_setup(&regulator, user.id).unwrap();
-        let mut v = Visitor::new(server.addr);
-        v.sign_in_first_time(&code, email, "una frase larga de prueba")
-            .await;
-        visitors.push(v);
+        visitors.push(Visitor::first_time(server, &regulator, &user).await);
     }
     let operator = visitors.pop().unwrap();
     (visitors.pop().unwrap(), operator)
@@ -1301,13 +1299,7 @@ async fn the_organisation_page_changes_the_form_date_and_sections_and_names_its_
     assert!(shown.body.contains("value=\"2026-11-23\""));
 
     // the organisation's own administrator reads its organisation, not section 5 nor the form
-    let code = server
-        .accounts
-        .issue_password_setup(&regulator, admin.id)
-        .unwrap();
-    let mut own = Visitor::new(server.addr);
-    own.sign_in_first_time(&code, &admin.email, "una frase larga de prueba")
-        .await;
+    let mut own = Visitor::first_time(&server, &regulator, &admin).await;
     let read = own.get(&path).await;
     assert_eq!(read.status, 200);
     assert!(read.body.contains("2026-11-23"), "{}", read.body);

@@ -372,7 +372,7 @@ impl Accounts {
                 } else {
                     "wrong password".to_owned()
                 };
-                self.record_sign_in_failure(client, user.id, reason);
+                self.record_sign_in_failure(client, format!("user/{}", user.id), reason);
             }
             return Err(match locked {
                 Some(wait) => SignInRefusal::Locked(wait),
@@ -600,19 +600,7 @@ impl Accounts {
                 )
             }
         };
-        let event = Event {
-            actor: Actor::Client {
-                address: client.to_owned(),
-            },
-            action: Action::SignIn,
-            target: "user/none".to_owned(),
-            outcome: Outcome::Denied,
-            reason: Some(reason),
-            detail: None,
-        };
-        if let Err(e) = self.record(&event) {
-            tracing::error!(error = %e, "could not record a failed sign-in in the audit trail");
-        }
+        self.record_sign_in_failure(client, "user/none".to_owned(), reason);
     }
 
     /// Client addresses remembered by [`Self::record_unknown_email`].
@@ -621,13 +609,13 @@ impl Accounts {
         self.lock_sessions().unknown_emails.len()
     }
 
-    fn record_sign_in_failure(&self, client: &str, user: u64, reason: String) {
+    fn record_sign_in_failure(&self, client: &str, target: String, reason: String) {
         let event = Event {
             actor: Actor::Client {
                 address: client.to_owned(),
             },
             action: Action::SignIn,
-            target: format!("user/{user}"),
+            target,
             outcome: Outcome::Denied,
             reason: Some(reason),
             detail: None,

@@ -130,28 +130,14 @@ impl RawConfig {
             ],
         };
         let max_batch = in_range("check.max_batch", self.check.max_batch, 1, 1_000_000)? as usize;
-        let tls = match (
-            self.server.tls.cert_file.trim(),
-            self.server.tls.key_file.trim(),
-        ) {
-            ("", "") => None,
-            ("", _) => {
-                return Err(invalid(
-                    "server.tls.cert_file",
-                    "set it too, or neither".into(),
-                ));
-            }
-            (_, "") => {
-                return Err(invalid(
-                    "server.tls.key_file",
-                    "set it too, or neither".into(),
-                ));
-            }
-            (cert, key) => Some(TlsFiles {
-                cert_file: PathBuf::from(cert),
-                key_file: PathBuf::from(key),
-            }),
-        };
+        let tls = pem_pair(
+            (&self.server.tls.cert_file, "server.tls.cert_file"),
+            (&self.server.tls.key_file, "server.tls.key_file"),
+        )?
+        .map(|(cert_file, key_file)| TlsFiles {
+            cert_file,
+            key_file,
+        });
         let backup = self.backup.validate(&self.store.data_dir)?;
         let replication = self.replication.validate(self.auth.open_checks)?;
         let store = StoreOptions {
@@ -452,33 +438,21 @@ impl RawDiameter {
                 source,
             });
         }
-        let tls = match (
-            self.tls.cert_file.trim(),
-            self.tls.key_file.trim(),
-            self.tls.peer_ca_file.trim(),
-        ) {
-            ("", "", "") => None,
-            ("", "", _) => {
+        let pair = pem_pair(
+            (&self.tls.cert_file, "diameter.tls.cert_file"),
+            (&self.tls.key_file, "diameter.tls.key_file"),
+        )?;
+        let tls = match (pair, self.tls.peer_ca_file.trim()) {
+            (None, "") => None,
+            (None, _) => {
                 return Err(invalid(
                     "diameter.tls.peer_ca_file",
                     "needs diameter.tls.cert_file and key_file: peers are checked over TLS".into(),
                 ));
             }
-            ("", _, _) => {
-                return Err(invalid(
-                    "diameter.tls.cert_file",
-                    "set it too (with key_file), or neither".into(),
-                ));
-            }
-            (_, "", _) => {
-                return Err(invalid(
-                    "diameter.tls.key_file",
-                    "set it too (with cert_file), or neither".into(),
-                ));
-            }
-            (cert, key, ca) => Some(diameter::TlsSettings {
-                cert_file: PathBuf::from(cert),
-                key_file: PathBuf::from(key),
+            (Some((cert_file, key_file)), ca) => Some(diameter::TlsSettings {
+                cert_file,
+                key_file,
                 peer_ca_file: (!ca.is_empty()).then(|| PathBuf::from(ca)),
             }),
         };
@@ -493,6 +467,24 @@ impl RawDiameter {
             max_connections_per_peer: self.max_connections_per_peer as usize,
             peers: peers::PeerTable::new(table),
         })
+    }
+}
+
+/// A certificate and its key (`[server.tls]`, `[diameter.tls]`), each with its key name:
+/// both or neither.
+fn pem_pair(
+    (cert, cert_key): (&str, &'static str),
+    (key, key_key): (&str, &'static str),
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    let missing = |key| ConfigError::Invalid {
+        key,
+        problem: "set it too, or neither".into(),
+    };
+    match (cert.trim(), key.trim()) {
+        ("", "") => Ok(None),
+        ("", _) => Err(missing(cert_key)),
+        (_, "") => Err(missing(key_key)),
+        (cert, key) => Ok(Some((PathBuf::from(cert), PathBuf::from(key)))),
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
     tls: Option<TlsAcceptor>,
-    stopping: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) {
     let local = stream
         .local_addr()
@@ -72,6 +72,8 @@ pub(super) async fn serve(
         done = tls.accept(stream) => done.map_err(|_| Refusal::TlsHandshake),
         () = silent.evicted.notified() => Err(Refusal::Evicted),
         () = tokio::time::sleep(CER_TIMEOUT) => Err(Refusal::TlsHandshake),
+        // shutting down: as a silent TCP connection is dropped
+        _ = stopping.changed() => Err(Refusal::NoCapabilitiesExchange),
     };
     match handshake {
         Ok(stream) => {

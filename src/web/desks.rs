@@ -503,8 +503,7 @@ fn upload_report(report: &Value) -> Markup {
     let count = |key: &str| report[key].as_u64().unwrap_or(0);
     let rejected = report["rejected_lines"]
         .as_array()
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     html! {
         p role="status" { "El archivo llegó completo y el registro lo procesó (carga " (report["job"].as_str().unwrap_or("")) ")." }
         dl.record {
@@ -520,7 +519,7 @@ fn upload_report(report: &Value) -> Markup {
             }
             div.scroll tabindex="0" role="region" aria-label="Tabla (deslice para ver más)" { table {
                 thead { tr { th scope="col" { "Línea" } th scope="col" { "Motivo" } } }
-                tbody { @for line in &rejected { tr {
+                tbody { @for line in rejected { tr {
                     td { (line["line"].as_u64().unwrap_or(0)) }
                     td { (line["reason"].as_str().unwrap_or("")) }
                 } } }

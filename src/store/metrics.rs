@@ -12,7 +12,8 @@ use crate::metrics::Metrics;
 pub struct StoreMetrics {
     /// `imeidb_filter_answered_total{list}`: lookups the Bloom filter answered alone.
     filtered: [IntCounter; 2],
-    /// `imeidb_index_lookups_total{list, found}`: filter "maybe"s confirmed in the exact index.
+    /// `imeidb_index_lookups_total{list, found}`: lookups the exact index answered (a filter's
+    /// "maybe", or a single check of the positive list, which skips its filter).
     found: [IntCounter; 2],
     not_found: [IntCounter; 2],
     /// `imeidb_list_entries{list}`.
@@ -33,8 +34,9 @@ impl StoreMetrics {
         let lookups_vec = IntCounterVec::new(
             Opts::new(
                 "imeidb_index_lookups_total",
-                "List lookups the filter passed on, confirmed in the exact in-memory index \
-                 (found=false: filter false positives).",
+                "List lookups answered by the exact in-memory index: those the filter passed \
+                 on (found=false: its false positives) and single checks of the positive \
+                 list, which skip its filter.",
             ),
             &["list", "found"],
         )

@@ -47,6 +47,36 @@ fn entries_and_sizes_survive_a_reopen() {
 }
 
 #[test]
+fn a_single_check_asks_the_negative_filter_and_the_positive_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let store = Store::open(dir.path(), &options(), &metrics).unwrap();
+    store.insert(imei(1), &positive("a")).unwrap();
+    let asked = 1_000;
+    for n in 100..100 + asked {
+        assert!(!store.contains(List::Negative, imei(n)));
+        assert!(!store.contains(List::Positive, imei(n)));
+    }
+    assert!(store.contains(List::Positive, imei(1)));
+    let text = String::from_utf8(metrics.render()).unwrap();
+    let count = |needle: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(needle));
+        line.map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+    };
+    // the negative filter (1% false positives) turned away nearly all unknown IMEIs
+    assert!(count(r#"imeidb_filter_answered_total{list="negative"}"#) > asked * 9 / 10);
+    assert_eq!(count(r#"imeidb_filter_answered_total{list="positive"}"#), 0);
+    assert_eq!(
+        count(r#"imeidb_index_lookups_total{found="false",list="positive"}"#),
+        asked
+    );
+    assert_eq!(
+        count(r#"imeidb_index_lookups_total{found="true",list="positive"}"#),
+        1
+    );
+}
+
+#[test]
 fn a_second_open_of_the_same_directory_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path());

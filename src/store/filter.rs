@@ -399,19 +399,35 @@ fn shape(entries: u64, fp_rate: f64) -> (usize, u32) {
 /// The false-positive rate of a blocked filter of `bits` holding `entries` keys with `probes`
 /// bits each: the chance that a key's block holds j keys (Poisson) times the chance that all
 /// its probes hit bits those j keys set, summed over j.
+///
+/// Summed over j within 12 standard deviations of the mean (the rest weighs under e^-70), so
+/// that a very loose rate, where a shard's keys crowd into one block, costs a few thousand
+/// terms rather than one per key.
 fn blocked_fp_rate(entries: f64, bits: f64, probes: u32) -> f64 {
     let per_block = entries * f64::from(BLOCK_BITS) / bits.max(f64::from(BLOCK_BITS));
     let clear = 1.0 - 1.0 / f64::from(BLOCK_BITS);
-    let last = (per_block + 12.0 * per_block.sqrt() + 20.0).ceil() as u64;
+    let spread = 12.0 * per_block.sqrt() + 20.0;
+    let first = (per_block - spread).max(0.0).floor() as u64;
+    let last = (per_block + spread).ceil() as u64;
     // the Poisson weights in logarithms: e^-per_block underflows for dense filters
-    let mut ln_weight = -per_block;
+    let mut ln_weight = -per_block + first as f64 * per_block.ln() - ln_factorial(first);
     let mut rate = 0.0;
-    for j in 0..=last {
+    for j in first..=last {
         let set = 1.0 - clear.powf(f64::from(probes) * j as f64);
         rate += ln_weight.exp() * set.powi(probes as i32);
         ln_weight += per_block.ln() - ((j + 1) as f64).ln();
     }
     rate
+}
+
+/// ln(n!), by Stirling's series (error under 1e-3 at n = 1, under 1e-10 from n = 20).
+fn ln_factorial(n: u64) -> f64 {
+    if n < 2 {
+        return 0.0;
+    }
+    let n = n as f64;
+    n * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI * n).ln() + 1.0 / (12.0 * n)
+        - 1.0 / (360.0 * n.powi(3))
 }
 
 #[cfg(test)]
@@ -475,6 +491,22 @@ mod tests {
         let classic_bits = 100_000.0 * -(0.01f64.ln()) / std::f64::consts::LN_2.powi(2);
         assert!(blocks as f64 * 512.0 > classic_bits);
         assert!(blocked_fp_rate(100_000.0, blocks as f64 * 512.0, probes) <= 0.01);
+    }
+
+    #[test]
+    fn extreme_rates_are_shaped_at_once() {
+        // 100 M entries a shard at the loosest and tightest rates the config allows
+        for rate in [0.999_999, 0.9, 1e-12] {
+            let (blocks, probes) = shape(100_000_000, rate);
+            assert!(
+                blocks >= 1 && (1..=64).contains(&probes),
+                "{rate}: {blocks} {probes}"
+            );
+        }
+        let (_, probes) = shape(1_000, 1e-12);
+        assert_eq!(probes, 40);
+        assert!((ln_factorial(20) - (2_432_902_008_176_640_000f64).ln()).abs() < 1e-9);
+        assert!((ln_factorial(5) - 120f64.ln()).abs() < 1e-4);
     }
 
     #[test]

@@ -287,6 +287,10 @@ mod tests {
                 "[store]\nnegative_filter_fp_rate = 1.5\n",
                 "store.negative_filter_fp_rate",
             ),
+            (
+                "[store]\npositive_filter_fp_rate = 1e-30\n",
+                "store.positive_filter_fp_rate",
+            ),
             ("[store]\nblock_cache_mb = 1\n", "store.block_cache_mb"),
             ("[check]\nhome_mccs = [\"73\"]\n", "check.home_mccs"),
             (

@@ -93,8 +93,13 @@ impl RawConfig {
                 self.store.negative_filter_fp_rate,
             ),
         ] {
-            if !(rate > 0.0 && rate < 1.0) {
-                return Err(invalid(key, format!("{rate} must be above 0 and below 1")));
+            // below 1e-6 a blocked filter's size grows much faster than a classic one's (see
+            // store/filter.rs): a typo such as 1e-30 would ask for gigabytes
+            if !((1e-6..1.0).contains(&rate)) {
+                return Err(invalid(
+                    key,
+                    format!("{rate} must be at least 0.000001 and below 1"),
+                ));
             }
         }
         if self.store.data_dir.as_os_str().is_empty() {

@@ -33,8 +33,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::shards::{ByShard, SHARDS};
 use crate::imei::Imei;
 
-/// xxh3 for the `u32` bucket keys: fast, and bucket keys come from registered devices, not
-/// from the checks an outsider sends.
+/// xxh3 for the `u32` bucket keys: fast, and the keys the table holds come from registered
+/// devices. Checks look up keys an outsider chooses, but a lookup only reads: it cannot
+/// lengthen the probe sequences, which the inserted keys alone shape.
 #[derive(Default)]
 struct BucketHasher(u64);
 

@@ -329,6 +329,8 @@ impl Store {
     /// time iterating a list that was being written (docs/PERFORMANCE.md).
     fn rebuild_filter(&self, list: List) -> u64 {
         let filter = &self.filters[list.index()];
+        // made before the write lock: zeroing a large filter must not hold up writes
+        let fresh = filter.fresh(self.len(list));
         // Writes update memory under the write lock, so with it held every write so far is in
         // the index and every later one also goes into the new filter: the walk cannot miss one.
         let begun = {
@@ -336,7 +338,7 @@ impl Store {
                 .write_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            filter.begin_rebuild(self.len(list))
+            filter.begin_rebuild_with(fresh)
         };
         let Some(mut rebuild) = begun else {
             return self.len(list); // another rebuild is running

@@ -302,6 +302,17 @@ impl Node {
         self.refuse(out, &message, error.result_code(), &error.to_string(), None);
     }
 
+    /// Whether [`Node::handle`] would answer `message` with a decision: a request without the
+    /// E bit for ME-Identity-Check of application S13. A connection gathers those of one read
+    /// and answers them together (`Node::answer_ecrs`).
+    pub fn is_identity_check(message: &Message<'_>) -> bool {
+        let header = message.header;
+        header.is_request()
+            && !message.has_invalid_header_bits()
+            && header.command == command::ME_IDENTITY_CHECK
+            && header.application == dict::S13_APPLICATION
+    }
+
     /// Handles one message on a connection whose capabilities were exchanged, writing its
     /// answer (if it is a request) to `out`.
     pub fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>) -> Next {
@@ -326,7 +337,7 @@ impl Node {
         }
         match (header.command, header.application) {
             (command::ME_IDENTITY_CHECK, dict::S13_APPLICATION) => {
-                self.answer_ecr(out, message);
+                self.answer_ecrs(out, &[*message]);
                 Next::Serve
             }
             (command::ME_IDENTITY_CHECK, _) => {

@@ -1,7 +1,8 @@
 //! One peer connection: the capabilities exchange that admits it (RFC 6733 §5.3), then
 //! requests answered as they arrive (many outstanding at once: every complete message in a
-//! read is answered, and the answers go out in one write), watchdogs both ways (RFC 3539), and
-//! disconnection (RFC 6733 §5.4) when the peer asks or this node shuts down.
+//! read is answered, its ECRs looked up together, and the answers go out in one write),
+//! watchdogs both ways (RFC 3539), and disconnection (RFC 6733 §5.4) when the peer asks or
+//! this node shuts down.
 //!
 //! A connection never hangs: the CER must come within [`CER_TIMEOUT`]; an open connection
 //! silent for the watchdog interval gets a DWR and is closed if the next interval passes
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -24,6 +26,7 @@ use super::codec::{self, HEADER_LEN, Message};
 use super::dict::command;
 use super::metrics::Refusal;
 use super::{CER_TIMEOUT, MAX_MESSAGE_BYTES, MAX_QUEUED_ANSWERS, Node};
+use crate::registry::CHECKS_AT_ONCE;
 
 /// Bytes asked of the socket per read, once admitted: many pipelined ECRs (about 200 bytes
 /// each) at once.
@@ -318,24 +321,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Open<'_, S> {
 
     /// Answers the whole messages in the buffer until [`MAX_QUEUED_ANSWERS`] bytes of answers
     /// are queued; `Ok(true)` if whole messages are left. `Err(why)` when the connection must
-    /// close after what was queued.
+    /// close after what was queued. ECRs are gathered, up to [`CHECKS_AT_ONCE`], and answered
+    /// together ([`Node::answer_ecrs`]); any other message first has the ECRs before it
+    /// answered, so the answers keep the requests' order.
     fn answer_buffered(&mut self, phase: &mut Phase) -> Result<bool, &'static str> {
         let mut at = 0;
+        let mut ecrs: SmallVec<[Message<'_>; CHECKS_AT_ONCE]> = SmallVec::new();
+        // the gathered ECRs' bytes: their answers echo their Session-Id and Proxy-Info, so
+        // they count towards the bound on what is queued
+        let mut gathered = 0;
         let result = loop {
             let rest = &self.buf[at..];
-            if self.out.len() >= MAX_QUEUED_ANSWERS {
+            if self.out.len() + gathered >= MAX_QUEUED_ANSWERS {
                 break Ok(!rest.is_empty());
             }
             let length = match codec::frame(rest, MAX_MESSAGE_BYTES) {
                 Ok(Some(length)) if rest.len() >= length => length,
                 Ok(_) => break Ok(false),
                 Err(error) => {
+                    self.node.answer_ecrs(&mut self.out, &ecrs);
+                    ecrs.clear();
                     self.node.refuse_unframed(&mut self.out, rest, error);
                     break Err("a message that cannot be framed");
                 }
             };
             let message = Message::new(&rest[..length]).expect("framed");
             at += length;
+            if Node::is_identity_check(&message) {
+                ecrs.push(message);
+                gathered += length;
+                if ecrs.len() == CHECKS_AT_ONCE {
+                    self.node.answer_ecrs(&mut self.out, &ecrs);
+                    ecrs.clear();
+                    gathered = 0;
+                }
+                continue;
+            }
+            self.node.answer_ecrs(&mut self.out, &ecrs);
+            ecrs.clear();
+            gathered = 0;
             match self.node.handle(&mut self.out, &message) {
                 Next::Serve => {}
                 Next::WatchdogAnswered | Next::WatchdogReceived => {
@@ -353,6 +377,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Open<'_, S> {
                 }
             }
         };
+        self.node.answer_ecrs(&mut self.out, &ecrs);
+        drop(ecrs);
         self.buf.advance(at);
         result
     }

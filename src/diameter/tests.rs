@@ -154,7 +154,7 @@ impl Ecr {
 }
 
 /// What an answer says.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Said {
     error_bit: bool,
     result: Option<u32>,
@@ -616,58 +616,156 @@ proptest! {
     }
 }
 
-/// A stream that sends what it is given only when flushed (or when its buffer fills), as a
-/// TLS stream keeps what the socket did not take: every answer still reaches the peer.
-#[tokio::test]
-async fn answers_reach_a_peer_over_a_stream_that_sends_only_when_flushed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (node, _dir) = node();
-    let (mut peer, ours) = tokio::io::duplex(1 << 20);
-    let held = tokio::io::BufWriter::with_capacity(1 << 16, ours);
+/// Serves one connection of `node` over `ours` while `talking`, the peer's side, runs.
+async fn converse<S>(node: &Node, ours: S, talking: impl Future<Output = ()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let ip = std::net::IpAddr::from([192, 0, 2, 1]);
     let silent = node.admission.silent(ip).unwrap();
     let serving = super::connection::serve_on(
-        &node,
-        held,
+        node,
+        ours,
         std::net::SocketAddr::new(ip, 3868),
         ip,
         silent,
         stopping,
         super::CER_TIMEOUT,
     );
+    tokio::join!(serving, talking);
+}
+
+/// The peer's next whole message, read from `peer` into `buf` as needed.
+async fn next_message(peer: &mut tokio::io::DuplexStream, buf: &mut Vec<u8>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Ok(Some(length)) = codec::frame(buf, 1 << 20)
+            && buf.len() >= length
+        {
+            return buf.drain(..length).collect();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut chunk))
+            .await
+            .expect("the answer was held, not sent")
+            .unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The test peer's CER, and that it was admitted.
+async fn exchange_capabilities(peer: &mut tokio::io::DuplexStream, buf: &mut Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let cer = message(flags::REQUEST, 257, 0, |out| {
+        codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+        codec::put(out, avp::ORIGIN_REALM, b"mme.example");
+        codec::put_u32(out, avp::AUTH_APPLICATION_ID, dict::S13_APPLICATION);
+    });
+    peer.write_all(&cer).await.unwrap();
+    assert_eq!(
+        read_answer(&next_message(peer, buf).await).result,
+        Some(2001)
+    );
+}
+
+/// A stream that sends what it is given only when flushed (or when its buffer fills), as a
+/// TLS stream keeps what the socket did not take: every answer still reaches the peer.
+#[tokio::test]
+async fn answers_reach_a_peer_over_a_stream_that_sends_only_when_flushed() {
+    use tokio::io::AsyncWriteExt;
+    let (node, _dir) = node();
+    let (mut peer, ours) = tokio::io::duplex(1 << 20);
+    let held = tokio::io::BufWriter::with_capacity(1 << 16, ours);
     let talking = async {
-        let next = async |peer: &mut tokio::io::DuplexStream, buf: &mut Vec<u8>| loop {
-            if let Ok(Some(length)) = codec::frame(buf, 1 << 20)
-                && buf.len() >= length
-            {
-                return buf.drain(..length).collect::<Vec<u8>>();
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut chunk))
-                .await
-                .expect("the answer was held, not sent")
-                .unwrap();
-            assert!(n > 0, "closed");
-            buf.extend_from_slice(&chunk[..n]);
-        };
         let mut buf = Vec::new();
-        let cer = message(flags::REQUEST, 257, 0, |out| {
-            codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
-            codec::put(out, avp::ORIGIN_REALM, b"mme.example");
-            codec::put_u32(out, avp::AUTH_APPLICATION_ID, dict::S13_APPLICATION);
-        });
-        peer.write_all(&cer).await.unwrap();
-        assert_eq!(
-            read_answer(&next(&mut peer, &mut buf).await).result,
-            Some(2001)
-        );
+        exchange_capabilities(&mut peer, &mut buf).await;
         peer.write_all(&Ecr::of(imei(2)).bytes()).await.unwrap();
         assert_eq!(
-            read_answer(&next(&mut peer, &mut buf).await).status,
+            read_answer(&next_message(&mut peer, &mut buf).await).status,
             Some(1)
         );
         drop(peer);
     };
-    tokio::join!(serving, talking);
+    converse(&node, held, talking).await;
+}
+
+/// The ECRs of one read are answered together, in groups: every request still gets its own
+/// answer, in the order asked, whatever comes between them (a watchdog, a malformed ECR, an
+/// ECR of another application) and however many there are.
+#[tokio::test]
+async fn a_reads_ecrs_are_answered_in_order_whatever_comes_between() {
+    use tokio::io::AsyncWriteExt;
+    let (node, _dir) = node();
+    let (mut peer, ours) = tokio::io::duplex(1 << 20);
+    // what each request is, and what its answer must say: runs of plain ECRs longer than a
+    // group (so that full groups are answered mid-read), broken by other messages
+    let few = crate::registry::CHECKS_AT_ONCE as u64;
+    let unknown = Said {
+        result: None,
+        experimental: Some((10415, 5422)),
+        status: None,
+        ..decision(0)
+    };
+    let mut asked: Vec<(Vec<u8>, u32, Said)> = Vec::new();
+    for n in 0..5 * few + 7 {
+        let (request, expected) = match n % (2 * few + 7) {
+            k if k == 2 * few + 1 => {
+                let dwr = message(flags::REQUEST, command::DEVICE_WATCHDOG, 0, |out| {
+                    codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+                    codec::put(out, avp::ORIGIN_REALM, b"mme.example");
+                });
+                let mut ok = decision(0);
+                (ok.status, ok.session) = (None, None);
+                (dwr, ok)
+            }
+            k if k == 2 * few + 3 => {
+                let bad = Ecr {
+                    imei: Some("35".into()),
+                    ..Ecr::of(imei(1))
+                };
+                let refused = ask(&node, &bad.bytes());
+                assert_eq!(refused.result, Some(5004), "{refused:?}");
+                (bad.bytes(), refused)
+            }
+            k if k == 2 * few + 5 => {
+                let mut other = Ecr::of(imei(1)).bytes();
+                other[8..12].copy_from_slice(&16_777_251u32.to_be_bytes());
+                let refused = ask(&node, &other);
+                assert_eq!(refused.result, Some(3007), "{refused:?}");
+                (other, refused)
+            }
+            k => {
+                // imei(1) registered, imei(2) and imei(3) blacklisted, imei(4) on neither
+                let expected = [decision(0), decision(1), decision(1), unknown.clone()];
+                let which = k % 4;
+                (
+                    Ecr::of(imei(1 + which)).bytes(),
+                    expected[which as usize].clone(),
+                )
+            }
+        };
+        asked.push((request, n as u32, expected));
+    }
+    let mut conversation = Vec::new();
+    for (request, hop, _) in &mut asked {
+        request[12..16].copy_from_slice(&hop.to_be_bytes());
+        conversation.extend_from_slice(request);
+    }
+    let talking = async {
+        let mut buf = Vec::new();
+        exchange_capabilities(&mut peer, &mut buf).await;
+        // one write: the node reads them together
+        peer.write_all(&conversation).await.unwrap();
+        for (request, hop, expected) in &asked {
+            let answer = next_message(&mut peer, &mut buf).await;
+            let header = Message::new(&answer).unwrap().header;
+            let asked = Message::new(request).unwrap().header;
+            assert_eq!((header.hop_by_hop, header.command), (*hop, asked.command));
+            assert_eq!(&read_answer(&answer), expected, "request {hop}");
+        }
+        drop(peer);
+    };
+    converse(&node, ours, talking).await;
 }

@@ -165,6 +165,39 @@ fn checks_read_both_lists_from_the_store() {
 }
 
 #[test]
+fn checks_together_decide_as_checks_one_by_one_roamers_included() {
+    let f = fixture();
+    let r = &f.registry;
+    for n in (0..60).step_by(2) {
+        r.list_positive(imei(n), &PositiveRecord::default())
+            .unwrap();
+    }
+    for n in (0..60).step_by(5) {
+        r.list_negative(imei(n), &NegativeRecord::default())
+            .unwrap();
+    }
+    // more than FEW, every combination of lists, home subscribers, roamers and no IMSI
+    let items: Vec<(Imei, Option<Imsi>)> = (0..60)
+        .map(|n| {
+            let who = [None, Some(imsi(HOME)), Some(imsi(ROAMER))][n as usize % 3];
+            (imei(n), who)
+        })
+        .collect();
+    assert!(items.len() > FEW);
+    let mut together = Vec::new();
+    r.check_each(Interface::S13, &items, |i, decision| {
+        together.push((i, decision));
+    });
+    let single: Vec<(usize, Decision)> = (items.iter().enumerate())
+        .map(|(i, (imei, imsi))| (i, r.check(Interface::S13, *imei, imsi.as_ref())))
+        .collect();
+    assert_eq!(together, single);
+    let reasons = |reason| single.iter().filter(|(_, d)| d.reason == reason).count();
+    assert!(reasons(Reason::RoamingExempt) > 0 && reasons(Reason::ReportedStolenOrLost) > 0);
+    assert!(reasons(Reason::Registered) > 0 && reasons(Reason::NotListed) > 0);
+}
+
+#[test]
 fn equipment_without_an_imei_gets_the_not_listed_answer_and_roaming_exemption() {
     let f = fixture();
     let d = f.registry.check_without_imei(Interface::N5gEir, None);

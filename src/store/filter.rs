@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::shards::{ByShard, SHARDS};
+use super::shards::{ByShard, FEW, Held, SHARDS};
 use crate::imei::Imei;
 
 /// Smallest number of entries a filter is sized for, so a new or small list does not
@@ -94,6 +94,43 @@ impl ListFilter {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .check(body)
+    }
+
+    /// [`ListFilter::may_contain`] for at most [`FEW`] IMEIs at once: `maybe[i]` is set for
+    /// `imeis[i]`. The shards' locks are all taken first (see [`Held`]), so the probes' loads
+    /// overlap; while one of them is being written, the IMEIs are probed one by one.
+    #[inline]
+    pub fn may_contain_few(&self, imeis: &[Imei], maybe: &mut [bool]) {
+        assert!(imeis.len() <= FEW && maybe.len() == imeis.len());
+        let mut shards = [0u8; FEW];
+        let mut wanted = 0u64;
+        for (shard, imei) in shards.iter_mut().zip(imeis) {
+            *shard = shard_of(imei.body()) as u8;
+            wanted |= 1 << *shard;
+        }
+        let Some(held) = Held::try_lock(&self.shards, wanted) else {
+            // a shard is being written: one by one, each waiting for its own shard only
+            for (maybe, &imei) in maybe.iter_mut().zip(imeis) {
+                *maybe = self.may_contain(imei);
+            }
+            return;
+        };
+        // first every block is read (a few instructions each, so that many of the loads are
+        // in flight at once), then the bits are compared, in cache
+        let mut blocks = [(0u64, 0usize); FEW];
+        let mut touched = 0u64;
+        for ((located, imei), &shard) in blocks.iter_mut().zip(imeis).zip(&shards) {
+            let bits = held.shard(usize::from(shard));
+            let hash = bits.hash(imei.body());
+            let block = block_of(hash, bits.blocks.len());
+            touched ^= bits.blocks[block].0[0];
+            *located = (hash, block);
+        }
+        std::hint::black_box(touched);
+        for ((maybe, &(hash, block)), &shard) in maybe.iter_mut().zip(&blocks).zip(&shards) {
+            let bits = held.shard(usize::from(shard));
+            *maybe = bits.has(block, &bits.mask(hash));
+        }
     }
 
     /// [`ListFilter::may_contain`] for a batch: `maybe[i]` is set for `imeis[i]`. Probes shard
@@ -358,8 +395,19 @@ impl Bits {
     /// where 1% was asked: 512 bits hold too few different patterns.)
     #[inline]
     fn locate(&self, body: u64) -> (usize, Block) {
-        let hash = xxh3_64_with_seed(&body.to_le_bytes(), self.seed);
-        let block = block_of(hash, self.blocks.len());
+        let hash = self.hash(body);
+        (block_of(hash, self.blocks.len()), self.mask(hash))
+    }
+
+    /// The seeded hash of `body` that [`Bits::locate`] picks its block and bits from.
+    #[inline]
+    fn hash(&self, body: u64) -> u64 {
+        xxh3_64_with_seed(&body.to_le_bytes(), self.seed)
+    }
+
+    /// The bits a key of hash `hash` has in its block.
+    #[inline]
+    fn mask(&self, hash: u64) -> Block {
         let mut mask = Block::default();
         let mut state = hash;
         let mut pool = 0u64;
@@ -372,13 +420,19 @@ impl Bits {
             pool /= u64::from(BLOCK_BITS);
             mask.0[bit / 64] |= 1 << (bit % 64);
         }
-        (block, mask)
+        mask
     }
 
     /// Whether every bit of `body` is set.
     #[inline]
     fn check(&self, body: u64) -> bool {
         let (block, mask) = self.locate(body);
+        self.has(block, &mask)
+    }
+
+    /// Whether every bit of `mask` is set in block `block`.
+    #[inline]
+    fn has(&self, block: usize, mask: &Block) -> bool {
         let words = &self.blocks[block].0;
         // no early exit: the words are in one cache line already, a branch would only mispredict
         words

@@ -30,7 +30,7 @@ use std::sync::{PoisonError, RwLock};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::shards::{ByShard, SHARDS};
+use super::shards::{ByShard, FEW, Held, SHARDS};
 use crate::imei::Imei;
 
 /// xxh3 for the `u32` bucket keys: fast, and the keys the table holds come from registered
@@ -200,6 +200,46 @@ impl ListIndex {
                 std::hint::black_box(bucket.touch(member));
                 bucket.contains(member)
             })
+    }
+
+    /// [`ListIndex::contains`] for at most [`FEW`] IMEIs at once: `found[i]` is set to whether
+    /// `imeis[i]` is on the list. The shards' locks are all taken first (see [`Held`]), then
+    /// every IMEI's bucket is found, then each search's first lines are read, then the searches
+    /// run: in each pass the IMEIs' loads are independent, and wait for memory together. While
+    /// one of the shards is being written, the IMEIs are looked up one by one.
+    #[inline]
+    pub fn contains_few(&self, imeis: &[Imei], found: &mut [bool]) {
+        assert!(imeis.len() <= FEW && found.len() == imeis.len());
+        let mut keys = [(0u32, 0u16, 0u8); FEW];
+        let mut wanted = 0u64;
+        for (key, &imei) in keys.iter_mut().zip(imeis) {
+            let (bucket, member) = split(imei);
+            let shard = shard_of(bucket);
+            *key = (bucket, member, shard as u8);
+            wanted |= 1 << shard;
+        }
+        let keys = &keys[..imeis.len()];
+        let Some(held) = Held::try_lock(&self.shards, wanted) else {
+            // a shard is being written: one by one, each waiting for its own shard only
+            for (found, &imei) in found.iter_mut().zip(imeis) {
+                *found = self.contains(imei);
+            }
+            return;
+        };
+        let mut buckets: [Option<&Bucket>; FEW] = [None; FEW];
+        for (slot, &(bucket, _, shard)) in buckets.iter_mut().zip(keys) {
+            *slot = held.shard(usize::from(shard)).get(&bucket);
+        }
+        let mut touched = 0u16;
+        for (bucket, &(_, member, _)) in buckets.iter().zip(keys) {
+            if let Some(bucket) = bucket {
+                touched ^= bucket.touch(member);
+            }
+        }
+        std::hint::black_box(touched);
+        for ((found, bucket), &(_, member, _)) in found.iter_mut().zip(&buckets).zip(keys) {
+            *found = bucket.is_some_and(|bucket| bucket.contains(member));
+        }
     }
 
     /// Confirms a batch's filter answers: for each `i` where `found[i]` is set (the filter's

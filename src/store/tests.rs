@@ -167,6 +167,125 @@ fn contains_many_agrees_with_contains_across_shards_and_bucket_sizes() {
     let mut out = Vec::new();
     store.contains_many(List::Positive, &asked, &mut out);
     assert_eq!(out.iter().filter(|&&f| f).count(), 2 * listed.len());
+    // the few-at-a-time lookups of the network check, in groups of every size up to FEW
+    let mut at = 0;
+    for size in (0..=FEW).cycle() {
+        if at >= asked.len() {
+            break;
+        }
+        let few = &asked[at..(at + size).min(asked.len())];
+        let (mut negative, mut positive) = (vec![false; few.len()], vec![false; few.len()]);
+        store.contains_each(few, &mut negative, &mut positive);
+        for (list, out) in [(List::Negative, negative), (List::Positive, positive)] {
+            let single: Vec<bool> = few.iter().map(|&i| store.contains(list, i)).collect();
+            assert_eq!(out, single, "{list} at {at}");
+        }
+        at += few.len();
+    }
+    // and more than FEW at once
+    let (mut negative, mut positive) = (vec![false; asked.len()], vec![false; asked.len()]);
+    store.contains_each(&asked, &mut negative, &mut positive);
+    assert_eq!(positive.iter().filter(|&&f| f).count(), 2 * listed.len());
+    let stolen = sparse.len().div_ceil(3);
+    assert_eq!(negative.iter().filter(|&&f| f).count(), 2 * stolen);
+}
+
+/// Checks made together hold several shards at once, beside bulk loads and single writes that
+/// write-lock shards: every entry listed throughout is found, none never listed is, and
+/// nothing deadlocks (the test would hang).
+#[test]
+fn checks_together_beside_writers_find_what_is_listed_throughout() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // listed throughout: multiples of 7; written meanwhile: 7n + 1; never listed: 7n + 2
+    let listed: Vec<Imei> = (0..3_000).map(|n| imei(n * 7)).collect();
+    let value = PositiveRecord::default().encode();
+    store
+        .ingest(List::Positive, listed.len(), |i| (listed[i], &value))
+        .unwrap();
+    for &i in listed.iter().step_by(3) {
+        store.insert(i, &NegativeRecord::default()).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let written = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<Imei> = (0..2_000).map(|n| imei(n * 7 + 1)).collect();
+                store
+                    .ingest(List::Positive, batch.len(), |i| (batch[i], &value))
+                    .unwrap();
+                let one = batch[round % batch.len()];
+                store.insert(one, &NegativeRecord::default()).unwrap();
+                store.remove(List::Negative, one).unwrap();
+                round += 1;
+                written.store(round, Ordering::Relaxed);
+            }
+        });
+        let asked: Vec<Imei> = (0..3_000)
+            .flat_map(|n| [imei(n * 7), imei(n * 7 + 2)])
+            .collect();
+        // until the writer has loaded its batch a few times over
+        let mut checked = 0;
+        while checked < 30 || written.load(Ordering::Relaxed) < 5 {
+            checked += 1;
+            for (group, few) in asked.chunks(FEW).enumerate() {
+                let (mut negative, mut positive) = ([false; FEW], [false; FEW]);
+                let n = few.len();
+                store.contains_each(few, &mut negative[..n], &mut positive[..n]);
+                for (k, &i) in few.iter().enumerate() {
+                    let throughout = (i.body() - imei(0).body()) % 7 == 0;
+                    assert_eq!(positive[k], throughout, "group {group}");
+                    let stolen = throughout && (i.body() - imei(0).body()) / 7 % 3 == 0;
+                    assert_eq!(negative[k], stolen, "group {group}");
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn checks_together_count_in_the_metrics_as_checks_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let store = Store::open(dir.path(), &options(), &metrics).unwrap();
+    for n in 0..40 {
+        store.insert(imei(n * 2), &positive("a")).unwrap();
+    }
+    for n in 0..10 {
+        store
+            .insert(imei(n * 4), &NegativeRecord::default())
+            .unwrap();
+    }
+    let asked: Vec<Imei> = (0..200).map(imei).collect();
+    let counts = || {
+        let text = String::from_utf8(metrics.render()).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("imeidb_filter_answered") || l.starts_with("imeidb_index"))
+            .map(String::from)
+            .collect();
+        assert!(lines.len() >= 6, "{text}");
+        lines
+    };
+    let before = counts();
+    for &i in &asked {
+        store.contains(List::Negative, i);
+        store.contains(List::Positive, i);
+    }
+    let once = counts();
+    let (mut negative, mut positive) = (vec![false; asked.len()], vec![false; asked.len()]);
+    store.contains_each(&asked, &mut negative, &mut positive);
+    let twice = counts();
+    for ((b, o), t) in before.iter().zip(&once).zip(&twice) {
+        let value = |l: &str| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+        assert_eq!(value(t) - value(o), value(o) - value(b), "{t}");
+    }
+    assert_eq!(negative.iter().filter(|&&f| f).count(), 10);
+    assert_eq!(positive.iter().filter(|&&f| f).count(), 40);
 }
 
 #[test]
@@ -252,6 +371,13 @@ proptest! {
                     drop(store);
                     store = open(dir.path());
                 }
+            }
+            let asked: Vec<Imei> = (0..64).map(imei).collect();
+            let (mut negative, mut positive) = ([false; 64], [false; 64]);
+            store.contains_each(&asked, &mut negative, &mut positive);
+            for n in 0..64 {
+                prop_assert_eq!(negative[n], model[List::Negative.index()].contains_key(&(n as u64)));
+                prop_assert_eq!(positive[n], model[List::Positive.index()].contains_key(&(n as u64)));
             }
             for list in List::ALL {
                 prop_assert_eq!(store.len(list), model[list.index()].len() as u64);

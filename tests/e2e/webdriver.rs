@@ -318,6 +318,24 @@ impl Browser {
         }
     }
 
+    /// Limits what the browser sends to `bytes_per_s` (chromedriver's network emulation), as
+    /// on a slow link; `None` lifts the limit.
+    pub async fn limit_upload(&self, bytes_per_s: Option<u64>) {
+        let path = "/chromium/network_conditions";
+        match bytes_per_s {
+            Some(rate) => {
+                let conditions = json!({ "network_conditions": {
+                    "offline": false, "latency": 0,
+                    "download_throughput": -1, "upload_throughput": rate,
+                } });
+                self.cmd("POST", path, Some(conditions)).await;
+            }
+            None => {
+                self.cmd("DELETE", path, None).await;
+            }
+        }
+    }
+
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         base64_decode(

@@ -70,6 +70,10 @@ def main():
         runs = [p[f"{name}_{i}"][key] for i in (1, 2, 3) if f"{name}_{i}" in p]
         return (sorted(runs)[len(runs) // 2] if runs else None), runs
 
+    def each_run(name, key):
+        # a figure of each of the three runs (None where a run's phase lacks it)
+        return [p[f"{name}_{i}"].get(key) for i in (1, 2, 3) if f"{name}_{i}" in p]
+
     def stolen(name):
         return [one(f"{name}_{i}_stolen_ms") for i in (1, 2, 3) if f"{name}_{i}" in p]
 
@@ -116,9 +120,14 @@ def main():
             "s13_open_loop_p99_us": s13_open_loop_p99,
             "s13_open_loop_p99_us_runs": s13_open_loop_runs,
             "s13_open_loop_stolen_ms_runs": stolen("s13_open_loop"),
+            "s13_open_loop_from_write_p99_us_runs":
+                each_run("s13_open_loop", "from_write_p99_us"),
+            "s13_open_loop_late_p99_us_runs": each_run("s13_open_loop", "late_p99_us"),
             "hello_s13_ecr_per_s": rate("hello_s13", "items_per_s"),
             "hello_s13_open_loop_p99_us": hello_s13_open_loop_p99,
             "hello_s13_open_loop_p99_us_runs": hello_s13_open_loop_runs,
+            "hello_s13_open_loop_from_write_p99_us_runs":
+                each_run("hello_s13_open_loop", "from_write_p99_us"),
             "batch_imeis_per_s": rate("batch", "items_per_s"),
             "redis_pipelined_per_s": rate("redis_pipelined", "items_per_s"),
             "open_loop_rate": one("open_loop_rate"),
@@ -174,8 +183,16 @@ def main():
              ", ".join(fmt(x) for x in f["s13_open_loop_p99_us_runs"]), "", None),
             ("  time stolen by the host during each (ms)",
              ", ".join(fmt(x) for x in f["s13_open_loop_stolen_ms_runs"]), "", None),
+            ("  each run's p99 from the ECR's write (us)",
+             ", ".join(fmt(x) for x in f["s13_open_loop_from_write_p99_us_runs"]), "", None),
+            ("  each run's p99 of the generator's lateness (us)",
+             ", ".join(fmt(x) for x in f["s13_open_loop_late_p99_us_runs"]), "", None),
             ("  Diameter hello-world at the same rate: p99 (us)",
              f["hello_s13_open_loop_p99_us"], "", None),
+            ("  its three runs (us), and from the write",
+             ", ".join(fmt(x) for x in f["hello_s13_open_loop_p99_us_runs"]) + "; "
+             + ", ".join(fmt(x) for x in f["hello_s13_open_loop_from_write_p99_us_runs"]),
+             "", None),
             ("  S13 server-side p99 (us, bucket bound)", f["s13_server_p99_us"], "<= 20", 20),
             ("checks' p99 beside forbidden writes / alone (x)",
              ratio(f["checks_beside_forbidden_writes_p99_us"], f["checks_alone_p99_us"]),

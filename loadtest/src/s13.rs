@@ -7,6 +7,7 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use imeidb::diameter::codec::{self, Avps, Message, flags};
 use imeidb::diameter::dict::{self, avp, command};
@@ -80,7 +81,16 @@ pub fn ecr(imei: &str, n: u32) -> Vec<u8> {
 
 /// One S13 connection, capabilities exchanged.
 pub struct Connection {
-    stream: TcpStream,
+    requests: Requests,
+    answers: Answers,
+}
+
+/// The writing half of a [`Connection`].
+pub struct Requests(OwnedWriteHalf);
+
+/// The reading half of a [`Connection`].
+pub struct Answers {
+    stream: OwnedReadHalf,
     buffer: BytesMut,
 }
 
@@ -94,9 +104,13 @@ impl Connection {
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (reader, writer) = stream.into_split();
         let mut connection = Connection {
-            stream,
-            buffer: BytesMut::with_capacity(64 * 1024),
+            requests: Requests(writer),
+            answers: Answers {
+                stream: reader,
+                buffer: BytesMut::with_capacity(64 * 1024),
+            },
         };
         let mut cer = Vec::new();
         let start = codec::begin(
@@ -127,17 +141,58 @@ impl Connection {
         Ok(connection)
     }
 
+    /// [`Requests::send`] on this connection.
+    ///
+    /// # Errors
+    /// The connection's errors.
+    pub async fn send(&mut self, requests: &[u8]) -> Result<(), String> {
+        self.requests.send(requests).await
+    }
+
+    /// [`Answers::receive`] on this connection.
+    ///
+    /// # Errors
+    /// The connection's errors, or an answer that cannot be framed.
+    pub async fn receive(&mut self, statuses: &mut Vec<u16>) -> Result<(), String> {
+        self.answers.receive(statuses).await
+    }
+
+    /// The connection's two halves, for a client whose writes do not wait for its reads.
+    pub fn split(self) -> (Requests, Answers) {
+        (self.requests, self.answers)
+    }
+
+    /// Sends `requests` (`count` messages) in one write and reads their `count` answers,
+    /// pushing each answer's status.
+    ///
+    /// # Errors
+    /// The connection's errors, or an answer that cannot be framed.
+    pub async fn exchange(
+        &mut self,
+        requests: &[u8],
+        count: usize,
+        statuses: &mut Vec<u16>,
+    ) -> Result<(), String> {
+        let before = statuses.len();
+        self.send(requests).await?;
+        while statuses.len() - before < count {
+            self.receive(statuses).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Requests {
     /// Sends `requests` (whole messages) in one write.
     ///
     /// # Errors
     /// The connection's errors.
     pub async fn send(&mut self, requests: &[u8]) -> Result<(), String> {
-        self.stream
-            .write_all(requests)
-            .await
-            .map_err(|e| e.to_string())
+        self.0.write_all(requests).await.map_err(|e| e.to_string())
     }
+}
 
+impl Answers {
     /// Waits for at least one answer, then pushes the status of every answer that has
     /// arrived whole.
     ///
@@ -169,25 +224,6 @@ impl Connection {
                 return Err("the server closed the connection".into());
             }
         }
-    }
-
-    /// Sends `requests` (`count` messages) in one write and reads their `count` answers,
-    /// pushing each answer's status.
-    ///
-    /// # Errors
-    /// The connection's errors, or an answer that cannot be framed.
-    pub async fn exchange(
-        &mut self,
-        requests: &[u8],
-        count: usize,
-        statuses: &mut Vec<u16>,
-    ) -> Result<(), String> {
-        let before = statuses.len();
-        self.send(requests).await?;
-        while statuses.len() - before < count {
-            self.receive(statuses).await?;
-        }
-        Ok(())
     }
 }
 

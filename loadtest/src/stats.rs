@@ -16,6 +16,24 @@ pub struct Tally {
     statuses: BTreeMap<u16, u64>,
     /// Items answered (IMEIs of a batch, commands of a pipeline).
     items: u64,
+    /// An open loop whose writes do not wait for answers splits each latency in two: how
+    /// late the request was written after it was due (the load generator's own delay: its
+    /// core taken by another task), and the time from that write to the answer. Empty for
+    /// every other phase.
+    late: Histogram<u64>,
+    from_write: Histogram<u64>,
+}
+
+/// A latency as the histograms hold it: nanoseconds, at least 1 µs (below that is the
+/// clock's noise).
+fn nanos(latency: Duration) -> u64 {
+    u64::try_from(latency.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1_000)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }
 
 impl Default for Tally {
@@ -28,18 +46,36 @@ impl Tally {
     /// An empty tally.
     pub fn new() -> Tally {
         Tally {
-            latencies: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
+            latencies: histogram(),
             statuses: BTreeMap::new(),
             items: 0,
+            late: histogram(),
+            from_write: histogram(),
         }
     }
 
     /// One request answered with `status` after `latency`, carrying `items` items.
     pub fn record(&mut self, status: u16, items: u64, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.latencies.saturating_record(nanos.max(1_000));
+        self.latencies.saturating_record(nanos(latency));
         *self.statuses.entry(status).or_default() += 1;
         self.items += items;
+    }
+
+    /// One request of an open loop, due at `due`, written at `written` and answered with
+    /// `status` at `answered`: recorded as [`Tally::record`] records it (from `due`), and
+    /// its lateness and time from the write kept apart.
+    pub fn record_written(
+        &mut self,
+        status: u16,
+        due: Instant,
+        written: Instant,
+        answered: Instant,
+    ) {
+        self.record(status, 1, answered.saturating_duration_since(due));
+        self.late
+            .saturating_record(nanos(written.saturating_duration_since(due)));
+        self.from_write
+            .saturating_record(nanos(answered.saturating_duration_since(written)));
     }
 
     /// Adds another worker's tally.
@@ -51,6 +87,12 @@ impl Tally {
             *self.statuses.entry(*status).or_default() += n;
         }
         self.items += other.items;
+        self.late
+            .add(&other.late)
+            .expect("same bounds on every tally");
+        self.from_write
+            .add(&other.from_write)
+            .expect("same bounds on every tally");
     }
 
     /// Requests recorded.
@@ -73,12 +115,19 @@ pub struct Summary {
     pub p999_us: f64,
     pub max_us: f64,
     pub statuses: BTreeMap<u16, u64>,
+    /// An open loop's p99 of its writes' lateness and of the time from each write to its
+    /// answer ([`Tally::record_written`]); `None` where the phase does not split them.
+    pub late_p99_us: Option<f64>,
+    pub from_write_p99_us: Option<f64>,
 }
 
 impl Summary {
     /// The figures of `tally` over a window of `seconds`.
     pub fn new(tally: &Tally, seconds: f64) -> Summary {
         let us = |q: f64| tally.latencies.value_at_quantile(q) as f64 / 1_000.0;
+        let split_p99 = |h: &Histogram<u64>| {
+            (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1_000.0)
+        };
         let requests = tally.requests();
         let per_s = |n: u64| {
             if seconds > 0.0 {
@@ -99,6 +148,8 @@ impl Summary {
             p999_us: us(0.999),
             max_us: tally.latencies.max() as f64 / 1_000.0,
             statuses: tally.statuses.clone(),
+            late_p99_us: split_p99(&tally.late),
+            from_write_p99_us: split_p99(&tally.from_write),
         }
     }
 
@@ -109,10 +160,17 @@ impl Summary {
             let comma = if i == 0 { "" } else { "," };
             let _ = write!(statuses, "{comma}\"{status}\":{n}");
         }
+        let mut split = String::new();
+        if let (Some(late), Some(from_write)) = (self.late_p99_us, self.from_write_p99_us) {
+            let _ = write!(
+                split,
+                ",\"late_p99_us\":{late:.1},\"from_write_p99_us\":{from_write:.1}"
+            );
+        }
         format!(
             "{{\"requests\":{},\"items\":{},\"seconds\":{},\"rps\":{:.0},\"items_per_s\":{:.0},\
              \"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\
-             \"statuses\":{{{statuses}}}}}",
+             \"statuses\":{{{statuses}}}{split}}}",
             self.requests,
             self.items,
             self.seconds,
@@ -192,6 +250,36 @@ mod tests {
             "{json}"
         );
         assert!(json.contains("\"rps\":500,"), "{json}"); // 500.5, to the nearest even
+        assert_eq!((s.late_p99_us, s.from_write_p99_us), (None, None));
+        assert!(!json.contains("late_p99_us"), "{json}");
+    }
+
+    #[test]
+    fn an_open_loop_splits_each_latency_at_its_write() {
+        // 100 requests written 0..99 µs late, each answered 500 µs after its write, over two
+        // workers
+        let due = Instant::now();
+        let mut a = Tally::new();
+        let mut b = Tally::new();
+        for late in 0..100u64 {
+            let written = due + Duration::from_micros(late);
+            let answered = written + Duration::from_micros(500);
+            let tally = if late % 2 == 0 { &mut a } else { &mut b };
+            tally.record_written(200, due, written, answered);
+        }
+        a.merge(&b);
+        let s = Summary::new(&a, 1.0);
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 0.001;
+        assert_eq!((s.requests, s.items), (100, 100));
+        assert!(near(s.p99_us, 598.0), "{}", s.p99_us);
+        // a lateness below 1 µs counts as 1 µs, as every latency does
+        let late = s.late_p99_us.expect("split");
+        assert!(near(late, 98.0), "{late}");
+        let from_write = s.from_write_p99_us.expect("split");
+        assert!(near(from_write, 500.0), "{from_write}");
+        let json = s.to_json();
+        let tail = format!(",\"late_p99_us\":{late:.1},\"from_write_p99_us\":{from_write:.1}}}");
+        assert!(json.ends_with(&tail), "{json}");
     }
 
     #[test]

@@ -502,11 +502,14 @@ async fn worker(
 }
 
 /// The open loop of the `s13` target: a Diameter peer does not wait for one answer before it
-/// sends the next request, so each connection sends every request that is due in one write,
-/// and reads answers (in order, as the server sends them) while the next is not due yet. Each
-/// answer's latency runs from the time its request was due.
+/// sends the next request, so each connection writes, on the schedule alone, every request
+/// that is due in one write, and reads answers (in order, as the server sends them) apart
+/// from its writes, so a slow answer never holds a request back. Each answer's latency runs
+/// from the time its request was due; how late the generator wrote it, and the time from
+/// that write to the answer, are recorded beside (`Tally::record_written`), so a stall of
+/// the generator's own core is told apart from the server's time.
 async fn s13_open_loop(
-    mut connection: imeidb_loadtest::s13::Connection,
+    connection: imeidb_loadtest::s13::Connection,
     requests: &Prepared,
     first: usize,
     mut schedule: Schedule,
@@ -515,41 +518,61 @@ async fn s13_open_loop(
     let Prepared::Raw(ecrs) = requests else {
         unreachable!("ECRs are prepared whole")
     };
-    let mut tally = Tally::new();
-    let mut next = first;
-    let mut due = schedule.next_send();
-    let mut pending = std::collections::VecDeque::new();
-    let mut out = Vec::new();
-    let mut statuses = Vec::new();
-    loop {
-        let now = Instant::now();
-        while due <= now && due < window.end {
-            out.extend_from_slice(&ecrs[next % ecrs.len()]);
-            next += 1;
-            pending.push_back(due);
-            due = schedule.next_send();
-        }
-        if !out.is_empty() {
-            connection.send(&out).await?;
+    let (mut writer, mut reader) = connection.split();
+    // (due, written) of every request written and not yet answered, oldest first; shared by
+    // the two halves below, which run in this one task and never hold it across an await
+    let pending = std::sync::Mutex::new(std::collections::VecDeque::<(Instant, Instant)>::new());
+    let wrote = tokio::sync::Notify::new();
+    let writing_done = std::sync::atomic::AtomicBool::new(false);
+    let write = async {
+        let mut next = first;
+        let mut due = schedule.next_send();
+        let mut out = Vec::new();
+        while due < window.end {
+            wait_until(due).await;
+            let written = Instant::now();
+            {
+                let mut pending = pending.lock().expect("never poisoned: no panic holds it");
+                while due <= written && due < window.end {
+                    out.extend_from_slice(&ecrs[next % ecrs.len()]);
+                    next += 1;
+                    pending.push_back((due, written));
+                    due = schedule.next_send();
+                }
+            }
+            wrote.notify_one();
+            writer.send(&out).await?;
             out.clear();
         }
-        if pending.is_empty() {
-            if due >= window.end {
-                break;
+        writing_done.store(true, std::sync::atomic::Ordering::Release);
+        wrote.notify_one();
+        Ok::<(), Error>(())
+    };
+    let read = async {
+        let mut tally = Tally::new();
+        let mut statuses = Vec::new();
+        loop {
+            let done = writing_done.load(std::sync::atomic::Ordering::Acquire);
+            if pending.lock().expect("never poisoned").is_empty() {
+                if done {
+                    return Ok::<Tally, Error>(tally);
+                }
+                wrote.notified().await;
+                continue;
             }
-            wait_until(due).await;
-            continue;
-        }
-        statuses.clear();
-        connection.receive(&mut statuses).await?;
-        let done = Instant::now();
-        for &status in &statuses {
-            let intended = pending.pop_front().ok_or("an answer to nothing sent")?;
-            if intended >= window.measure_from {
-                tally.record(status, 1, done - intended);
+            statuses.clear();
+            reader.receive(&mut statuses).await?;
+            let answered = Instant::now();
+            let mut pending = pending.lock().expect("never poisoned");
+            for &status in &statuses {
+                let (due, written) = pending.pop_front().ok_or("an answer to nothing sent")?;
+                if due >= window.measure_from {
+                    tally.record_written(status, due, written, answered);
+                }
             }
         }
-    }
+    };
+    let ((), tally) = tokio::try_join!(write, read)?;
     Ok(tally)
 }
 

@@ -141,22 +141,6 @@ impl Connection {
         Ok(connection)
     }
 
-    /// [`Requests::send`] on this connection.
-    ///
-    /// # Errors
-    /// The connection's errors.
-    pub async fn send(&mut self, requests: &[u8]) -> Result<(), String> {
-        self.requests.send(requests).await
-    }
-
-    /// [`Answers::receive`] on this connection.
-    ///
-    /// # Errors
-    /// The connection's errors, or an answer that cannot be framed.
-    pub async fn receive(&mut self, statuses: &mut Vec<u16>) -> Result<(), String> {
-        self.answers.receive(statuses).await
-    }
-
     /// The connection's two halves, for a client whose writes do not wait for its reads.
     pub fn split(self) -> (Requests, Answers) {
         (self.requests, self.answers)
@@ -174,9 +158,9 @@ impl Connection {
         statuses: &mut Vec<u16>,
     ) -> Result<(), String> {
         let before = statuses.len();
-        self.send(requests).await?;
+        self.requests.send(requests).await?;
         while statuses.len() - before < count {
-            self.receive(statuses).await?;
+            self.answers.receive(statuses).await?;
         }
         Ok(())
     }

@@ -324,6 +324,12 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                         "diameter.tls has no peer_ca_file: Diameter peers are encrypted but not authenticated by certificate"
                     );
                 }
+                for peer in config.diameter.claimable_peers(at) {
+                    tracing::warn!(
+                        peer = %peer.origin_host,
+                        "this Diameter peer has no address: anyone who reaches {at} can claim its Origin-Host and hold its connections (set diameter.peers.address, or diameter.tls.peer_ca_file)"
+                    );
+                }
                 if config.diameter.peers.peers().is_empty() {
                     tracing::warn!(
                         "the Diameter peer table is empty: every MME is refused (list them under [[diameter.peers]])"

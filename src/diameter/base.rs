@@ -147,6 +147,15 @@ impl Node {
             self.cea(out, request, local, code, why, failed);
             Err(Refusal::NoCapabilitiesExchange)
         };
+        let missing = |out: &mut Vec<u8>, def| {
+            let failed = Some(Failed::top(Offender::Missing(def)));
+            refuse(
+                out,
+                result::MISSING_AVP,
+                "a required AVP is missing",
+                failed,
+            )
+        };
         if request.has_invalid_header_bits() {
             return refuse(
                 out,
@@ -201,10 +210,12 @@ impl Node {
                 );
             }
         }
-        let (host, realm) = (
-            origin_host.unwrap_or_default(),
-            origin_realm.unwrap_or_default(),
-        );
+        // a CER that names no peer is malformed, not a stranger's (RFC 6733 §5.3, §7.1.5)
+        let (host, realm) = match (origin_host, origin_realm) {
+            (Some(host), Some(realm)) => (host, realm),
+            (None, _) => return missing(out, avp::ORIGIN_HOST),
+            (Some(_), None) => return missing(out, avp::ORIGIN_REALM),
+        };
         let Some(peer) = self.settings.peers.find(host, realm, remote) else {
             let why = format!(
                 "Origin-Host {:?} of realm {:?} is not in this EIR's peer table",
@@ -351,13 +362,13 @@ impl Node {
                 Next::Serve
             }
             (command::DEVICE_WATCHDOG, _) => {
-                if self.check_base(out, message, &[avp::ORIGIN_STATE_ID]) {
+                if self.check_base(out, message, &[avp::ORIGIN_STATE_ID], &[]) {
                     self.base_answer(out, &header);
                 }
                 Next::WatchdogReceived
             }
             (command::DISCONNECT_PEER, _) => {
-                if self.check_base(out, message, &[avp::DISCONNECT_CAUSE]) {
+                if self.check_base(out, message, &[], &[avp::DISCONNECT_CAUSE]) {
                     self.base_answer(out, &header);
                     return Next::Disconnecting;
                 }
@@ -396,11 +407,24 @@ impl Node {
         }
     }
 
-    /// Checks a DWR's or DPR's AVPs: well formed, and none it does not know with the M bit.
+    /// Checks a DWR's or DPR's AVPs: well formed, none it does not know with the M bit, and
+    /// Origin-Host, Origin-Realm and its `required` ones there (RFC 6733 §5.4.1, §5.5.1).
     /// Refuses the request and returns false otherwise.
-    fn check_base(&self, out: &mut Vec<u8>, message: &Message<'_>, own: &[AvpDef]) -> bool {
+    fn check_base(
+        &self,
+        out: &mut Vec<u8>,
+        message: &Message<'_>,
+        optional: &[AvpDef],
+        required: &[AvpDef],
+    ) -> bool {
+        let required = [avp::ORIGIN_HOST, avp::ORIGIN_REALM]
+            .into_iter()
+            .chain(required.iter().copied());
         let known = |a: &Avp<'_>| {
-            a.is(avp::ORIGIN_HOST) || a.is(avp::ORIGIN_REALM) || own.iter().any(|d| a.is(*d))
+            required
+                .clone()
+                .chain(optional.iter().copied())
+                .any(|d| a.is(d))
         };
         for a in message.avps() {
             match a {
@@ -427,6 +451,19 @@ impl Node {
                 }
                 Ok(_) => {}
             }
+        }
+        let absent = required
+            .clone()
+            .find(|d| !message.avps().map_while(Result::ok).any(|a| a.is(*d)));
+        if let Some(def) = absent {
+            self.refuse(
+                out,
+                message,
+                result::MISSING_AVP,
+                "a required AVP is missing",
+                Some(Failed::top(Offender::Missing(def))),
+            );
+            return false;
         }
         true
     }

@@ -98,6 +98,21 @@ pub struct Settings {
     pub peers: PeerTable,
 }
 
+impl Settings {
+    /// The peers anyone who reaches a listener at `at` could claim to be: those with no
+    /// `address`, on a listener other machines reach, without peer certificates. A CER with
+    /// such a peer's Origin-Host and realm is admitted from anywhere, and a claimant that
+    /// keeps answering watchdogs holds that peer's connections, so its MMEs get CEA 3004.
+    pub fn claimable_peers(&self, at: SocketAddr) -> impl Iterator<Item = &peers::Peer> {
+        let certified = self.tls.as_ref().is_some_and(|t| t.peer_ca_file.is_some());
+        let exposed = !at.ip().is_loopback() && !certified;
+        self.peers
+            .peers()
+            .iter()
+            .filter(move |peer| exposed && peer.source.is_none())
+    }
+}
+
 /// `[diameter.tls]`: the listener's certificate and key, and the CA whose certificates
 /// peers must present (mutual authentication, as RFC 6733 §13 asks), if given.
 #[derive(Clone, Debug, PartialEq)]

@@ -323,6 +323,7 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
     let inside = |offender| Failed::inside(avp::TERMINAL_INFORMATION, offender);
     let mut imei = None;
     let mut meid = None;
+    let mut software = None;
     for a in terminal.group() {
         let a = a.map_err(|e| {
             Refusal::new(
@@ -331,22 +332,36 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
                 inside(Offender::Malformed(e)),
             )
         })?;
-        if a.is(avp::IMEI) {
-            imei = Some(a);
+        // each of the three at most once (TS 29.272 §7.3.3): with two IMEIs, a tap or DRA
+        // reading the first would name another device than the one decided on
+        let slot = if a.is(avp::IMEI) {
+            &mut imei
         } else if a.is(avp::MEID_3GPP2) {
-            meid = Some(a);
+            &mut meid
         } else if a.is(avp::SOFTWARE_VERSION) {
-            if !(a.data.len() == 2 && a.data.iter().all(u8::is_ascii_digit)) {
-                return Err(Refusal::new(
-                    result::INVALID_AVP_VALUE,
-                    "Software-Version must be 2 digits",
-                    inside(Offender::Avp(a)),
-                ));
-            }
+            &mut software
         } else if a.is_mandatory() {
             return Err(Refusal::new(
                 result::AVP_UNSUPPORTED,
                 "an AVP with the M bit that Terminal-Information does not define",
+                inside(Offender::Avp(a)),
+            ));
+        } else {
+            continue;
+        };
+        if slot.replace(a).is_some() {
+            return Err(Refusal::new(
+                result::AVP_OCCURS_TOO_MANY_TIMES,
+                "an AVP that may occur once in Terminal-Information occurs again",
+                inside(Offender::Avp(a)),
+            ));
+        }
+        if a.is(avp::SOFTWARE_VERSION)
+            && !(a.data.len() == 2 && a.data.iter().all(u8::is_ascii_digit))
+        {
+            return Err(Refusal::new(
+                result::INVALID_AVP_VALUE,
+                "Software-Version must be 2 digits",
                 inside(Offender::Avp(a)),
             ));
         }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::codec::{self, Avps, Message, flags};
 use super::dict::{self, avp, command};
 use super::peers::{Peer, PeerTable};
-use super::{Node, Settings, check_answers};
+use super::{Next, Node, Settings, check_answers};
 use crate::imei::Imei;
 use crate::metrics::Metrics;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus, Registry};
@@ -87,6 +87,8 @@ struct Ecr {
     meid: Option<&'static [u8]>,
     terminal: bool,
     imsi: Option<&'static [u8]>,
+    /// AVPs after the others inside Terminal-Information
+    terminal_extra: Vec<(codec::AvpDef, Vec<u8>)>,
     extra: Vec<(codec::AvpDef, Vec<u8>)>,
 }
 
@@ -103,6 +105,7 @@ impl Ecr {
             meid: None,
             terminal: true,
             imsi: Some(HOME_IMSI.as_bytes()),
+            terminal_extra: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -139,6 +142,9 @@ impl Ecr {
                     }
                     if let Some(sv) = self.sv {
                         codec::put(out, avp::SOFTWARE_VERSION, sv);
+                    }
+                    for (def, data) in &self.terminal_extra {
+                        codec::put(out, *def, data);
                     }
                     codec::finish_group(out, group);
                 }
@@ -396,6 +402,25 @@ fn malformed_ecrs_are_refused_naming_the_avp() {
             vec![9999],
         ),
         (
+            // the registered IMEI after a stolen one must not decide (nor the reverse)
+            "second IMEI in Terminal-Information",
+            Ecr {
+                terminal_extra: vec![(avp::IMEI, imei(1).to_string().into_bytes())],
+                ..Ecr::of(imei(2))
+            },
+            5009,
+            vec![1401, 1402],
+        ),
+        (
+            "second Software-Version",
+            Ecr {
+                terminal_extra: vec![(avp::SOFTWARE_VERSION, b"02".to_vec())],
+                ..base()
+            },
+            5009,
+            vec![1401, 1403],
+        ),
+        (
             "repeated Terminal-Information",
             Ecr {
                 extra: vec![(avp::TERMINAL_INFORMATION, Vec::new())],
@@ -455,6 +480,25 @@ fn base_protocol_errors_are_named() {
     assert_eq!(ask(&node, &dwr).result, Some(2001));
     let again = message(flags::REQUEST, 257, 0, origin);
     assert_eq!(ask(&node, &again).result, Some(5012));
+    // a DWR or DPR names its sender; a DPR says why (RFC 6733 §5.4.1, §5.5.1)
+    let anonymous = message(flags::REQUEST, 280, 0, |out| {
+        codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
+    });
+    let said = ask(&node, &anonymous);
+    assert_eq!((said.result, said.failed), (Some(5005), vec![296]));
+    let causeless = message(flags::REQUEST, 282, 0, origin);
+    let said = ask(&node, &causeless);
+    assert_eq!((said.result, said.failed), (Some(5005), vec![273]));
+    let mut out = Vec::new();
+    let dpr = message(flags::REQUEST, 282, 0, |out| {
+        origin(out);
+        codec::put_u32(out, avp::DISCONNECT_CAUSE, 0);
+    });
+    let next = node.handle(&mut out, &Message::new(&dpr).unwrap());
+    assert_eq!(
+        (next, read_answer(&out).result),
+        (Next::Disconnecting, Some(2001))
+    );
     // an AVP with a reserved flag bit (3009) or a length past the message (5014)
     let mut bits = Ecr::of(imei(1)).bytes();
     bits[20 + 4] |= 0x01; // the Session-Id's flags
@@ -495,6 +539,18 @@ fn the_capabilities_exchange_admits_only_the_peer_table() {
     let (admitted, said) = answer(&cer(b"other.example", b"mme.example", 16777252));
     assert!(admitted.is_err());
     assert_eq!((said.result, said.error_bit), (Some(3010), true));
+    // a CER without its sender's identity is malformed: 5005 naming what is missing
+    for (avps, missing) in [(&[avp::ORIGIN_REALM][..], 264), (&[avp::ORIGIN_HOST], 296)] {
+        let request = message(flags::REQUEST, 257, 0, |out| {
+            for def in avps {
+                codec::put(out, *def, b"mme.example");
+            }
+            codec::put_u32(out, avp::AUTH_APPLICATION_ID, 16777252);
+        });
+        let (admitted, said) = answer(&request);
+        assert!(admitted.is_err());
+        assert_eq!((said.result, said.failed), (Some(5005), vec![missing]));
+    }
     let (admitted, said) = answer(&cer(b"mme.test.example", b"mme.example", 16777251));
     assert!(admitted.is_err());
     assert_eq!((said.result, said.error_bit), (Some(5010), false));
@@ -535,6 +591,40 @@ fn the_capabilities_exchange_admits_only_the_peer_table() {
         (admitted.is_err(), said.result, said.failed),
         (true, Some(5001), vec![9999])
     );
+}
+
+#[test]
+fn a_peer_without_address_is_claimable_off_loopback_without_peer_certificates() {
+    let peer = |host: &str, source: Option<&str>| Peer {
+        origin_host: host.into(),
+        realm: "mme.example".into(),
+        source: source.map(|s| super::peers::Cidr::parse(s).unwrap()),
+    };
+    let mut settings = Settings {
+        peers: PeerTable::new(vec![
+            peer("pinned.mme.example", Some("10.0.0.0/24")),
+            peer("open.mme.example", None),
+        ]),
+        ..Settings::default()
+    };
+    let claimable = |settings: &Settings, at: &str| -> Vec<String> {
+        settings
+            .claimable_peers(at.parse().unwrap())
+            .map(|p| p.origin_host.clone())
+            .collect()
+    };
+    assert_eq!(claimable(&settings, "0.0.0.0:3868"), ["open.mme.example"]);
+    assert_eq!(claimable(&settings, "[::]:3868"), ["open.mme.example"]);
+    assert!(claimable(&settings, "127.0.0.1:3868").is_empty());
+    let tls = |peer_ca_file: Option<&str>| super::TlsSettings {
+        cert_file: "cert.pem".into(),
+        key_file: "key.pem".into(),
+        peer_ca_file: peer_ca_file.map(Into::into),
+    };
+    settings.tls = Some(tls(None));
+    assert_eq!(claimable(&settings, "0.0.0.0:3868"), ["open.mme.example"]);
+    settings.tls = Some(tls(Some("ca.pem")));
+    assert!(claimable(&settings, "0.0.0.0:3868").is_empty());
 }
 
 #[test]

@@ -59,6 +59,17 @@ impl<'a> Failed<'a> {
     }
 }
 
+/// Who is on an admitted connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peering {
+    /// The peer its CER named: its index in the peer table.
+    pub peer: usize,
+    /// The peer's address.
+    pub remote: IpAddr,
+    /// This node's address on the connection (the CEA's Host-IP-Address).
+    pub local: IpAddr,
+}
+
 /// How a connection goes on after a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -251,6 +262,26 @@ impl Node {
         Ok(place)
     }
 
+    /// Answers a CER on an open connection with a CEA, as RFC 6733 §5.6's state table says
+    /// (R-Open, R-Rcv-CER: R-Snd-CEA, R-Open): read as strictly as the first, and never
+    /// making the connection another peer's. The connection stays open whatever it answers:
+    /// its peer was admitted already.
+    fn answer_cer_again(&self, out: &mut Vec<u8>, request: &Message<'_>, peering: &Peering) {
+        let start = out.len();
+        let named = self.answer_cer(out, request, peering.remote, peering.local, Some);
+        if named.is_ok_and(|peer| peer != peering.peer) {
+            out.truncate(start);
+            self.cea(
+                out,
+                request,
+                peering.local,
+                result::UNABLE_TO_COMPLY,
+                "this connection is another Origin-Host's: a CER does not change its peer",
+                None,
+            );
+        }
+    }
+
     /// A CEA with `code`: this node's identity and its one application.
     pub(super) fn cea(
         &self,
@@ -324,9 +355,9 @@ impl Node {
             && header.application == dict::S13_APPLICATION
     }
 
-    /// Handles one message on a connection whose capabilities were exchanged, writing its
-    /// answer (if it is a request) to `out`.
-    pub fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>) -> Next {
+    /// Handles one message on a connection whose capabilities were exchanged with
+    /// `peering`, writing its answer (if it is a request) to `out`.
+    pub fn handle(&self, out: &mut Vec<u8>, message: &Message<'_>, peering: &Peering) -> Next {
         let header = message.header;
         if !header.is_request() {
             return match header.command {
@@ -375,13 +406,7 @@ impl Node {
                 Next::Serve
             }
             (command::CAPABILITIES_EXCHANGE, _) => {
-                self.refuse(
-                    out,
-                    message,
-                    result::UNABLE_TO_COMPLY,
-                    "capabilities were already exchanged on this connection",
-                    None,
-                );
+                self.answer_cer_again(out, message, peering);
                 Next::Serve
             }
             (_, dict::BASE_APPLICATION | dict::S13_APPLICATION) => {

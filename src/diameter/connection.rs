@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::{PeerPlace, SilentPlace};
-use super::base::Next;
+use super::base::{Next, Peering};
 use super::codec::{self, HEADER_LEN, Message};
 use super::dict::command;
 use super::metrics::Refusal;
@@ -139,7 +139,11 @@ pub(super) async fn serve_on<S: AsyncRead + AsyncWrite + Unpin>(
     buf.reserve(READ_CHUNK);
     let ended = Open {
         node,
-        peer,
+        peering: Peering {
+            peer,
+            remote: remote.ip(),
+            local,
+        },
         stream: &mut stream,
         buf,
         out,
@@ -211,7 +215,7 @@ async fn exchange_capabilities<'n, S: AsyncRead + AsyncWrite + Unpin>(
 /// An admitted connection.
 struct Open<'a, S> {
     node: &'a Node,
-    peer: usize,
+    peering: Peering,
     stream: &'a mut S,
     buf: BytesMut,
     out: Vec<u8>,
@@ -360,12 +364,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Open<'_, S> {
             self.node.answer_ecrs(&mut self.out, &ecrs);
             ecrs.clear();
             gathered = 0;
-            match self.node.handle(&mut self.out, &message) {
+            match self.node.handle(&mut self.out, &message, &self.peering) {
                 Next::Serve => {}
                 Next::WatchdogAnswered | Next::WatchdogReceived => {
                     self.node
                         .stats
-                        .watchdog(self.peer, crate::timefmt::now_unix());
+                        .watchdog(self.peering.peer, crate::timefmt::now_unix());
                 }
                 Next::Disconnecting => {
                     *phase = Phase::Released;

@@ -46,7 +46,7 @@ mod base;
 mod s13;
 
 pub use admission::{MAX_SILENT, MAX_SILENT_PER_SOURCE};
-pub use base::Next;
+pub use base::{Next, Peering};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -297,6 +297,11 @@ pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
     let mut at = 0;
     let mut out = Vec::new();
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let peering = Peering {
+        peer: 0,
+        remote: ip,
+        local: ip,
+    };
     while at < bytes.len() {
         let rest = &bytes[at..];
         let length = match codec::frame(rest, MAX_MESSAGE_BYTES) {
@@ -321,7 +326,7 @@ pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
         {
             let _ = node.answer_cer(&mut out, &message, ip, ip, |_| Some(()));
         } else {
-            node.handle(&mut out, &message);
+            node.handle(&mut out, &message, &peering);
         }
         if header.is_request() {
             check_answer(&header, &out, 0)?;

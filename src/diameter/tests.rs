@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::codec::{self, Avps, Message, flags};
 use super::dict::{self, avp, command};
 use super::peers::{Peer, PeerTable};
-use super::{Next, Node, Settings, check_answers};
+use super::{Next, Node, Peering, Settings, check_answers};
 use crate::imei::Imei;
 use crate::metrics::Metrics;
 use crate::registry::{Answer, CheckPolicy, EquipmentStatus, Registry};
@@ -211,9 +211,19 @@ fn read_answer(bytes: &[u8]) -> Said {
     said
 }
 
+/// The connection of the table's first peer, over loopback.
+fn first_peer() -> Peering {
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    Peering {
+        peer: 0,
+        remote: ip,
+        local: ip,
+    }
+}
+
 fn ask(node: &Node, request: &[u8]) -> Said {
     let mut out = Vec::new();
-    node.handle(&mut out, &Message::new(request).unwrap());
+    node.handle(&mut out, &Message::new(request).unwrap(), &first_peer());
     check_answers(node, request).unwrap();
     let said = read_answer(&out);
     let answer = Message::new(&out).unwrap();
@@ -478,8 +488,39 @@ fn base_protocol_errors_are_named() {
     assert_eq!(ask(&node, &error_bit).result, Some(3008));
     let dwr = message(flags::REQUEST, 280, 0, origin);
     assert_eq!(ask(&node, &dwr).result, Some(2001));
-    let again = message(flags::REQUEST, 257, 0, origin);
-    assert_eq!(ask(&node, &again).result, Some(5012));
+    // a CER on an open connection gets a CEA and changes nothing (RFC 6733 §5.6: R-Open,
+    // R-Rcv-CER: R-Snd-CEA), read as strictly as the first; it cannot change the peer
+    let again = |bits: u8| {
+        message(bits, 257, 0, |out| {
+            origin(out);
+            codec::put_u32(out, avp::AUTH_APPLICATION_ID, 16777252);
+        })
+    };
+    let mut out = Vec::new();
+    let next = node.handle(
+        &mut out,
+        &Message::new(&again(flags::REQUEST)).unwrap(),
+        &first_peer(),
+    );
+    let said = read_answer(&out);
+    assert_eq!(
+        (next, said.result, said.error_bit),
+        (Next::Serve, Some(2001), false)
+    );
+    assert_eq!(Message::new(&out).unwrap().header.command, 257);
+    let another = Peering {
+        peer: 1,
+        ..first_peer()
+    };
+    let mut out = Vec::new();
+    let next = node.handle(
+        &mut out,
+        &Message::new(&again(flags::REQUEST)).unwrap(),
+        &another,
+    );
+    assert_eq!((next, read_answer(&out).result), (Next::Serve, Some(5012)));
+    let without_s13 = message(flags::REQUEST, 257, 0, origin);
+    assert_eq!(ask(&node, &without_s13).result, Some(5010));
     // a DWR or DPR names its sender; a DPR says why (RFC 6733 §5.4.1, §5.5.1)
     let anonymous = message(flags::REQUEST, 280, 0, |out| {
         codec::put(out, avp::ORIGIN_HOST, b"mme.test.example");
@@ -494,7 +535,7 @@ fn base_protocol_errors_are_named() {
         origin(out);
         codec::put_u32(out, avp::DISCONNECT_CAUSE, 0);
     });
-    let next = node.handle(&mut out, &Message::new(&dpr).unwrap());
+    let next = node.handle(&mut out, &Message::new(&dpr).unwrap(), &first_peer());
     assert_eq!(
         (next, read_answer(&out).result),
         (Next::Disconnecting, Some(2001))
@@ -514,7 +555,7 @@ fn base_protocol_errors_are_named() {
     // answers to nothing this node asked are not answered
     let mut out = Vec::new();
     let stray = message(0, 324, dict::S13_APPLICATION, origin);
-    node.handle(&mut out, &Message::new(&stray).unwrap());
+    node.handle(&mut out, &Message::new(&stray).unwrap(), &first_peer());
     assert!(out.is_empty());
 }
 
@@ -654,7 +695,11 @@ fn a_failed_avp_names_a_missing_enumerated_with_four_zeros() {
         ..Ecr::of(imei(1))
     };
     let mut out = Vec::new();
-    node.handle(&mut out, &Message::new(&no_state.bytes()).unwrap());
+    node.handle(
+        &mut out,
+        &Message::new(&no_state.bytes()).unwrap(),
+        &first_peer(),
+    );
     let answer = Message::new(&out).unwrap();
     let failed = answer
         .avps()

@@ -286,6 +286,18 @@ async fn only_the_peer_table_is_admitted_and_nothing_is_answered_before() {
         (eca.header.hop_by_hop, eca.header.end_to_end),
         (7, 7 ^ 0x5a5a_0000)
     );
+    // a CER on the open connection gets a CEA (RFC 6733 §5.6) and changes nothing: a second
+    // one naming a stranger is refused without closing the admitted peer's connection
+    peer.send(&cer(PEER_HOST, PEER_REALM, dict::S13_APPLICATION))
+        .await;
+    let cea = read(&peer.next().await.unwrap());
+    assert_eq!((cea.header.command, cea.result), (257, Some(2001)));
+    peer.send(&cer("intruder.example", PEER_REALM, dict::S13_APPLICATION))
+        .await;
+    assert_eq!(read(&peer.next().await.unwrap()).result, Some(3010));
+    peer.send(&ecr(8, &imei(2).to_string())).await;
+    let eca = read(&peer.next().await.unwrap());
+    assert_eq!((eca.result, eca.status), (Some(2001), Some(1)));
 
     // an unknown host, or the right host in another realm: 3010 with the E bit, then closed
     for (host, realm) in [("intruder.example", PEER_REALM), (PEER_HOST, "elsewhere")] {
@@ -318,7 +330,7 @@ async fn only_the_peer_table_is_admitted_and_nothing_is_answered_before() {
         r#"imeidb_diameter_connections_refused_total{reason="no_common_application"} 1"#,
         r#"imeidb_diameter_connections_refused_total{reason="no_capabilities_exchange"} 2"#,
         r#"imeidb_diameter_peer_connections{peer="mme.test.example"} 1"#,
-        r#"imeidb_checks_total{interface="s13",result="blacklisted"} 1"#,
+        r#"imeidb_checks_total{interface="s13",result="blacklisted"} 2"#,
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }

@@ -324,10 +324,15 @@ fn serve(common: &Common, listen: Option<String>) -> anyhow::Result<ExitCode> {
                         "diameter.tls has no peer_ca_file: Diameter peers are encrypted but not authenticated by certificate"
                     );
                 }
+                let claimants = if config.diameter.tls.as_ref().is_some_and(|t| t.peer_ca_file.is_some()) {
+                    "any holder of a certificate of diameter.tls.peer_ca_file"
+                } else {
+                    "anyone"
+                };
                 for peer in config.diameter.claimable_peers(at) {
                     tracing::warn!(
                         peer = %peer.origin_host,
-                        "this Diameter peer has no address: anyone who reaches {at} can claim its Origin-Host and hold its connections (set diameter.peers.address, or diameter.tls.peer_ca_file)"
+                        "this Diameter peer has no address: {claimants} who reaches {at} can claim its Origin-Host and hold its connections (set diameter.peers.address)"
                     );
                 }
                 if config.diameter.peers.peers().is_empty() {

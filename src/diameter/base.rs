@@ -393,10 +393,12 @@ impl Node {
                 Next::Serve
             }
             (command::DEVICE_WATCHDOG, _) => {
+                // only a DWR that is answered 2001 counts as the peer's watchdog
                 if self.check_base(out, message, &[avp::ORIGIN_STATE_ID], &[]) {
                     self.base_answer(out, &header);
+                    return Next::WatchdogReceived;
                 }
-                Next::WatchdogReceived
+                Next::Serve
             }
             (command::DISCONNECT_PEER, _) => {
                 if self.check_base(out, message, &[], &[avp::DISCONNECT_CAUSE]) {
@@ -442,17 +444,13 @@ impl Node {
         optional: &[AvpDef],
         required: &[AvpDef],
     ) -> bool {
-        let required = [avp::ORIGIN_HOST, avp::ORIGIN_REALM]
-            .into_iter()
-            .chain(required.iter().copied());
-        let known = |a: &Avp<'_>| {
-            required
-                .clone()
-                .chain(optional.iter().copied())
-                .any(|d| a.is(d))
-        };
+        let base = [avp::ORIGIN_HOST, avp::ORIGIN_REALM];
+        let required = || base.iter().chain(required);
+        // bit i: the i-th required AVP was seen
+        let mut seen = 0u32;
         for a in message.avps() {
-            match a {
+            let a = match a {
+                Ok(a) => a,
                 Err(e) => {
                     let code = e.result_code();
                     self.refuse(
@@ -464,29 +462,28 @@ impl Node {
                     );
                     return false;
                 }
-                Ok(a) if a.is_mandatory() && !known(&a) => {
-                    self.refuse(
-                        out,
-                        message,
-                        result::AVP_UNSUPPORTED,
-                        "an AVP with the M bit this command does not define",
-                        Some(Failed::top(Offender::Avp(a))),
-                    );
-                    return false;
-                }
-                Ok(_) => {}
+            };
+            if let Some(i) = required().position(|d| a.is(*d)) {
+                seen |= 1 << i;
+            } else if a.is_mandatory() && !optional.iter().any(|d| a.is(*d)) {
+                self.refuse(
+                    out,
+                    message,
+                    result::AVP_UNSUPPORTED,
+                    "an AVP with the M bit this command does not define",
+                    Some(Failed::top(Offender::Avp(a))),
+                );
+                return false;
             }
         }
-        let absent = required
-            .clone()
-            .find(|d| !message.avps().map_while(Result::ok).any(|a| a.is(*d)));
-        if let Some(def) = absent {
+        let absent = required().enumerate().find(|(i, _)| seen & (1 << i) == 0);
+        if let Some((_, def)) = absent {
             self.refuse(
                 out,
                 message,
                 result::MISSING_AVP,
                 "a required AVP is missing",
-                Some(Failed::top(Offender::Missing(def))),
+                Some(Failed::top(Offender::Missing(*def))),
             );
             return false;
         }

@@ -99,13 +99,13 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The peers anyone who reaches a listener at `at` could claim to be: those with no
-    /// `address`, on a listener other machines reach, without peer certificates. A CER with
-    /// such a peer's Origin-Host and realm is admitted from anywhere, and a claimant that
-    /// keeps answering watchdogs holds that peer's connections, so its MMEs get CEA 3004.
+    /// The peers another machine could claim to be on a listener at `at`: those with no
+    /// `address`, on a listener other machines reach. A CER with such a peer's Origin-Host
+    /// and realm is admitted from anywhere (with a peer CA, from any holder of one of its
+    /// certificates, which do not name the peer), and a claimant that keeps answering
+    /// watchdogs holds that peer's connections, so its MMEs get CEA 3004.
     pub fn claimable_peers(&self, at: SocketAddr) -> impl Iterator<Item = &peers::Peer> {
-        let certified = self.tls.as_ref().is_some_and(|t| t.peer_ca_file.is_some());
-        let exposed = !at.ip().is_loopback() && !certified;
+        let exposed = !at.ip().is_loopback();
         self.peers
             .peers()
             .iter()

@@ -339,6 +339,13 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
         } else if a.is(avp::MEID_3GPP2) {
             &mut meid
         } else if a.is(avp::SOFTWARE_VERSION) {
+            if !(a.data.len() == 2 && a.data.iter().all(u8::is_ascii_digit)) {
+                return Err(Refusal::new(
+                    result::INVALID_AVP_VALUE,
+                    "Software-Version must be 2 digits",
+                    inside(Offender::Avp(a)),
+                ));
+            }
             &mut software
         } else if a.is_mandatory() {
             return Err(Refusal::new(
@@ -353,15 +360,6 @@ fn read_terminal<'a>(terminal: Avp<'a>) -> Result<Imei, Refusal<'a>> {
             return Err(Refusal::new(
                 result::AVP_OCCURS_TOO_MANY_TIMES,
                 "an AVP that may occur once in Terminal-Information occurs again",
-                inside(Offender::Avp(a)),
-            ));
-        }
-        if a.is(avp::SOFTWARE_VERSION)
-            && !(a.data.len() == 2 && a.data.iter().all(u8::is_ascii_digit))
-        {
-            return Err(Refusal::new(
-                result::INVALID_AVP_VALUE,
-                "Software-Version must be 2 digits",
                 inside(Offender::Avp(a)),
             ));
         }

@@ -297,7 +297,7 @@ pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
     let mut at = 0;
     let mut out = Vec::new();
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    let peering = Peering {
+    let mut peering = Peering {
         peer: 0,
         remote: ip,
         local: ip,
@@ -324,7 +324,10 @@ pub fn check_answers(node: &Node, bytes: &[u8]) -> Result<(), String> {
         let header = message.header;
         if at == 0 && header.is_request() && header.command == dict::command::CAPABILITIES_EXCHANGE
         {
-            let _ = node.answer_cer(&mut out, &message, ip, ip, |_| Some(()));
+            // the rest is served as the connection of the peer it named, if any
+            if let Ok(peer) = node.answer_cer(&mut out, &message, ip, ip, Some) {
+                peering.peer = peer;
+            }
         } else {
             node.handle(&mut out, &message, &peering);
         }
